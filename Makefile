@@ -1,0 +1,47 @@
+# The README's two commands: `make demo` and `make test`. Both install what
+# they need first (Debian packages, then a virtualenv with the package).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SITE ?= examples/site.yaml
+DEMO_STATE ?= .demo/state
+
+# Debian packages, by purpose (scripts/apt-install only installs the missing ones).
+APT_BASE := python3 python3-venv python3-pip make
+APT_TEST := $(APT_BASE)
+APT_DEMO := $(APT_BASE)
+
+.PHONY: demo test lint venv deps-test deps-demo clean
+
+deps-test:
+	scripts/apt-install $(APT_TEST)
+
+deps-demo:
+	scripts/apt-install $(APT_DEMO)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+venv: $(BIN)/python
+
+test: deps-test venv
+	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/ruff check provisioner tests
+	$(BIN)/mypy provisioner
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check provisioner tests
+	$(BIN)/mypy provisioner
+
+demo: deps-demo venv
+	$(BIN)/pip install --quiet .
+	chmod 600 examples/secrets/*.* 2>/dev/null || true
+	$(BIN)/provisioner --site $(SITE) validate
+	$(BIN)/provisioner --site $(SITE) --state-dir $(DEMO_STATE) enroll --all
+	$(BIN)/provisioner --site $(SITE) --state-dir $(DEMO_STATE) nodes
+
+clean:
+	rm -rf $(VENV) .demo build dist .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,77 @@
+"""What every command shares: settings, the site (loaded once), the store."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from provisioner.inventory import Site, load_site
+from provisioner.settings import Settings
+from provisioner.store import Store
+
+_last_log_path: Path | None = None
+
+
+class App:
+    def __init__(self, settings: Settings, verbose: int = 0) -> None:
+        self.settings = settings
+        self.verbose = verbose
+        self._site: Site | None = None
+        self._store: Store | None = None
+        self._logging_ready = False
+        self.actor = f"cli:{os.environ.get('SUDO_USER') or getpass.getuser()}"
+
+    def setup_logging(self) -> None:
+        """Log to stderr by verbosity and, at INFO, to the state dir's log file."""
+        global _last_log_path
+        if self._logging_ready:
+            return
+        self._logging_ready = True
+        root = logging.getLogger()
+        root.setLevel(logging.DEBUG if self.verbose > 1 else logging.INFO)
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        stderr = logging.StreamHandler()
+        stderr.setLevel(
+            logging.DEBUG if self.verbose > 1 else logging.INFO if self.verbose else logging.WARNING
+        )
+        stderr.setFormatter(fmt)
+        root.addHandler(stderr)
+        try:
+            self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            handler = logging.FileHandler(self.settings.log_path)
+        except OSError:
+            return
+        handler.setFormatter(fmt)
+        handler.setLevel(logging.DEBUG if self.verbose > 1 else logging.INFO)
+        root.addHandler(handler)
+        _last_log_path = self.settings.log_path
+
+    def site(self) -> Site:
+        if self._site is None:
+            self._site = load_site(self.settings.site_path)
+        return self._site
+
+    def store(self) -> Store:
+        if self._store is None:
+            self.setup_logging()
+            self._store = Store.open(self.settings.state_dir, self.settings.db_url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    @staticmethod
+    def log_traceback(text: str) -> str:
+        """Write an internal error's traceback to the log; returns where it went."""
+        path = _last_log_path
+        if path is None:
+            fd, name = tempfile.mkstemp(prefix="provisioner-crash-", suffix=".log")
+            os.close(fd)
+            path = Path(name)
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(text)
+        return str(path)

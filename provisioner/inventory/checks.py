@@ -1,0 +1,290 @@
+"""Cross-field checks over a structurally valid site: every problem, at once.
+
+Pure functions from a Site (and the raw YAML, for line numbers) to Problems.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from ipaddress import IPv4Address
+from typing import Any
+
+from provisioner.inventory.models import Node, Site
+from provisioner.inventory.problems import Problem, Severity
+from provisioner.inventory.secrets import SecretRef
+from provisioner.inventory.yamlload import line_of
+
+_CRYPT_RE = re.compile(r"^\$(1|5|6|y|gy|7|2[abxy]?)\$[./0-9A-Za-z$=,]+$")
+QUORUM_SERVICES_DEFAULT = ("galera", "rabbitmq", "pacemaker")
+
+
+class _Report:
+    """Collects problems, attaching the YAML line of the field when it can be found."""
+
+    def __init__(self, site: Site, raw: Any, raw_index: dict[int, int]) -> None:
+        self.site, self.raw = site, raw
+        self.problems: list[Problem] = []
+        self._raw_index = raw_index  # id(node) -> its index in the raw "nodes" list
+
+    def node(self, node: Node, field: str, message: str, severity: Severity = "error") -> None:
+        loc: tuple[str | int, ...] = ("nodes", self._raw_index.get(id(node), 10**9))
+        loc += tuple(_path(field))
+        self.problems.append(
+            Problem(f"node {node.name}", field, message, severity, line_of(self.raw, loc))
+        )
+
+    def section(
+        self,
+        where: str,
+        field: str,
+        message: str,
+        severity: Severity = "error",
+        loc: tuple[str | int, ...] | None = None,
+    ) -> None:
+        if loc is None:
+            loc = tuple(where.split(" ", 1)[0].split(".")) + tuple(_path(field))
+        self.problems.append(Problem(where, field, message, severity, line_of(self.raw, loc)))
+
+
+def _path(field: str) -> Iterator[str | int]:
+    for part in field.split("."):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\w+)\[(\d+)\]", part)
+        if m:
+            yield m.group(1)
+            yield int(m.group(2))
+        else:
+            yield part
+
+
+def check_site(site: Site, raw: Any, raw_index: dict[int, int] | None = None) -> list[Problem]:
+    """``raw_index`` maps id(node) to the node's position in the raw YAML list."""
+    if raw_index is None:
+        raw_index = {id(node): i for i, node in enumerate(site.nodes)}
+    report = _Report(site, raw, raw_index)
+    for check in CHECKS:
+        check(site, report)
+    return report.problems
+
+
+def _duplicates(
+    site: Site, report: _Report, key: Callable[[Node], list[tuple[str, str]]], what: str
+) -> None:
+    seen: dict[str, Node] = {}
+    for node in site.nodes:
+        for field, value in key(node):
+            first = seen.get(value)
+            if first is None:
+                seen[value] = node
+            elif first is node:
+                report.node(node, field, f"{what} {value} is listed twice on this node")
+            else:
+                report.node(node, field, f"duplicate {what} {value} (also node {first.name})")
+
+
+def check_duplicates(site: Site, report: _Report) -> None:
+    _duplicates(site, report, lambda n: [("name", n.name)], "hostname")
+    _duplicates(
+        site, report, lambda n: [(f"macs[{i}]", mac) for i, mac in enumerate(n.macs)], "MAC"
+    )
+    _duplicates(site, report, lambda n: [("ip", str(n.ip))], "IP")
+    _duplicates(
+        site,
+        report,
+        lambda n: [("bmc.address", f"{n.bmc.address}:{n.bmc.effective_port}")],
+        "BMC address",
+    )
+
+
+def check_network(site: Site, report: _Report) -> None:
+    net = site.network
+    subnet = net.cidr
+    if net.gateway is not None and net.gateway not in subnet:
+        report.section("network", "gateway", f"{net.gateway} is outside {subnet}")
+    if net.dhcp_pool is not None:
+        for end in ("start", "end"):
+            addr = getattr(net.dhcp_pool, end)
+            if addr not in subnet:
+                report.section("network", f"dhcp_pool.{end}", f"{addr} is outside {subnet}")
+    prov = net.provisioner.address
+    if prov not in subnet:
+        report.section("network", "provisioner.address", f"{prov} is outside {subnet}")
+    if net.dhcp_pool is not None and prov in net.dhcp_pool:
+        report.section("network", "provisioner.address", f"{prov} is inside the DHCP dynamic pool")
+    reserved = _reserved_addresses(site)
+    for node in site.nodes:
+        if node.ip not in subnet:
+            report.node(node, "ip", f"{node.ip} is outside the provisioning subnet {subnet}")
+        elif node.ip in (subnet.network_address, subnet.broadcast_address):
+            report.node(node, "ip", f"{node.ip} is the network or broadcast address of {subnet}")
+        if net.dhcp_pool is not None and node.ip in net.dhcp_pool:
+            report.node(
+                node,
+                "ip",
+                f"{node.ip} is inside the DHCP dynamic pool "
+                f"{net.dhcp_pool.start}-{net.dhcp_pool.end}",
+            )
+        if node.ip in reserved:
+            report.node(node, "ip", f"{node.ip} is already the {reserved[node.ip]}")
+
+
+def _reserved_addresses(site: Site) -> dict[IPv4Address, str]:
+    reserved = {site.network.provisioner.address: "provisioner's own address (network.provisioner)"}
+    if site.network.gateway is not None:
+        reserved[site.network.gateway] = "gateway (network.gateway)"
+    return reserved
+
+
+def check_references(site: Site, report: _Report) -> None:
+    for node in site.nodes:
+        if node.role not in site.roles:
+            report.node(
+                node, "role", f"unknown role '{node.role}' (known: {', '.join(sorted(site.roles))})"
+            )
+        profile = site.profile_of(node)
+        if profile is None:
+            report.node(node, "profile", "no profile set and no defaults.profile")
+        elif profile not in site.profiles:
+            report.node(
+                node,
+                "profile" if node.profile else "defaults.profile",
+                f"unknown profile '{profile}' (known: {', '.join(sorted(site.profiles))})",
+            )
+    if site.defaults.profile is not None and site.defaults.profile not in site.profiles:
+        report.section("defaults", "profile", f"unknown profile '{site.defaults.profile}'")
+
+
+def check_secrets(site: Site, report: _Report) -> None:
+    base = site.base_dir
+    warned: set[str] = set()
+
+    def check(ref: SecretRef, emit: Callable[[str, Severity], None]) -> None:
+        why = ref.problem(base)
+        if why:
+            emit(f"missing secret: {why}", "error")
+        elif ref.loose_permissions(base) and str(ref.path(base)) not in warned:
+            warned.add(str(ref.path(base)))
+            emit(
+                f"secret file {ref.path(base)} is readable by group or others (chmod 600)",
+                "warning",
+            )
+
+    for node in site.nodes:
+
+        def emit(message: str, severity: Severity, node: Node = node) -> None:
+            report.node(node, "bmc.password", message, severity)
+
+        check(node.bmc.password, emit)
+    check(site.dns.tsig.secret, lambda m, s: report.section("dns", "tsig.secret", m, s))
+    ref = site.defaults.root_password_hash
+    check(ref, lambda m, s: report.section("defaults", "root_password_hash", m, s))
+    if ref.problem(base) is None:
+        value = ref.resolve(base, "defaults: root_password_hash").get_secret_value()
+        if not _CRYPT_RE.match(value):
+            report.section(
+                "defaults",
+                "root_password_hash",
+                f"{ref.describe()} does not hold a crypt(3) hash (like $6$salt$...); "
+                "never store a plaintext password",
+            )
+
+
+def check_vips(site: Site, report: _Report) -> None:
+    node_ips = {node.ip: node for node in site.nodes}
+    reserved = _reserved_addresses(site)
+    seen: dict[IPv4Address, str] = {}
+    names = {node.name for node in site.nodes}
+    for role_name, role in site.roles.items():
+        for i, vip in enumerate(role.ha.vips):
+            where = f"role {role_name}"
+            field = f"ha.vips[{i}].address"
+            loc: tuple[str | int, ...] = ("roles", role_name, "ha", "vips", i, "address")
+            if vip.address in node_ips:
+                report.section(
+                    where,
+                    field,
+                    f"VIP {vip.name} {vip.address} collides with node "
+                    f"{node_ips[vip.address].name}'s IP",
+                    loc=loc,
+                )
+            if vip.address in reserved:
+                report.section(
+                    where, field, f"VIP {vip.address} is the {reserved[vip.address]}", loc=loc
+                )
+            if vip.address in seen:
+                report.section(
+                    where, field, f"VIP {vip.address} is also {seen[vip.address]}", loc=loc
+                )
+            seen[vip.address] = f"VIP {vip.name} of role {role_name}"
+            pool = site.network.dhcp_pool
+            if pool is not None and vip.address in pool:
+                report.section(where, field, f"VIP {vip.address} is inside the DHCP pool", loc=loc)
+            if vip.address not in site.network.cidr:
+                report.section(
+                    where,
+                    field,
+                    f"VIP {vip.address} is outside the provisioning subnet {site.network.cidr}",
+                    "warning",
+                    loc=loc,
+                )
+            for name in (vip.name, *vip.aliases):
+                if name in names:
+                    report.section(
+                        where,
+                        f"ha.vips[{i}]",
+                        f"DNS name '{name}' is already a node's hostname",
+                        loc=("roles", role_name, "ha", "vips", i),
+                    )
+                names.add(name)
+
+
+def check_controllers(site: Site, report: _Report) -> None:
+    controllers = site.nodes_of_kind("controller")
+    roles = [name for name in site.roles if site.role_kind(name) == "controller"]
+    where = f"role {roles[0]}" if roles else "roles"
+    if len(controllers) < 2:
+        report.section(
+            where,
+            "",
+            f"{len(controllers)} controller node(s): an HA cloud needs at least two "
+            "(three for quorum services)",
+        )
+    elif len(controllers) % 2 == 0:
+        services = []
+        for name in roles:
+            services += site.roles[name].ha.quorum_services or list(QUORUM_SERVICES_DEFAULT)
+        report.section(
+            where,
+            "ha.quorum_services",
+            f"{len(controllers)} controllers: {', '.join(sorted(set(services)))} would run on an "
+            "even number of members and cannot keep a majority through a split; use an odd "
+            "number",
+            "warning",
+        )
+
+
+def check_dns(site: Site, report: _Report) -> None:
+    domain = site.site.domain.rstrip(".")
+    zone = site.dns.forward_zone.rstrip(".")
+    if domain != zone and not domain.endswith("." + zone):
+        report.section("dns", "forward_zone", f"site domain {domain} is not inside zone {zone}")
+    reverse = site.dns.reverse_zone.rstrip(".")
+    for node in site.nodes:
+        ptr = node.ip.reverse_pointer
+        if ptr != reverse and not ptr.endswith("." + reverse):
+            report.node(node, "ip", f"{node.ip} is not inside the reverse zone {reverse}")
+    if not reverse.endswith("in-addr.arpa"):
+        report.section("dns", "reverse_zone", f"{reverse} is not an in-addr.arpa zone")
+
+
+CHECKS: tuple[Callable[[Site, _Report], None], ...] = (
+    check_duplicates,
+    check_network,
+    check_references,
+    check_secrets,
+    check_vips,
+    check_controllers,
+    check_dns,
+)

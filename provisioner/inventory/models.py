@@ -1,0 +1,268 @@
+"""Typed models of site.yaml (pydantic). Structure only: cross-checks live in checks.py."""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from provisioner.inventory.secrets import SecretRef
+
+RoleKind = Literal["controller", "network", "storage", "compute"]
+ROLE_KINDS: tuple[str, ...] = ("controller", "network", "storage", "compute")
+BootMode = Literal["uefi", "bios"]
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+Label = Annotated[
+    str,
+    StringConstraints(strict=True, pattern=rf"^{_LABEL}$"),
+    Field(description="A DNS label: lowercase letters, digits and '-', at most 63 characters"),
+]
+DomainName = Annotated[
+    str,
+    StringConstraints(strict=True, pattern=rf"^{_LABEL}(?:\.{_LABEL})*\.?$", max_length=253),
+]
+_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$")
+
+
+def _normalise_mac(value: str) -> str:
+    mac = value.strip().lower()
+    if not _MAC_RE.match(mac):
+        raise ValueError(f"'{value}' is not a MAC address (six hex pairs like 52:54:00:12:34:56)")
+    mac = mac.replace("-", ":")
+    if int(mac[:2], 16) & 1:
+        raise ValueError(f"'{value}' is a multicast MAC address, not a NIC's")
+    return mac
+
+
+MacAddress = Annotated[
+    str,
+    StringConstraints(strict=True),
+    AfterValidator(_normalise_mac),
+    Field(description="A NIC's MAC address; quote it in YAML: '52:54:00:12:34:56'"),
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteInfo(Model):
+    name: Label
+    domain: DomainName = Field(description="DNS domain of the nodes: <node>.<domain>")
+
+
+class AddressRange(Model):
+    start: IPv4Address
+    end: IPv4Address
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AddressRange:
+        if self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
+    def __contains__(self, address: object) -> bool:
+        return isinstance(address, IPv4Address) and self.start <= address <= self.end
+
+
+class ProvisionerEndpoint(Model):
+    address: IPv4Address = Field(description="The provisioner's own address on this network")
+    http_port: Port = 8080
+    tftp_port: Port = 69
+    interface: str | None = Field(None, description="Interface dnsmasq listens on")
+
+
+class Network(Model):
+    cidr: IPv4Network
+    gateway: IPv4Address | None = None
+    dhcp_pool: AddressRange | None = Field(
+        None, description="Dynamic DHCP range for unknown machines (discovery); nodes get fixed IPs"
+    )
+    dns_servers: list[IPv4Address] = Field(default_factory=list)
+    provisioner: ProvisionerEndpoint
+    dhcp_mode: Literal["managed", "proxy"] = Field(
+        "managed", description="'proxy' when another DHCP server hands out addresses"
+    )
+    unknown_macs: Literal["ignore", "discover"] = Field(
+        "ignore", description="What an unknown MAC gets: nothing, or a discovery boot"
+    )
+
+
+TsigAlgorithm = Literal[
+    "hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"
+]
+
+
+class Tsig(Model):
+    name: DomainName
+    algorithm: TsigAlgorithm = "hmac-sha256"
+    secret: SecretRef
+
+
+class Dns(Model):
+    server: IPv4Address
+    port: Port = 53
+    forward_zone: DomainName
+    reverse_zone: DomainName
+    tsig: Tsig
+    ttl: Annotated[int, Field(ge=0)] = 300
+
+
+class Profile(Model):
+    os_family: Literal["rhel", "debian"] = "rhel"
+    kernel: str = Field(description="Kernel path (under the boot files folder) or URL")
+    initrd: str
+    repo: str = Field(description="Install repository URL")
+    kickstart: str = Field("default.ks.j2", description="Template in kickstart/")
+    kernel_args: str = ""
+
+
+class Vip(Model):
+    name: Label
+    address: IPv4Address
+    aliases: list[Label] = Field(
+        default_factory=list, description="Service names published as CNAMEs of the VIP"
+    )
+
+
+class RoleHA(Model):
+    vips: list[Vip] = Field(default_factory=list)
+    quorum_services: list[str] = Field(
+        default_factory=list, description="Services that need a majority (galera, rabbitmq, ...)"
+    )
+
+
+class Role(Model):
+    kind: RoleKind | None = Field(None, description="Defaults to the role's name")
+    layout: str = Field(description="Partition layout name in kickstart/layouts/")
+    hooks: list[str] | None = Field(None, description="Hook folders; defaults to [role name]")
+    packages: list[str] = Field(default_factory=list)
+    ha: RoleHA = Field(default_factory=RoleHA)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class Bmc(Model):
+    driver: Literal["ipmi", "redfish", "virtual"]
+    address: Annotated[str, StringConstraints(strict=True, min_length=1)]
+    port: Port | None = None
+    user: Annotated[str, StringConstraints(strict=True, min_length=1)]
+    password: SecretRef
+    verify_tls: bool = True
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 443 if self.driver == "redfish" else 623
+
+
+class DiskHints(Model):
+    by_path: str | None = None
+    serial: str | None = None
+    wwn: str | None = None
+    name: str | None = Field(None, description="Kernel name, e.g. sda or vda")
+    min_size_gb: Annotated[int, Field(ge=1)] | None = None
+    count: Annotated[int, Field(ge=1)] = Field(1, description="Disks the node has")
+
+
+class Node(Model):
+    name: Label
+    role: str
+    rack: str | None = None
+    macs: Annotated[list[MacAddress], Field(min_length=1)]
+    ip: IPv4Address
+    bmc: Bmc
+    disks: DiskHints = Field(default_factory=DiskHints)
+    profile: str | None = None
+    boot_mode: BootMode | None = None
+
+    @property
+    def primary_mac(self) -> str:
+        return self.macs[0]
+
+
+class Defaults(Model):
+    profile: str | None = None
+    boot_mode: BootMode = "uefi"
+    root_password_hash: SecretRef = Field(description="Reference to a crypt(3) hash")
+    ssh_keys: list[str] = Field(default_factory=list)
+    timezone: str = "UTC"
+    language: str = "en_US.UTF-8"
+
+
+class ContentOverrides(Model):
+    pxe: str | None = None
+    kickstart: str | None = None
+    dns: str | None = None
+    hooks: str | None = None
+
+
+class Site(Model):
+    site: SiteInfo
+    network: Network
+    dns: Dns
+    defaults: Defaults
+    profiles: dict[str, Profile] = Field(min_length=1)
+    roles: dict[str, Role] = Field(min_length=1)
+    nodes: list[Node] = Field(default_factory=list)
+    content: ContentOverrides = Field(
+        default_factory=ContentOverrides,
+        description="Site copies of content folders; their files take precedence",
+    )
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("roles")
+    @classmethod
+    def _role_kinds(cls, roles: dict[str, Role]) -> dict[str, Role]:
+        for name, role in roles.items():
+            if role.kind is None and name not in ROLE_KINDS:
+                raise ValueError(
+                    f"role {name}: kind: required for a role not named after a kind "
+                    f"({', '.join(ROLE_KINDS)})"
+                )
+        return roles
+
+    # -- helpers (pure, no I/O) --
+    @property
+    def base_dir(self) -> Path:
+        """The folder holding site.yaml: relative paths are taken from here."""
+        return self._base_dir
+
+    def node(self, name: str) -> Node:
+        from provisioner.errors import UnknownNode
+
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise UnknownNode(name)
+
+    def role_kind(self, role_name: str) -> str:
+        role = self.roles[role_name]
+        return role.kind or role_name
+
+    def nodes_of_kind(self, kind: str) -> list[Node]:
+        return [n for n in self.nodes if n.role in self.roles and self.role_kind(n.role) == kind]
+
+    def fqdn(self, node: Node) -> str:
+        return f"{node.name}.{self.site.domain.rstrip('.')}"
+
+    def profile_of(self, node: Node) -> str | None:
+        return node.profile or self.defaults.profile
+
+    def boot_mode_of(self, node: Node) -> BootMode:
+        return node.boot_mode or self.defaults.boot_mode

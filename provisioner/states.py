@@ -1,0 +1,84 @@
+"""The node state machine: one enum and one declared transition table.
+
+A transition is named by an *event* ("provision", "fail", ...). The store looks
+the target state up here; anything not in the table is illegal.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class NodeState(StrEnum):
+    ENROLLED = "enrolled"
+    READY = "ready"
+    PROVISIONING = "provisioning"
+    BOOTING = "booting"
+    INSTALLING = "installing"
+    INSTALLED = "installed"
+    CONFIGURING = "configuring"
+    ACTIVE = "active"
+    DECOMMISSIONED = "decommissioned"
+    # One failed state per working state; the reason lives on the node row.
+    PROVISIONING_FAILED = "provisioning failed"
+    BOOTING_FAILED = "booting failed"
+    INSTALLING_FAILED = "installing failed"
+    INSTALLED_FAILED = "installed failed"
+    CONFIGURING_FAILED = "configuring failed"
+
+    @property
+    def is_failed(self) -> bool:
+        return self in FAILED_OF.values()
+
+    @property
+    def is_busy(self) -> bool:
+        """A deployment is in flight: something is (or should be) driving the node."""
+        return self in FAILED_OF
+
+
+S = NodeState
+
+#: working state -> its failed state
+FAILED_OF: dict[NodeState, NodeState] = {
+    S.PROVISIONING: S.PROVISIONING_FAILED,
+    S.BOOTING: S.BOOTING_FAILED,
+    S.INSTALLING: S.INSTALLING_FAILED,
+    S.INSTALLED: S.INSTALLED_FAILED,
+    S.CONFIGURING: S.CONFIGURING_FAILED,
+}
+
+# (from state, event) -> to state.  The single source of truth.
+TRANSITIONS: dict[tuple[NodeState, str], NodeState] = {
+    (S.ENROLLED, "manage"): S.READY,
+    (S.READY, "provision"): S.PROVISIONING,
+    (S.PROVISIONING, "boot"): S.BOOTING,  # power cycled into the network boot
+    (S.BOOTING, "install"): S.INSTALLING,  # the installer fetched its kickstart
+    (S.INSTALLING, "installed"): S.INSTALLED,  # the node called back: install done
+    (S.INSTALLED, "configure"): S.CONFIGURING,  # local boot set, hooks starting
+    (S.CONFIGURING, "activate"): S.ACTIVE,  # every hook succeeded
+    # reprovision: the way back into provisioning
+    (S.ACTIVE, "reprovision"): S.PROVISIONING,
+    # retry from where it failed
+    (S.CONFIGURING_FAILED, "configure"): S.CONFIGURING,
+    # decommission keeps the node in the inventory but out of service
+    (S.ENROLLED, "decommission"): S.DECOMMISSIONED,
+    (S.READY, "decommission"): S.DECOMMISSIONED,
+    (S.ACTIVE, "decommission"): S.DECOMMISSIONED,
+    (S.DECOMMISSIONED, "enroll"): S.ENROLLED,
+}
+for _working, _failed in FAILED_OF.items():
+    TRANSITIONS[(_working, "fail")] = _failed
+    TRANSITIONS[(_failed, "reprovision")] = S.PROVISIONING
+    TRANSITIONS[(_failed, "decommission")] = S.DECOMMISSIONED
+    TRANSITIONS[(_failed, "manage")] = S.READY  # operator marks it usable again
+
+#: events that need a reason
+EVENTS_WITH_REASON = frozenset({"fail"})
+
+
+def target(state: NodeState, event: str) -> NodeState | None:
+    return TRANSITIONS.get((state, event))
+
+
+def allowed_events(state: NodeState) -> list[str]:
+    return sorted(event for (src, event) in TRANSITIONS if src == state)

@@ -1,0 +1,126 @@
+"""The `provisioner` command as a user runs it: exit codes, messages, JSON, no secrets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from provisioner.schema import site_schema_text
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, site_dir: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "provisioner",
+        "--site",
+        str(site_dir / "site.yaml"),
+        "--state-dir",
+        str(site_dir / "state"),
+        *args,
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def test_validate_good_site_exits_zero(site_dir: Path) -> None:
+    result = run("validate", site_dir=site_dir)
+    assert "OK: site example, 10 nodes (3 controller, 2 network, 2 storage, 3 compute)" in (
+        result.stdout
+    )
+
+
+def test_validate_bad_site_lists_every_problem_and_exits_non_zero(site_dir: Path) -> None:
+    text = (site_dir / "site.yaml").read_text()
+    text = text.replace("ip: 192.0.2.20", "ip: 192.0.2.18").replace("role: storage", "role: x", 1)
+    (site_dir / "site.yaml").write_text(text)
+    result = run("validate", site_dir=site_dir, check=False)
+    assert result.returncode == 1
+    assert "error: node cmp3: ip: duplicate IP 192.0.2.18 (also node cmp1)" in result.stdout
+    assert "error: node sto1: role: unknown role 'x'" in result.stdout
+    assert "Traceback" not in result.stderr
+
+    as_json = json.loads(run("validate", "--json", site_dir=site_dir, check=False).stdout)
+    assert as_json["valid"] is False
+    assert {(p["where"], p["field"]) for p in as_json["problems"]} >= {
+        ("node cmp3", "ip"),
+        ("node sto1", "role"),
+    }
+
+
+def test_malformed_yaml_gets_line_and_column(site_dir: Path) -> None:
+    (site_dir / "site.yaml").write_text("site:\n  name: x\n  domain: [oops\n")
+    result = run("validate", site_dir=site_dir, check=False)
+    assert result.returncode == 1
+    assert "site.yaml:4:1: malformed YAML" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_site_file_is_a_clean_error(tmp_path: Path) -> None:
+    result = run("nodes", site_dir=tmp_path, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ")
+    assert "cannot read" in result.stderr
+
+
+def test_nodes_status_and_events_show_state_without_secrets(site_dir: Path) -> None:
+    run("enroll", "--all", site_dir=site_dir)
+    nodes = json.loads(run("nodes", "--json", site_dir=site_dir).stdout)
+    assert len(nodes) == 10
+    assert {n["state"] for n in nodes} == {"enrolled"}
+    ctl1 = next(n for n in nodes if n["name"] == "ctl1")
+    assert ctl1["bmc"] == {"driver": "ipmi", "address": "127.0.0.1", "port": 6230, "user": "admin"}
+
+    status = json.loads(run("status", "ctl1", "--json", site_dir=site_dir).stdout)
+    assert status["state"]["state"] == "enrolled"
+    assert status["events"][0]["message"] == "enrolled from site.yaml"
+
+    human = (
+        run("status", "ctl1", site_dir=site_dir).stdout
+        + run("nodes", site_dir=site_dir).stdout
+        + run("events", "ctl1", site_dir=site_dir).stdout
+    )
+    assert "ctl1" in human and "enrolled" in human
+    secrets = [p.read_text().strip() for p in (site_dir / "secrets").iterdir() if p.suffix != ".md"]
+    for secret in secrets:
+        for output in (human, json.dumps(status), json.dumps(nodes)):
+            assert secret not in output
+
+
+def test_status_of_unknown_node_is_a_clean_error(site_dir: Path) -> None:
+    result = run("status", "ctl9", site_dir=site_dir, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: node ctl9: not in the inventory"
+
+
+def test_reserved_node_can_be_released_by_the_operator(site_dir: Path) -> None:
+    run("enroll", "ctl1", site_dir=site_dir)
+    from provisioner.store import Store
+
+    store = Store.open(site_dir / "state")
+    store.reserve("ctl1", "provision", owner="stuck-daemon")
+    assert "reserved by stuck-daemon" in run("status", "ctl1", site_dir=site_dir).stdout
+    run("release", "ctl1", "--yes", site_dir=site_dir)
+    assert store.reservation("ctl1") is None
+
+
+def test_published_schema_is_current_and_accepts_the_example(site_dir: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    committed = (REPO / "schema" / "site.schema.json").read_text()
+    assert committed == site_schema_text(), "run: provisioner schema > schema/site.schema.json"
+    from provisioner.inventory.yamlload import load_yaml_file
+
+    jsonschema.validate(load_yaml_file(site_dir / "site.yaml"), json.loads(committed))
+
+
+def test_python_dash_m_and_console_script_agree(site_dir: Path) -> None:
+    result = run("--version", site_dir=site_dir)
+    assert result.stdout.startswith("provisioner, version ")

@@ -1,0 +1,151 @@
+"""The state store: transactions, illegal moves, reservations, persistence."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from provisioner.errors import IllegalTransition, NodeNotEnrolled, NodeReserved, StateError
+from provisioner.states import NodeState
+from provisioner.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(tmp_path / "state")
+    s.enroll("ctl1")
+    yield s
+    s.close()
+
+
+def test_transition_updates_state_and_appends_one_event(store: Store) -> None:
+    store.transition("ctl1", "manage", actor="test")
+    rec = store.transition("ctl1", "provision", actor="test")
+    assert rec.state is NodeState.PROVISIONING
+    events = store.events("ctl1")
+    assert [(e.event, e.from_state, e.to_state) for e in events] == [
+        ("enroll", None, "enrolled"),
+        ("manage", "enrolled", "ready"),
+        ("provision", "ready", "provisioning"),
+    ]
+
+
+def test_illegal_transition_raises_and_changes_nothing(store: Store) -> None:
+    before = store.events("ctl1")
+    with pytest.raises(IllegalTransition, match="node ctl1: cannot 'activate' while enrolled"):
+        store.transition("ctl1", "activate")
+    assert store.get("ctl1").state is NodeState.ENROLLED
+    assert store.events("ctl1") == before
+
+
+def test_failure_keeps_its_reason_until_the_next_move(store: Store) -> None:
+    store.transition("ctl1", "manage")
+    store.transition("ctl1", "provision")
+    with pytest.raises(StateError, match="needs a reason"):
+        store.transition("ctl1", "fail")
+    rec = store.transition("ctl1", "fail", reason="BMC 127.0.0.1:6230 unreachable")
+    assert rec.state is NodeState.PROVISIONING_FAILED
+    assert rec.reason == "BMC 127.0.0.1:6230 unreachable"
+    assert store.events("ctl1")[-1].message == "BMC 127.0.0.1:6230 unreachable"
+    assert store.transition("ctl1", "reprovision").reason is None
+
+
+def test_unknown_node_is_a_clear_error(store: Store) -> None:
+    with pytest.raises(NodeNotEnrolled, match="node nope"):
+        store.transition("nope", "manage")
+
+
+def test_event_log_is_append_only_in_the_database(store: Store, tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "state" / "provisioner.db")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE events SET message = 'rewritten'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM events")
+
+
+def test_reservation_held_by_one_operation_blocks_a_second(store: Store) -> None:
+    token = store.reserve("ctl1", "provision", owner="op-1")
+    with pytest.raises(NodeReserved, match="reserved by op-1 for 'provision'"):
+        store.reserve("ctl1", "power off", owner="op-2")
+    store.release("ctl1", token)
+    store.release("ctl1", store.reserve("ctl1", "power off", owner="op-2"))
+
+
+def test_only_one_of_many_concurrent_reservers_wins(tmp_path: Path) -> None:
+    path = tmp_path / "state"
+    Store.open(path).enroll("ctl1")
+    winners: list[str] = []
+    losers: list[str] = []
+
+    def attempt(i: int) -> None:
+        s = Store.open(path)
+        try:
+            s.reserve("ctl1", "provision", owner=f"op-{i}")
+            winners.append(f"op-{i}")
+        except NodeReserved:
+            losers.append(f"op-{i}")
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+    assert len(losers) == 7
+
+
+def test_reservation_of_another_process_blocks_until_it_exits(tmp_path: Path) -> None:
+    path = tmp_path / "state"
+    Store.open(path).enroll("ctl1")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from provisioner.store import Store\n"
+            f"s = Store.open(Path({str(path)!r})); s.reserve('ctl1', 'rebuild', owner='holder')\n"
+            "print('held', flush=True); sys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        store = Store.open(path)
+        with pytest.raises(NodeReserved, match="holder"):
+            store.reserve("ctl1", "provision", owner="second")
+    finally:
+        holder.kill()  # dies without releasing: like kill -9 of a daemon
+        holder.wait()
+    # its process is gone, so the reservation is stale and is taken over, with a note
+    store.reserve("ctl1", "provision", owner="second")
+    assert "took over stale reservation of holder" in store.events("ctl1")[-1].message
+
+
+def test_expired_reservation_is_taken_over(store: Store) -> None:
+    store.reserve("ctl1", "provision", owner="op-1", ttl=timedelta(seconds=-1))
+    store.reserve("ctl1", "provision", owner="op-2")
+    assert store.reservation("ctl1").owner == "op-2"
+
+
+def test_event_log_survives_a_process_restart(tmp_path: Path) -> None:
+    path = tmp_path / "state"
+    script = (
+        "from pathlib import Path; from provisioner.store import Store\n"
+        f"s = Store.open(Path({str(path)!r}))\n"
+        "s.enroll('ctl1'); s.transition('ctl1', 'manage'); s.transition('ctl1', 'provision')\n"
+        "s.add_event('ctl1', 'power cycled through the BMC')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    store = Store.open(path)
+    assert store.get("ctl1").state is NodeState.PROVISIONING
+    assert [e.message for e in store.events("ctl1")][-1] == "power cycled through the BMC"
+    assert len(store.events("ctl1")) == 4
