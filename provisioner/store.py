@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     DDL,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -67,6 +68,12 @@ class NodeRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     state_since: Mapped[datetime] = mapped_column(DateTime)
+    # Build mode: while on, the node's network boot goes to the installer. The
+    # deploy id names this deployment; its token is derived from it (tokens.py)
+    # and dies with it.
+    build_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    deploy_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    deploy_started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class EventRow(Base):
@@ -117,6 +124,9 @@ class NodeRecord:
     created_at: datetime
     updated_at: datetime
     state_since: datetime
+    build_mode: bool = False
+    deploy_id: str | None = None
+    deploy_started_at: datetime | None = None
 
     @classmethod
     def of(cls, row: NodeRow) -> NodeRecord:
@@ -128,10 +138,15 @@ class NodeRecord:
             row.created_at,
             row.updated_at,
             row.state_since,
+            bool(row.build_mode),
+            row.deploy_id,
+            row.deploy_started_at,
         )
 
     def as_dict(self) -> dict[str, Any]:
+        """Safe to print: the deploy id is left out (the token derives from it)."""
         return {
+            "build_mode": self.build_mode,
             "name": self.name,
             "state": self.state.value,
             "reason": self.reason,
@@ -388,6 +403,52 @@ class Store:
             if row is None:
                 raise NodeNotEnrolled(name)
             row.step, row.updated_at = step, utcnow()
+
+    # ---- build mode ----------------------------------------------------------
+    def start_build_mode(self, name: str, actor: str = "") -> str:
+        """Build mode on with a fresh deploy id (any earlier deploy's token dies)."""
+        deploy_id = uuid.uuid4().hex
+        now = utcnow()
+        with self._tx() as s:
+            row = s.get(NodeRow, name)
+            if row is None:
+                raise NodeNotEnrolled(name)
+            row.build_mode, row.deploy_id, row.deploy_started_at = True, deploy_id, now
+            row.updated_at = now
+            s.add(
+                EventRow(
+                    node=name,
+                    at=now,
+                    kind="build",
+                    actor=actor,
+                    message="build mode on: next network boot installs",
+                )
+            )
+        log.info("node %s: build mode on", name)
+        return deploy_id
+
+    def end_build_mode(self, name: str, actor: str = "", why: str = "") -> None:
+        """Build mode off and the deploy's token spent: the next boot is from disk."""
+        now = utcnow()
+        with self._tx() as s:
+            row = s.get(NodeRow, name)
+            if row is None:
+                raise NodeNotEnrolled(name)
+            was_on = row.build_mode
+            row.build_mode, row.deploy_id, row.deploy_started_at = False, None, None
+            row.updated_at = now
+            if was_on:
+                s.add(
+                    EventRow(
+                        node=name,
+                        at=now,
+                        kind="build",
+                        actor=actor,
+                        message="build mode off: boots from local disk"
+                        + (f" ({why})" if why else ""),
+                    )
+                )
+        log.info("node %s: build mode off", name)
 
     # ---- events ------------------------------------------------------------
     def add_event(self, name: str, message: str, kind: str = "note", actor: str = "") -> None:

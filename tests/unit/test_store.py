@@ -149,3 +149,24 @@ def test_event_log_survives_a_process_restart(tmp_path: Path) -> None:
     assert store.get("ctl1").state is NodeState.PROVISIONING
     assert [e.message for e in store.events("ctl1")][-1] == "power cycled through the BMC"
     assert len(store.events("ctl1")) == 4
+
+
+def test_build_mode_token_is_per_node_per_deploy_and_spent(store: Store, tmp_path: Path) -> None:
+    from provisioner.tokens import DeployTokens
+
+    tokens = DeployTokens.from_state_dir(tmp_path / "state")
+    assert (tmp_path / "state" / "deploy-token.key").stat().st_mode & 0o077 == 0
+    store.enroll("ctl2")
+    store.start_build_mode("ctl1")
+    store.start_build_mode("ctl2")
+    first = tokens.token_for(store.get("ctl1"))
+    assert first and tokens.verify(store.get("ctl1"), first)
+    assert not tokens.verify(store.get("ctl2"), first)  # another node's token
+    store.start_build_mode("ctl1")  # a new deploy: the old token dies
+    assert not tokens.verify(store.get("ctl1"), first)
+    second = tokens.token_for(store.get("ctl1"))
+    assert second and tokens.verify(store.get("ctl1"), second)
+    store.end_build_mode("ctl1")  # install finished: spent
+    assert not tokens.verify(store.get("ctl1"), second)
+    assert tokens.token_for(store.get("ctl1")) is None
+    assert "deploy_id" not in store.get("ctl2").as_dict()
