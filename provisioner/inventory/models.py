@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from provisioner.content import ContentPaths
 from provisioner.inventory.secrets import SecretRef
 
 RoleKind = Literal["controller", "network", "storage", "compute"]
@@ -266,3 +267,19 @@ class Site(Model):
 
     def boot_mode_of(self, node: Node) -> BootMode:
         return node.boot_mode or self.defaults.boot_mode
+
+    def node_by_mac(self, mac: str) -> Node | None:
+        mac = mac.lower().replace("-", ":")
+        for node in self.nodes:
+            if mac in node.macs:
+                return node
+        return None
+
+    def content_paths(self) -> ContentPaths:
+        """Where templates are looked up: the site's own copies first, then bundled."""
+        overrides = {
+            kind: (self.base_dir / folder)
+            for kind, folder in self.content.model_dump().items()
+            if folder is not None
+        }
+        return ContentPaths(overrides)

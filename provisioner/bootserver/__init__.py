@@ -1,0 +1,1 @@
+"""The boot server: DHCP (dnsmasq), TFTP (tftpy, iPXE only) and HTTP (flask)."""

@@ -1,0 +1,31 @@
+"""What the HTTP blueprints share: the inventory, the store, tokens, settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.content import ContentPaths
+from provisioner.inventory import Site
+from provisioner.sitesource import SiteSource
+from provisioner.store import Store
+from provisioner.tokens import DeployTokens
+
+
+@dataclass
+class ServerContext:
+    sites: SiteSource  # follows edits of site.yaml
+    store: Store
+    tokens: DeployTokens
+    boot_files_dir: Path  # kernels and initrds served over HTTP
+
+    def site(self) -> Site:
+        return self.sites.current()
+
+    def content(self) -> ContentPaths:
+        return self.site().content_paths()
+
+    def base_url(self) -> str:
+        """The provisioner's own HTTP address as nodes reach it."""
+        prov = self.site().network.provisioner
+        return f"http://{prov.address}:{prov.http_port}"
