@@ -1,0 +1,1 @@
+"""The built-in virtual lab: node images, network, qemu nodes (test equipment)."""
