@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from provisioner.lab.initramfs import INIT_PROLOGUE, build_initramfs
 
 
-@pytest.mark.skipif(not shutil.which("cpio"), reason="cpio (Debian package cpio) not installed")
 def test_initramfs_lists_init_busybox_and_extra_files(tmp_path: Path) -> None:
     image = build_initramfs(
         tmp_path / "initrd.img",
