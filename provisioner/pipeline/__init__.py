@@ -1,0 +1,1 @@
+"""Driving nodes through the state machine: provision, reprovision, rebuild."""
