@@ -457,6 +457,21 @@ class Store:
                 raise NodeNotEnrolled(name)
             s.add(EventRow(node=name, at=utcnow(), kind=kind, message=message, actor=actor))
 
+    def last_event_id(self, name: str) -> int:
+        with self._sessions() as s:
+            found = s.scalar(
+                select(EventRow.id).where(EventRow.node == name).order_by(EventRow.id.desc())
+            )
+            return int(found or 0)
+
+    def events_after(self, name: str, after_id: int, kind: str | None = None) -> list[EventRecord]:
+        """Events of a node newer than ``after_id``, oldest first (optionally one kind)."""
+        with self._sessions() as s:
+            query = select(EventRow).where(EventRow.node == name, EventRow.id > after_id)
+            if kind is not None:
+                query = query.where(EventRow.kind == kind)
+            return [EventRecord.of(r) for r in s.scalars(query.order_by(EventRow.id))]
+
     def events(self, name: str, limit: int | None = None) -> list[EventRecord]:
         """Events of a node, oldest first; with ``limit``, only the newest ``limit``."""
         with self._sessions() as s:
