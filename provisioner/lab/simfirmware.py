@@ -56,10 +56,10 @@ def parse_ipxe(script: str) -> BootScript:
         words = shlex.split(line, posix=True)
         cmd = words[0]
         if cmd in ("kernel", "chain", "imgexec") and len(words) > 1:
-            opts = [w for w in words[1:] if not w.startswith("--")]
-            kernel, args = opts[0], opts[1:]
+            positional = _positional(words[1:])
+            kernel, args = positional[0], positional[1:]
         elif cmd in ("initrd", "imgfetch", "module") and len(words) > 1:
-            initrds.append(next(w for w in words[1:] if not w.startswith("--")))
+            initrds.append(_positional(words[1:])[0])
         elif cmd == "exit" and kernel is None:
             return BootScript("local")
         elif cmd in ("boot",) and kernel is not None:
@@ -70,6 +70,19 @@ def parse_ipxe(script: str) -> BootScript:
         "install" if any(a.startswith(("inst.ks=", "ks=")) for a in args) else "discovery"
     )
     return BootScript(action, kernel, initrds, args)
+
+
+def _positional(words: list[str]) -> list[str]:
+    """Drop iPXE image options (``--name x``, ``-n x``, ``--autofree``...)."""
+    out, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--name", "-n", "--timeout", "-t"):
+            skip = True
+        elif not word.startswith("-"):
+            out.append(word)
+    return out
 
 
 class SimFirmwareError(Exception):
