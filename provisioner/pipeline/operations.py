@@ -1,0 +1,169 @@
+"""Operations over many nodes: provision, reprovision, rebuild, decommission.
+
+Concurrent with a bounded fan-out; rebuilds go in waves (ordering.py) and the
+quorum guard (quorum.py) runs before any controller is taken down. One node's
+failure is recorded on that node and never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from provisioner.errors import ProvisionerError
+from provisioner.inventory import Site
+from provisioner.pipeline.ordering import rebuild_waves
+from provisioner.pipeline.quorum import guard
+from provisioner.pipeline.runner import Pipeline
+from provisioner.states import NodeState
+from provisioner.store import NodeRecord, Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FANOUT = 10
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    name: str
+    state: str
+    reason: str | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.state in (NodeState.ACTIVE.value, NodeState.DECOMMISSIONED.value)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Operations:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        fanout: int = DEFAULT_FANOUT,
+        on_result: Callable[[NodeResult], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.store: Store = pipeline.store
+        self.site: Callable[[], Site] = pipeline.site
+        self.fanout = max(1, fanout)
+        self.on_result = on_result
+
+    def states(self) -> dict[str, NodeState | None]:
+        recs = {r.name: r.state for r in self.store.all()}
+        return {n.name: recs.get(n.name) for n in self.site().nodes}
+
+    def select(
+        self,
+        names: Iterable[str] = (),
+        role: str | None = None,
+        rack: str | None = None,
+        all_nodes: bool = False,
+    ) -> list[str]:
+        """Node names by name, role, rack or all, in inventory order; unknown names raise."""
+        site = self.site()
+        wanted = {site.node(n).name for n in names}
+        chosen = [
+            n.name
+            for n in site.nodes
+            if all_nodes
+            or n.name in wanted
+            or (role is not None and n.role == role)
+            or (rack is not None and n.rack == rack)
+        ]
+        if not chosen:
+            raise ProvisionerError("no node selected: name nodes, or use --role, --rack or --all")
+        return chosen
+
+    # ---- operations ---------------------------------------------------------------
+    def provision(
+        self, names: Sequence[str], reprovision: bool = False, force: bool = False
+    ) -> list[NodeResult]:
+        if reprovision:
+            guard(self.site(), self.states(), names, "reprovisioning", force)
+        return self._run_wave(names, lambda n: self.pipeline.provision(n, reprovision))
+
+    def rebuild(self, names: Sequence[str], force: bool = False) -> list[NodeResult]:
+        """Reinstall the nodes in waves that keep the clusters correct."""
+        results: list[NodeResult] = []
+        waves = rebuild_waves(self.site(), names, self.states())
+        controllers = {n.name for n in self.site().nodes_of_kind("controller")}
+        for wave in waves:
+            is_controller_wave = bool(set(wave) & controllers)
+            if is_controller_wave:
+                if any(not r.ok for r in results if r.name in controllers):
+                    failed = [r.name for r in results if r.name in controllers and not r.ok]
+                    log.warning("rebuild: skipping controllers %s after %s failed", wave, failed)
+                    results += [
+                        self._skipped(n, f"skipped: controller {', '.join(failed)} failed first")
+                        for n in wave
+                    ]
+                    continue
+                try:
+                    guard(self.site(), self.states(), wave, "rebuilding", force)
+                except ProvisionerError as exc:
+                    results += [self._skipped(n, str(exc)) for n in wave]
+                    continue
+            results += self._run_wave(wave, self._provision_any)
+        return results
+
+    def decommission(self, names: Sequence[str], force: bool = False) -> list[NodeResult]:
+        guard(self.site(), self.states(), names, "decommissioning", force)
+        return self._run_wave(names, self.pipeline.decommission)
+
+    def resume_all(self) -> list[NodeResult]:
+        """After a restart: continue every node a dead driver left in flight."""
+        busy = [
+            r.name
+            for r in self.store.all()
+            if r.state.is_busy
+            and r.state is not NodeState.ACTIVE
+            and r.name in {n.name for n in self.site().nodes}
+        ]
+        return self._run_wave(busy, self.pipeline.resume) if busy else []
+
+    # ---- helpers ------------------------------------------------------------------
+    def _provision_any(self, name: str) -> NodeRecord:
+        rec = self.store.find(name)
+        active = rec is not None and (rec.state is NodeState.ACTIVE or rec.state.is_failed)
+        return self.pipeline.provision(name, reprovision=active)
+
+    def _skipped(self, name: str, why: str) -> NodeResult:
+        rec = self.store.find(name)
+        result = NodeResult(name, rec.state.value if rec else "not enrolled", why, 0.0)
+        if self.on_result:
+            self.on_result(result)
+        return result
+
+    def _run_wave(
+        self, names: Sequence[str], action: Callable[[str], NodeRecord]
+    ) -> list[NodeResult]:
+        def one(name: str) -> NodeResult:
+            started = time.monotonic()
+            try:
+                rec = action(name)
+                result = NodeResult(name, rec.state.value, rec.reason, time.monotonic() - started)
+            except ProvisionerError as exc:
+                rec2 = self.store.find(name)
+                result = NodeResult(
+                    name,
+                    rec2.state.value if rec2 else "not enrolled",
+                    str(exc),
+                    time.monotonic() - started,
+                )
+            except Exception as exc:
+                log.exception("node %s: internal error", name)
+                result = NodeResult(
+                    name, "error", f"internal error: {exc}", time.monotonic() - started
+                )
+            if self.on_result:
+                self.on_result(result)
+            return result
+
+        with ThreadPoolExecutor(max_workers=min(self.fanout, len(names) or 1)) as pool:
+            return list(pool.map(one, names))
