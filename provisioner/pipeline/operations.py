@@ -41,6 +41,9 @@ class NodeResult:
         return asdict(self)
 
 
+OnResult = Callable[[NodeResult], None] | None
+
+
 class Operations:
     def __init__(
         self,
@@ -82,13 +85,19 @@ class Operations:
 
     # ---- operations ---------------------------------------------------------------
     def provision(
-        self, names: Sequence[str], reprovision: bool = False, force: bool = False
+        self,
+        names: Sequence[str],
+        reprovision: bool = False,
+        force: bool = False,
+        on_result: OnResult = None,
     ) -> list[NodeResult]:
         if reprovision:
             guard(self.site(), self.states(), names, "reprovisioning", force)
-        return self._run_wave(names, lambda n: self.pipeline.provision(n, reprovision))
+        return self._run_wave(names, lambda n: self.pipeline.provision(n, reprovision), on_result)
 
-    def rebuild(self, names: Sequence[str], force: bool = False) -> list[NodeResult]:
+    def rebuild(
+        self, names: Sequence[str], force: bool = False, on_result: OnResult = None
+    ) -> list[NodeResult]:
         """Reinstall the nodes in waves that keep the clusters correct."""
         results: list[NodeResult] = []
         waves = rebuild_waves(self.site(), names, self.states())
@@ -99,24 +108,24 @@ class Operations:
                 if any(not r.ok for r in results if r.name in controllers):
                     failed = [r.name for r in results if r.name in controllers and not r.ok]
                     log.warning("rebuild: skipping controllers %s after %s failed", wave, failed)
-                    results += [
-                        self._skipped(n, f"skipped: controller {', '.join(failed)} failed first")
-                        for n in wave
-                    ]
+                    why = f"skipped: controller {', '.join(failed)} failed first"
+                    results += [self._skipped(n, why, on_result) for n in wave]
                     continue
                 try:
                     guard(self.site(), self.states(), wave, "rebuilding", force)
                 except ProvisionerError as exc:
-                    results += [self._skipped(n, str(exc)) for n in wave]
+                    results += [self._skipped(n, str(exc), on_result) for n in wave]
                     continue
-            results += self._run_wave(wave, self._provision_any)
+            results += self._run_wave(wave, self._provision_any, on_result)
         return results
 
-    def decommission(self, names: Sequence[str], force: bool = False) -> list[NodeResult]:
+    def decommission(
+        self, names: Sequence[str], force: bool = False, on_result: OnResult = None
+    ) -> list[NodeResult]:
         guard(self.site(), self.states(), names, "decommissioning", force)
-        return self._run_wave(names, self.pipeline.decommission)
+        return self._run_wave(names, self.pipeline.decommission, on_result)
 
-    def resume_all(self) -> list[NodeResult]:
+    def resume_all(self, on_result: OnResult = None) -> list[NodeResult]:
         """After a restart: continue every node a dead driver left in flight."""
         busy = [
             r.name
@@ -125,7 +134,7 @@ class Operations:
             and r.state is not NodeState.ACTIVE
             and r.name in {n.name for n in self.site().nodes}
         ]
-        return self._run_wave(busy, self.pipeline.resume) if busy else []
+        return self._run_wave(busy, self.pipeline.resume, on_result) if busy else []
 
     # ---- helpers ------------------------------------------------------------------
     def _provision_any(self, name: str) -> NodeRecord:
@@ -133,15 +142,15 @@ class Operations:
         active = rec is not None and (rec.state is NodeState.ACTIVE or rec.state.is_failed)
         return self.pipeline.provision(name, reprovision=active)
 
-    def _skipped(self, name: str, why: str) -> NodeResult:
+    def _skipped(self, name: str, why: str, on_result: OnResult) -> NodeResult:
         rec = self.store.find(name)
         result = NodeResult(name, rec.state.value if rec else "not enrolled", why, 0.0)
-        if self.on_result:
-            self.on_result(result)
+        if on_result:
+            on_result(result)
         return result
 
     def _run_wave(
-        self, names: Sequence[str], action: Callable[[str], NodeRecord]
+        self, names: Sequence[str], action: Callable[[str], NodeRecord], on_result: OnResult
     ) -> list[NodeResult]:
         def one(name: str) -> NodeResult:
             started = time.monotonic()
@@ -161,8 +170,8 @@ class Operations:
                 result = NodeResult(
                     name, "error", f"internal error: {exc}", time.monotonic() - started
                 )
-            if self.on_result:
-                self.on_result(result)
+            if on_result:
+                on_result(result)
             return result
 
         with ThreadPoolExecutor(max_workers=min(self.fanout, len(names) or 1)) as pool:

@@ -1,0 +1,1 @@
+"""The daemon side of `provisioner serve`: jobs, the REST API, its token."""
