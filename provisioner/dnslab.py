@@ -24,7 +24,14 @@ import dns.rcode
 from provisioner.dnsrecords import absolute
 from provisioner.errors import ProvisionerError
 from provisioner.inventory.models import Site
-from provisioner.zonefile import ZoneRecord, nameserver, render_zone, template_env, zone_name
+from provisioner.zonefile import (
+    ZONE_KINDS,
+    ZoneRecord,
+    nameserver,
+    render_zone,
+    template_env,
+    zone_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +66,7 @@ def render_bind_config(
         fh.write(f'key "{tsig.name}" {{\n    algorithm {tsig.algorithm};\n')
         fh.write(f'    secret "{secret}";\n}};\n')
     zones = []
-    for kind in ("forward", "reverse"):
+    for kind in ZONE_KINDS:
         name = zone_name(site, kind)
         records = []
         ns = nameserver(site)

@@ -17,6 +17,7 @@ from provisioner.inventory.models import Site
 
 ZoneKind = Literal["forward", "reverse"]
 TEMPLATE = "zone.db.j2"
+ZONE_KINDS: tuple[ZoneKind, ...] = ("forward", "reverse")
 
 
 @dataclass(frozen=True)
