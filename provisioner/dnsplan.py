@@ -80,7 +80,7 @@ class NameChange:
             old, new = self.before.get(rtype), self.after.get(rtype)
             if old == new:
                 continue
-            if old is not None and (new is None or old.values != new.values):
+            if old is not None and (new is None or old != new):
                 out.append(f"- {self.name} {old.ttl} {rtype} {old.show()}")
             if new is not None:
                 out.append(f"+ {self.name} {new.ttl} {rtype} {new.show()}")
@@ -124,6 +124,7 @@ class _Planner:
         self.after_a: dict[str, frozenset[str]] = {}  # names in scope -> A values after
         self.fwd_after: dict[str, tuple[str, NameRecords]] = {}
         self.ptr_wanted: dict[str, tuple[str, str]] = {}  # ptr name -> (owner label, target)
+        self.ptr_ttl: dict[str, int] = {}
         self.conflicts: list[Conflict] = []
 
     # -- ownership --
@@ -196,6 +197,8 @@ class _Planner:
                     )
         for ptr, target in pub.reverse.items():
             self.ptr_wanted[ptr] = (pub.owner.label, target)
+            a = pub.forward.get(target, {}).get("A")
+            self.ptr_ttl[ptr] = a.ttl if a else 0
 
     def retire(self, owner: Owner, name: str) -> None:
         held = self.forward.get(name)
@@ -243,19 +246,13 @@ class _Planner:
                 if others:
                     continue
                 values = {want}
-            ttl = before_set.ttl if before_set and not want else self.ttl_of(want, before_set)
+            ttl = self.ptr_ttl[ptr] if want else (before_set.ttl if before_set else 0)
             after = {"PTR": RRset(ttl, frozenset(values))} if values else {}
             before = {"PTR": before_set} if before_set else {}
             if before != after:
                 label = owner or self._owner_of_ptr(before_set)
                 changes.append(NameChange(self.reverse.zone, ptr, label, before, after))
         return changes
-
-    def ttl_of(self, target: str, fallback: RRset | None) -> int:
-        entry = self.fwd_after.get(target)
-        if entry and "A" in entry[1]:
-            return entry[1]["A"].ttl
-        return fallback.ttl if fallback else 0
 
     def _owner_of_ptr(self, rrset: RRset | None) -> str:
         for value in sorted(rrset.values if rrset else ()):
