@@ -20,13 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import yaml  # noqa: E402
+import yaml
 
-from provisioner.dnsclient import DnsServer  # noqa: E402
-from provisioner.dnslab import BindServer, render_bind_config  # noqa: E402
-from provisioner.dnspublish import make_plan, publish_node, site_scope  # noqa: E402
-from provisioner.dnsupdate import apply_changes  # noqa: E402
-from provisioner.inventory import Site, load_site  # noqa: E402
+from provisioner.dnsclient import DnsServer
+from provisioner.dnslab import BindServer, render_bind_config
+from provisioner.dnspublish import make_plan, publish_node, site_scope
+from provisioner.dnsupdate import apply_changes
+from provisioner.inventory import Site, load_site
 
 REPO = Path(__file__).resolve().parent.parent
 
