@@ -168,3 +168,40 @@ def test_export_gives_zone_files_bind_accepts(stopped_lab: Lab, tmp_path: Path) 
     assert f"keystone.{DOMAIN}.\t300\tIN\tCNAME\tapi.{DOMAIN}." in text
     assert "provisioner site=" not in text
     assert f"20.{REVERSE}.\t300\tIN\tPTR\tcmp3.{DOMAIN}." in reverse.read_text()
+
+
+def test_unknown_key_name_is_badkey(lab: Lab) -> None:
+    path = lab.site_dir / "site.yaml"
+    path.write_text(path.read_text().replace("name: provisioner-key", "name: someone-else"))
+    result = lab.cli("dns", "apply")
+    assert result.returncode == 1
+    assert "the server does not know TSIG key 'someone-else' (BADKEY)" in result.stderr
+
+
+def test_without_zone_transfers_names_are_read_one_by_one(site_dir: Path, tmp_path: Path) -> None:
+    labs = make_lab(site_dir, tmp_path / "bind", start=False)
+    lab = next(labs)
+    try:
+        conf = lab.config.conf.read_text()
+        lab.config.conf.write_text(
+            conf.replace('allow-transfer { key "provisioner-key"; };', "allow-transfer { none; };")
+        )
+        lab.server.start(timeout=60)
+        site = lab.site()
+        publish_site(site)
+        assert "Transfer failed" in lab.axfr(DOMAIN)  # really no AXFR
+        assert lab.dig(f"ctl1.{DOMAIN}", "A") == ["192.0.2.11"]
+        path = lab.site_dir / "site.yaml"
+        path.write_text(path.read_text().replace("ip: 192.0.2.11\n", "ip: 192.0.2.31\n"))
+        site = lab.site()
+        assert publish_node(site, site.node("ctl1")).changes == 3
+        assert lab.dig(f"ctl1.{DOMAIN}", "A") == ["192.0.2.31"]
+        assert lab.dig("-x", "192.0.2.31") == [f"ctl1.{DOMAIN}."]
+        assert lab.dig("-x", "192.0.2.11") == []
+        assert publish_node(site, site.node("ctl1")).changes == 0
+        lab.nsupdate(REVERSE, f"update add 20.{REVERSE} 600 PTR intruder.{DOMAIN}.")
+        lab.nsupdate(DOMAIN, f"update delete cmp3.{DOMAIN}")
+        with pytest.raises(DnsConflict, match="already points to intruder"):
+            publish_node(site, site.node("cmp3"))
+    finally:
+        labs.close()
