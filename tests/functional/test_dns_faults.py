@@ -205,3 +205,37 @@ def test_without_zone_transfers_names_are_read_one_by_one(site_dir: Path, tmp_pa
             publish_node(site, site.node("cmp3"))
     finally:
         labs.close()
+
+
+def test_other_tsig_algorithm_from_the_site(site_dir: Path, tmp_path: Path) -> None:
+    path = site_dir / "site.yaml"
+    path.write_text(path.read_text().replace("algorithm: hmac-sha256", "algorithm: hmac-sha512"))
+    labs = make_lab(site_dir, tmp_path / "bind")
+    lab = next(labs)
+    try:
+        assert "algorithm hmac-sha512;" in (lab.config.workdir / "tsig.key").read_text()
+        assert publish_site(lab.site()).changes == 30
+        assert lab.dig(f"net2.{DOMAIN}", "A") == ["192.0.2.15"]
+        # the client and the server disagreeing on the algorithm is an auth error
+        path.write_text(path.read_text().replace("algorithm: hmac-sha512", "algorithm: hmac-sha1"))
+        result = lab.cli("dns", "plan")
+        assert result.returncode == 1
+        assert "TSIG key 'provisioner-key'" in result.stderr and "BAD" in result.stderr
+    finally:
+        labs.close()
+
+
+def test_lab_command_writes_a_config_bind_accepts(stopped_lab: Lab, tmp_path: Path) -> None:
+    workdir = tmp_path / "labdns"
+    result = stopped_lab.cli("dns", "lab", "--workdir", str(workdir), "--port", "5399")
+    assert result.returncode == 0, result.stderr
+    assert f"named -g -c {workdir / 'named.conf'} -n 1" in result.stdout
+    assert "note: site.yaml sends updates to 127.0.0.1:" in result.stdout
+    check = subprocess.run(
+        ["named-checkconf", "-z", str(workdir / "named.conf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert oct((workdir / "tsig.key").stat().st_mode & 0o777) == "0o600"
