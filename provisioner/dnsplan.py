@@ -126,6 +126,10 @@ class _Planner:
         self.ptr_wanted: dict[str, tuple[str, str]] = {}  # ptr name -> (owner label, target)
         self.ptr_ttl: dict[str, int] = {}
         self.conflicts: list[Conflict] = []
+        self.holders: dict[str, list[str]] = {}  # address -> names with that A, as read
+        for name, records in forward.names.items():
+            for address in records["A"].values if "A" in records else ():
+                self.holders.setdefault(address, []).append(name)
 
     # -- ownership --
     def is_ours(self, name: str) -> bool:
@@ -182,14 +186,8 @@ class _Planner:
             if self.claim_name(pub.owner, name, want):
                 self.fwd_after[name] = (pub.owner.label, want)
         for address, name in pub.addresses.items():
-            for other, records in self.forward.names.items():
-                a = records.get("A")
-                if (
-                    other != name
-                    and a is not None
-                    and address in a.values
-                    and self.holds(other, address)
-                ):
+            for other in self.holders.get(address, []):
+                if other != name and self.holds(other, address):
                     self._conflict(
                         pub.owner.label,
                         name,
@@ -220,9 +218,10 @@ class _Planner:
 
     def reverse_changes(self) -> list[NameChange]:
         touched = set(self.ptr_wanted)
+        in_scope = set(self.after_a)
         for ptr, records in self.reverse.names.items():
             ptrs = records.get("PTR")
-            if ptrs is not None and ptrs.values & set(self.after_a):
+            if ptrs is not None and not ptrs.values.isdisjoint(in_scope):
                 touched.add(ptr)
         for name in self.after_a:  # old addresses (per-name reads see only these)
             touched.update(reverse_name(a) for a in self.forward.values(name, "A"))

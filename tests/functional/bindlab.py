@@ -34,7 +34,7 @@ def point_site_at(site_dir: Path, port: int) -> None:
     path = site_dir / "site.yaml"
     text = path.read_text()
     text = re.sub(r"(?m)^  server: .*$", "  server: 127.0.0.1", text, count=1)
-    text = re.sub(r"(?m)^  port: 53$", f"  port: {port}", text, count=1)
+    text = re.sub(r"(?m)^  port: \d+$", f"  port: {port}", text, count=1)
     path.write_text(text)
 
 
