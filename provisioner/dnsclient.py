@@ -119,7 +119,7 @@ class DnsServer:
         if isinstance(exc, dns.tsig.PeerBadKey):
             return DnsAuthError(
                 f"{what} at {self.where}: the server does not know {key} (BADKEY); "
-                "check dns.tsig.name",
+                "check dns.tsig.name and dns.tsig.algorithm",
                 "BADKEY",
             )
         if isinstance(exc, dns.tsig.PeerBadSignature | dns.tsig.BadSignature):
