@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from provisioner.dnslab import BindConfig, BindError, BindServer, render_bind_config
 from provisioner.inventory import Site, load_site
 
@@ -109,3 +111,32 @@ def make_lab(site_dir: Path, workdir: Path, start: bool = True) -> Iterator[Lab]
             server.stop()
         return
     raise RuntimeError(f"could not start named: {last}")
+
+
+def write_big_site(site_dir: Path, nodes: int) -> None:
+    """Turn the copied example site into one with ``nodes`` nodes in 198.18.0.0/16.
+
+    198.18.0.0/15 is the benchmarking range; here it is only record data.
+    """
+    raw = yaml.safe_load((site_dir / "site.yaml").read_text())
+    raw["network"] = {"cidr": "198.18.0.0/16", "provisioner": {"address": "198.18.255.2"}}
+    raw["dns"]["reverse_zone"] = "18.198.in-addr.arpa"
+    raw["roles"]["controller"]["ha"]["vips"][0]["address"] = "198.18.255.10"
+    password = {"file": "secrets/bmc-password"}
+    raw["nodes"] = [
+        {
+            "name": f"n{i:04d}",
+            "role": "controller" if i < 3 else "compute",
+            "macs": [f"52:54:00:00:{i // 256:02x}:{i % 256:02x}"],
+            "ip": f"198.18.{i // 250}.{i % 250 + 1}",
+            "bmc": {
+                "driver": "ipmi",
+                "address": "127.0.0.1",
+                "port": 20000 + i,
+                "user": "a",
+                "password": password,
+            },
+        }
+        for i in range(nodes)
+    ]
+    (site_dir / "site.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
