@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 from bindlab import Lab, make_lab
 
-from provisioner.dnsclient import DnsUnreachable
+from provisioner.dnsclient import DnsRejected, DnsServer, DnsUnreachable
+from provisioner.dnsplan import ChangeSet, NameChange
 from provisioner.dnspublish import DnsConflict, publish_node, publish_site
+from provisioner.dnsrecords import RRset
+from provisioner.dnsupdate import apply_changes
 
 pytestmark = pytest.mark.functional
 
@@ -239,3 +242,20 @@ def test_lab_command_writes_a_config_bind_accepts(stopped_lab: Lab, tmp_path: Pa
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert oct((workdir / "tsig.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_update_for_a_zone_the_server_does_not_serve_is_notauth(lab: Lab) -> None:
+    change = NameChange(
+        "elsewhere.test.",
+        "host.elsewhere.test.",
+        "node ctl1",
+        {},
+        {"A": RRset.of(300, "192.0.2.11")},
+    )
+    server = DnsServer.from_site(lab.site())
+    with pytest.raises(DnsRejected) as caught:
+        apply_changes(server, ChangeSet([change]), retry_for=0)
+    assert caught.value.rcode == "NOTAUTH"
+    assert str(caught.value).startswith(
+        f"node ctl1: update of zone elsewhere.test. at 127.0.0.1:{lab.port} failed with NOTAUTH"
+    )
