@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,13 @@ def test_orphans_are_listed_and_pruned(lab: Lab) -> None:
     assert pruned.returncode == 0, pruned.stderr
     assert lab.dig(f"cmp3.{DOMAIN}", "A") == []
     assert lab.dig("-x", "192.0.2.20") == []
+
+
+def test_nodes_published_concurrently_by_the_pipeline(lab: Lab) -> None:
+    site = lab.site()
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        reports = list(pool.map(lambda node: publish_node(site, node), site.nodes))
+    assert [r.changes for r in reports] == [2] * len(site.nodes)
+    for node in site.nodes:
+        assert lab.dig(f"{node.name}.{DOMAIN}", "A") == [str(node.ip)]
+        assert lab.dig("-x", str(node.ip)) == [f"{node.name}.{DOMAIN}."]
