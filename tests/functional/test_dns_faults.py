@@ -13,7 +13,14 @@ from bindlab import Lab, make_lab
 
 from provisioner.dnsclient import DnsRejected, DnsServer, DnsUnreachable
 from provisioner.dnsplan import ChangeSet, NameChange
-from provisioner.dnspublish import DnsConflict, publish_node, publish_site
+from provisioner.dnspublish import (
+    DnsConflict,
+    apply_plan,
+    make_plan,
+    publish_node,
+    publish_site,
+    site_scope,
+)
 from provisioner.dnsrecords import RRset
 from provisioner.dnsupdate import apply_changes
 
@@ -259,3 +266,18 @@ def test_update_for_a_zone_the_server_does_not_serve_is_notauth(lab: Lab) -> Non
     assert str(caught.value).startswith(
         f"node ctl1: update of zone elsewhere.test. at 127.0.0.1:{lab.port} failed with NOTAUTH"
     )
+
+
+def test_record_added_between_plan_and_apply_is_never_overwritten(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = lab.site()
+    server = DnsServer.from_site(site)
+    planned = make_plan(site, server, site_scope(site), retry_for=0)
+    assert not planned.changes.conflicts
+    lab.nsupdate(REVERSE, f"update add 20.{REVERSE} 600 PTR intruder.{DOMAIN}.")
+    with pytest.raises(DnsConflict) as caught:
+        apply_plan(site, server, planned, retry_for=0)  # prerequisite fails, re-read, conflict
+    assert f"already points to intruder.{DOMAIN}." in str(caught.value)
+    assert "zone changed while updating" in caplog.text
+    assert lab.dig("-x", "192.0.2.20") == [f"intruder.{DOMAIN}."]
