@@ -20,7 +20,7 @@ from provisioner.dnsclient import (
 )
 from provisioner.dnsplan import NameChange
 from provisioner.dnsrecords import RRset
-from provisioner.dnsupdate import add_change, chunk_changes
+from provisioner.dnsupdate import add_change, chunk_changes, wire_size_bound
 from provisioner.errors import SecretError
 from provisioner.inventory import load_site
 
@@ -156,3 +156,20 @@ def test_bad_secret_is_reported_without_its_value(site_dir: Path) -> None:
         caught.value
     )
     assert "not*base64" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "before,after",
+    [
+        ({}, {"A": RRset.of(300, "192.0.2.11"), "TXT": RRset.of(300, '"provisioner site=s"')}),
+        ({"A": RRset.of(300, "192.0.2.11")}, {"A": RRset.of(60, "192.0.2.31")}),
+        ({"PTR": RRset.of(300, "a-long-host-name.lab.example.test.")}, {}),
+        ({}, {"CNAME": RRset.of(300, "api.lab.example.test.")}),
+    ],
+)
+def test_size_bound_covers_the_encoded_change(before: dict, after: dict) -> None:
+    change = NameChange(ZONE, "some-host.lab.example.test.", "node x", before, after)
+    empty = dns.update.UpdateMessage(ZONE)
+    msg = dns.update.UpdateMessage(ZONE)
+    add_change(msg, change)
+    assert len(msg.to_wire()) - len(empty.to_wire()) <= wire_size_bound(change)
