@@ -9,7 +9,10 @@ DEMO_STATE ?= .demo/state
 
 # Debian packages, by purpose (scripts/apt-install only installs the missing ones).
 APT_BASE := python3 python3-venv python3-pip make
-APT_TEST := $(APT_BASE) cpio busybox-static kmod
+# One `+=` line per capability keeps merges simple.
+APT_TEST := $(APT_BASE)
+APT_TEST += cpio busybox-static kmod
+APT_TEST += bind9 bind9-utils bind9-dnsutils
 APT_DEMO := $(APT_BASE)
 
 .PHONY: demo test lint venv deps-test deps-demo clean
