@@ -57,7 +57,29 @@ def _json(value: Any) -> str:
     return json.dumps(value)
 
 
-FILTERS: Mapping[str, Callable[..., Any]] = {"shquote": _shquote, "tojson_plain": _json}
+def _continued(text: str) -> str:
+    """Non-empty lines joined into one debconf value with backslash continuations."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " \\\n    ".join(lines)
+
+
+def _as_script(text: str, path: str) -> str:
+    """A multi-line shell script as one debconf command value.
+
+    The value writes the script to ``path`` with printf (one quoted argument per
+    line, so nothing in it is expanded) and runs it with sh.
+    """
+    lines = text.rstrip("\n").splitlines()
+    quoted = " \\\n    ".join(shlex.quote(line) for line in lines)
+    return f"printf '%s\\n' \\\n    {quoted} \\\n    > {path} && sh {path}"
+
+
+FILTERS: Mapping[str, Callable[..., Any]] = {
+    "shquote": _shquote,
+    "tojson_plain": _json,
+    "continued": _continued,
+    "as_script": _as_script,
+}
 
 
 @lru_cache(maxsize=32)
