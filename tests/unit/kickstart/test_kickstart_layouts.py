@@ -45,7 +45,7 @@ def test_example_plans(site: Site) -> None:
     assert {r.mount for r in ctl.raids} == {"/boot/efi", "/boot", "pv.os"}
     assert {v.mount for v in ctl.volumes} >= {"/", "/var/lib/mysql", "/var/lib/rabbitmq"}
     net2 = plan_for(site, site.node("net2"))
-    assert net2.boot_mode == "bios" and [p.name for p in net2.partitions][0] == "biosboot"
+    assert net2.boot_mode == "bios" and net2.partitions[0].name == "biosboot"
     sto = plan_for(site, site.node("sto1"))
     assert sto.select == "smallest" and sto.os_disks == (0,) and sto.data_disks == (1, 2, 3)
 
@@ -143,7 +143,7 @@ def test_sizes_that_cannot_fit_the_disk_hints(site_dir: Path) -> None:
 
 def test_the_kickstart_is_not_rendered_for_a_broken_layout(site_dir: Path) -> None:
     site = site_layout(site_dir, "network", "volumes: [{mount: /, name: root, size: 4 GiB}]")
-    with pytest.raises(LayoutError, match="^node net1: layout 'network': no /boot"):
+    with pytest.raises(LayoutError, match=r"^node net1: layout 'network': no /boot"):
         render_kickstart(site, site.node("net1"), token="t", base_url=BASE_URL)
 
 
@@ -166,7 +166,7 @@ def test_unknown_layout_names_the_node(site_dir: Path) -> None:
 
 def test_cinder_lvm_without_spare_disks(site: Site) -> None:
     node = with_disks(site.node("sto2"), count=1)
-    with pytest.raises(LayoutError, match="^node sto2: layout 'storage': data disks become"):
+    with pytest.raises(LayoutError, match=r"^node sto2: layout 'storage': data disks become"):
         plan_for(site, node)
 
 
