@@ -15,21 +15,8 @@ import pytest
 from provisioner.inventory import Site, load_site
 from provisioner.inventory.models import DiskHints
 from provisioner.kickstarts import STORAGE_INCLUDE, render_kickstart
-from tests.functional.callback_recorder import callback_server
+from tests.functional.installer_env import GB, callback_server, make_sysfs
 from tests.unit.kickstart.kshelpers import scripts
-
-GB = 10**9
-
-
-def make_sysfs(root: Path, disks: dict[str, tuple[int, int]]) -> Path:
-    """disks: name -> (bytes, removable)."""
-    for name, (size, removable) in disks.items():
-        block = root / "block" / name
-        block.mkdir(parents=True)
-        (block / "size").write_text(f"{size // 512}\n")
-        (block / "removable").write_text(f"{removable}\n")
-        (block / "ro").write_text("0\n")
-    return root
 
 
 @pytest.fixture

@@ -106,3 +106,25 @@ def storage_problems(ks_text: str) -> list[str]:
     if len(mounts) != len(set(mounts)):
         problems.append(f"a mount point is used twice: {sorted(mounts)}")
     return problems
+
+
+KNOWN_TYPES = {"select", "boolean", "string", "multiselect", "note", "password", "text", "title"}
+
+
+def parse_preseed(text: str) -> dict[str, tuple[str, str]]:
+    """question -> (type, value), joining backslash continuations as debconf does."""
+    answers: dict[str, tuple[str, str]] = {}
+    lines = iter(text.splitlines())
+    for line in lines:
+        while line.endswith("\\"):
+            line = line[:-1] + next(lines)
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = re.match(r"^\s*(\S+)\s+(\S+)\s+(\S+)(?:\s(.*))?$", line)
+        assert m, f"malformed line: {line!r}"
+        owner, question, kind, value = m.groups()
+        assert owner in ("d-i", "tasksel", "popularity-contest"), line
+        assert kind in KNOWN_TYPES, line
+        assert question not in answers, f"{question} answered twice"
+        answers[question] = (kind, value or "")
+    return answers

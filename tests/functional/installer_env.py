@@ -1,4 +1,5 @@
-"""A real HTTP server on loopback that records what installers POST to their callback URL."""
+"""What installer scripts meet in the tests: a real HTTP server on loopback recording
+the callbacks they POST, and a sysfs tree describing the disks of a machine."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -57,3 +59,17 @@ def callback_server() -> Iterator[Recorder]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+GB = 10**9
+
+
+def make_sysfs(root: Path, disks: dict[str, tuple[int, int]]) -> Path:
+    """disks: name -> (bytes, removable)."""
+    for name, (size, removable) in disks.items():
+        block = root / "block" / name
+        block.mkdir(parents=True)
+        (block / "size").write_text(f"{size // 512}\n")
+        (block / "removable").write_text(f"{removable}\n")
+        (block / "ro").write_text("0\n")
+    return root
