@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -206,8 +207,10 @@ def load_layout(content: ContentPaths, name: str, node: str = "") -> Layout:
             f"{who}layout '{name}': no file layouts/{name}.yaml in kickstart/"
         ) from exc
     try:
-        raw = load_yaml_file(path)
-        return Layout.model_validate(raw)
+        stat = path.stat()
+        return _parse_layout(str(path), stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        raise LayoutError(f"{who}layout '{name}' ({path}): {exc.strerror}") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -217,6 +220,12 @@ def load_layout(content: ContentPaths, name: str, node: str = "") -> Layout:
         ) from exc
     except ConfigError as exc:
         raise LayoutError(f"{who}layout '{name}' ({path}): {exc}") from exc
+
+
+@lru_cache(maxsize=64)
+def _parse_layout(path: str, _mtime_ns: int, _size: int) -> Layout:
+    """Parsed once per version of the file (the key holds its mtime and size)."""
+    return Layout.model_validate(load_yaml_file(Path(path)))
 
 
 # ---- planning --------------------------------------------------------------------------
