@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from provisioner.kickstarts import render_kickstart
 from provisioner.partitioning import (
     Layout,
     LayoutError,
+    PartitionPlan,
+    check_plan,
     load_layout,
     plan_for,
     plan_partitions,
@@ -189,3 +192,40 @@ def test_sizes_accept_units() -> None:
     assert layout.boot is not None and layout.boot.size == 1024
     assert layout.efi_size == 600 and layout.volumes[0].size == 1536
     assert layout.volumes[0].max == 4096
+
+
+def _broken(plan: PartitionPlan, **changes: object) -> str:
+    with pytest.raises(LayoutError) as err:
+        check_plan(replace(plan, **changes))  # type: ignore[arg-type]
+    return str(err.value)
+
+
+def test_plan_check_catches_what_pykickstart_misses(site: Site) -> None:
+    """Hand-edited plans (a layout cannot produce these) are refused, naming the node."""
+    plan = plan_for(site, site.node("sto1"))
+    check_plan(plan)
+    where = "node sto1: layout 'storage'"
+    lv = plan.volumes[0]
+    assert _broken(plan, volumes=(replace(lv, vg="vg_gone"), *plan.volumes[1:])) == (
+        f"{where}: volume {lv.name} in missing volume group vg_gone"
+    )
+    vg = plan.volume_groups[0]
+    assert _broken(plan, volume_groups=(replace(vg, pvs=("pv.nowhere",)),)) == (
+        f"{where}: volume group vg_os on missing physical volume pv.nowhere"
+    )
+    log = next(v for v in plan.volumes if v.mount == "/var/log")
+    assert _broken(plan, volumes=(*plan.volumes, replace(log, name="root2", mount="/"))) == (
+        f"{where}: 2 file systems on / (needs one)"
+    )
+    assert _broken(plan, volumes=tuple(v for v in plan.volumes if v.mount != "/")) == (
+        f"{where}: 0 file systems on / (needs one)"
+    )
+    part = plan.partitions[-1]
+    assert _broken(plan, partitions=(*plan.partitions[:-1], replace(part, disk=7))) == (
+        f"{where}: partition {part.name} on disk 7, but the node has 4 disk(s)"
+    )
+    ctl = plan_for(site, site.node("ctl1"))
+    raid = ctl.raids[0]
+    assert _broken(ctl, raids=(replace(raid, members=raid.members[:1]), *ctl.raids[1:])) == (
+        "node ctl1: layout 'controller': RAID1 /boot/efi has 1 disk"
+    )
