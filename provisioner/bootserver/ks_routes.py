@@ -54,6 +54,8 @@ def blueprint(ctx: ServerContext) -> Blueprint:
         except ProvisionerError as exc:
             log.error("node %s: kickstart cannot be rendered: %s", node, exc)
             return Response("kickstart cannot be rendered; see the provisioner log\n", status=500)
+        if request.method == "HEAD":  # a probe, not the installer: change nothing
+            return Response(text, mimetype="text/plain")
         ctx.store.add_event(node, "kickstart served", kind="boot", actor=ACTOR)
         if record.state == NodeState.BOOTING:
             try:

@@ -128,3 +128,28 @@ def test_spent_and_expired_tokens_are_refused(served: Served) -> None:
 def test_unknown_and_unenrolled_nodes_are_refused_alike(served: Served) -> None:
     assert curl(f"{served.url}/ks/nosuchnode?token=abc") == (403, "")
     assert curl(f"{served.url}/ks/sto1?token=abc") == (403, "")  # in site.yaml, not enrolled
+
+
+def test_head_probe_changes_nothing(served: Served) -> None:
+    token = deploying(served.ctx, "cmp3")
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-I",
+            "-m",
+            "60",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            f"{served.url}/ks/cmp3?token={token}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    )
+    assert result.stdout == "200"
+    assert served.ctx.store.get("cmp3").state == NodeState.BOOTING
+    assert "kickstart served" not in [e.message for e in served.ctx.store.events("cmp3")]
