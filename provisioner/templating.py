@@ -41,12 +41,29 @@ def snippet_candidates(name: str, node: str, role: str) -> list[str]:
     return [f"nodes/{node}/{name}.j2", f"roles/{role}/{name}.j2", f"snippets/{name}.j2"]
 
 
+def override_dirs(search_path: Sequence[Path], node: str, role: str) -> tuple[str, ...]:
+    """The override folders (nodes/<node>, roles/<role>) that exist for this render.
+
+    Looked up once per render so each snippet include does not probe folders
+    that are not there (most nodes have none).
+    """
+    found = []
+    for prefix in (f"nodes/{node}", f"roles/{role}"):
+        if any((base / prefix).is_dir() for base in search_path):
+            found.append(prefix)
+    return tuple(found)
+
+
 @pass_context
 def _snippet(context: Context, name: str) -> list[str]:
     node = context.get("node")
     node_name = str(getattr(node, "name", "") or (node or {}).get("name", ""))
     role = str(getattr(node, "role", "") or (node or {}).get("role", ""))
-    return snippet_candidates(name, node_name, role)
+    candidates = snippet_candidates(name, node_name, role)
+    present = context.get("_override_dirs")
+    if present is None:
+        return candidates
+    return [c for c in candidates if c.startswith("snippets/") or c.rsplit("/", 1)[0] in present]
 
 
 def _shquote(value: Any) -> str:
@@ -108,8 +125,10 @@ def environment(search_path: Sequence[Path]) -> SandboxedEnvironment:
 def render(search_path: Sequence[Path], template: str, context: Mapping[str, Any], who: str) -> str:
     """Render ``template`` with ``context``; ``who`` ("node ctl1") prefixes errors."""
     env = environment(search_path)
+    node = context.get("node") or {}
+    dirs = override_dirs(search_path, str(node.get("name", "")), str(node.get("role", "")))
     try:
-        return env.get_template(template).render(**context)
+        return env.get_template(template).render(**context, _override_dirs=dirs)
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(
             f"{who}: template {exc.name} not found in {', '.join(map(str, search_path))}"
