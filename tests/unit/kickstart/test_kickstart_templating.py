@@ -107,7 +107,8 @@ def test_bond_and_vlan_network(site: Site, tmp_path: Path) -> None:
         ({"by_path": "pci-0000:03:00.0-scsi-0:0:0:0"}, "/dev/disk/by-path/pci-0000:03:00.0-scsi"),
         ({"wwn": "0x5000C500A1B2C3D4"}, "-v w=5000c500a1b2c3d4"),
         # quoted for the shell: an inventory value cannot run commands in %pre
-        ({"serial": "S3Z9$(reboot)"}, "-v s='S3Z9$(reboot)'"),
+        ({"serial": "S3Z9$(reboot)"}, "PROVISIONER_SERIAL='S3Z9$(reboot)' awk"),
+        ({"serial": "WD WX41"}, "PROVISIONER_SERIAL='WD\\x20WX41' awk"),
     ],
 )
 def test_disk_hints_reach_the_pre_script(
