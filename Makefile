@@ -13,6 +13,7 @@ APT_BASE := python3 python3-venv python3-pip make
 APT_TEST := $(APT_BASE)
 APT_TEST += cpio busybox-static kmod
 APT_TEST += bind9 bind9-utils bind9-dnsutils
+APT_TEST += curl debconf dash
 APT_DEMO := $(APT_BASE)
 
 .PHONY: demo test lint venv deps-test deps-demo clean

@@ -62,10 +62,20 @@ def cli(
     ctx.call_on_close(ctx.obj.close)
 
 
-def _register() -> None:
-    from provisioner.cli import dns, inventory, state
+#: one module per area, each with a COMMANDS list (one line each keeps merges simple)
+COMMAND_MODULES = [
+    "inventory",
+    "state",
+    "dns",
+    "render",
+]
 
-    for module in (inventory, state, dns):
+
+def _register() -> None:
+    import importlib
+
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(f"provisioner.cli.{module_name}")
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -178,6 +178,29 @@ class DiskHints(Model):
     name: str | None = Field(None, description="Kernel name, e.g. sda or vda")
     min_size_gb: Annotated[int, Field(ge=1)] | None = None
     count: Annotated[int, Field(ge=1)] = Field(1, description="Disks the node has")
+    select: Literal["smallest", "first"] | None = Field(
+        None, description="Which non-removable disk holds the OS; defaults to the layout's choice"
+    )
+
+
+InterfaceName = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.:-]{1,15}$")]
+
+
+class Bond(Model):
+    name: InterfaceName = "bond0"
+    interfaces: Annotated[list[InterfaceName], Field(min_length=2)] = Field(
+        description="Member NICs by kernel name"
+    )
+    mode: str = "802.3ad"
+    options: str = Field("miimon=100", description="Extra bonding options, comma separated")
+
+
+class NodeNetwork(Model):
+    """How the node's static address sits on its NICs (default: untagged on the primary MAC)."""
+
+    bond: Bond | None = None
+    vlan: Annotated[int, Field(ge=1, le=4094)] | None = None
+    mtu: Annotated[int, Field(ge=576, le=9216)] | None = None
 
 
 class Node(Model):
@@ -190,6 +213,7 @@ class Node(Model):
     disks: DiskHints = Field(default_factory=DiskHints)
     profile: str | None = None
     boot_mode: BootMode | None = None
+    network: NodeNetwork = Field(default_factory=NodeNetwork)
 
     @property
     def primary_mac(self) -> str:

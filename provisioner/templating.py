@@ -1,0 +1,143 @@
+"""Jinja2 for kickstarts and preseeds: sandboxed, strict, and overridable file by file.
+
+Templates are looked up along the content search path of ``kickstart`` (the
+site's own copy first, then the bundled folder), so a site copies only the
+files it changes. Snippets are included with ``{% include snippet("name") %}``,
+which tries, in order:
+
+    nodes/<node>/<name>.j2   one node's override
+    roles/<role>/<name>.j2   one role's override
+    snippets/<name>.j2       the default
+
+Jinja comments are ``<# ... #>`` here, not ``{# ... #}``: bash's ``${#ARR[@]}``
+in %pre/%post would otherwise open a comment and break the template.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import FileSystemLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment
+
+from provisioner.errors import ConfigError
+
+
+class TemplateError(ConfigError):
+    """A template is missing, broken, or uses a variable that is not defined."""
+
+
+def snippet_candidates(name: str, node: str, role: str) -> list[str]:
+    """Where snippet ``name`` may live, most specific first."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise TemplateError(f"node {node}: snippet name '{name}' is not a plain name")
+    return [f"nodes/{node}/{name}.j2", f"roles/{role}/{name}.j2", f"snippets/{name}.j2"]
+
+
+def override_dirs(search_path: Sequence[Path], node: str, role: str) -> tuple[str, ...]:
+    """The override folders (nodes/<node>, roles/<role>) that exist for this render.
+
+    Looked up once per render so each snippet include does not probe folders
+    that are not there (most nodes have none).
+    """
+    found = []
+    for prefix in (f"nodes/{node}", f"roles/{role}"):
+        if any((base / prefix).is_dir() for base in search_path):
+            found.append(prefix)
+    return tuple(found)
+
+
+@pass_context
+def _snippet(context: Context, name: str) -> list[str]:
+    node = context.get("node")
+    node_name = str(getattr(node, "name", "") or (node or {}).get("name", ""))
+    role = str(getattr(node, "role", "") or (node or {}).get("role", ""))
+    candidates = snippet_candidates(name, node_name, role)
+    present = context.get("_override_dirs")
+    if present is None:
+        return candidates
+    return [c for c in candidates if c.startswith("snippets/") or c.rsplit("/", 1)[0] in present]
+
+
+def _shquote(value: Any) -> str:
+    return shlex.quote(str(value))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)
+
+
+def _continued(text: str) -> str:
+    """Non-empty lines joined into one debconf value with backslash continuations."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " \\\n    ".join(lines)
+
+
+def _as_script(text: str, path: str) -> str:
+    """A multi-line shell script as one debconf command value.
+
+    The value writes the script to ``path`` with printf (one quoted argument per
+    line, so nothing in it is expanded) and runs it with sh.
+    """
+    lines = text.rstrip("\n").splitlines()
+    quoted = " \\\n    ".join(shlex.quote(line) for line in lines)
+    return f"printf '%s\\n' \\\n    {quoted} \\\n    > {path} && sh {path}"
+
+
+FILTERS: Mapping[str, Callable[..., Any]] = {
+    "shquote": _shquote,
+    "tojson_plain": _json,
+    "continued": _continued,
+    "as_script": _as_script,
+}
+
+
+@lru_cache(maxsize=32)
+def _environment(search_path: tuple[Path, ...]) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader([str(p) for p in search_path]),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        comment_start_string="<#",
+        comment_end_string="#>",
+        auto_reload=True,
+    )
+    env.filters.update(FILTERS)
+    env.globals["snippet"] = _snippet
+    return env
+
+
+def environment(search_path: Sequence[Path]) -> SandboxedEnvironment:
+    """A cached environment per search path (templates compile once)."""
+    return _environment(tuple(Path(p) for p in search_path))
+
+
+def render(search_path: Sequence[Path], template: str, context: Mapping[str, Any], who: str) -> str:
+    """Render ``template`` with ``context``; ``who`` ("node ctl1") prefixes errors."""
+    env = environment(search_path)
+    node = context.get("node") or {}
+    dirs = override_dirs(search_path, str(node.get("name", "")), str(node.get("role", "")))
+    try:
+        return env.get_template(template).render(**context, _override_dirs=dirs)
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(
+            f"{who}: template {exc.name} not found in {', '.join(map(str, search_path))}"
+        ) from exc
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"{who}: template {template}: {exc.message}") from exc
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"{who}: template {exc.name or template} line {exc.lineno}: {exc.message}"
+        ) from exc
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateError(f"{who}: template {template}: unsafe operation: {exc}") from exc
