@@ -51,9 +51,7 @@ class DeployFacts:
 
     @classmethod
     def from_context(cls, context: dict[str, Any]) -> DeployFacts:
-        running = tuple(
-            m["name"] for m in context.get("members", []) if m.get("state") == "active"
-        )
+        running = tuple(m["name"] for m in context.get("members", []) if m.get("state") == "active")
         return cls(bool(context.get("first_deployment", True)), running)
 
 

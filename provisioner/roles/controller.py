@@ -79,8 +79,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     cluster_name = f"{site.site.name}-controllers"
     common = {"node": node, "controllers": ctls, "cluster_name": cluster_name, "vip": vip}
     services = [
-        {"name": name, "port": port, "check": check}
-        for name, (port, check) in API_SERVICES.items()
+        {"name": name, "port": port, "check": check} for name, (port, check) in API_SERVICES.items()
     ]
     bootstrap, decision = galera_bootstraps(site, node, facts)
     files: Bundle = {
