@@ -10,6 +10,9 @@ DEMO_STATE ?= .demo/state
 # Debian packages, by purpose (scripts/apt-install only installs the missing ones).
 APT_BASE := python3 python3-venv python3-pip make
 APT_TEST := $(APT_BASE)
+# hand-off (issue 7): config checkers, netns failover, sshd for the SSH push, curl
+APT_TEST += haproxy keepalived corosync pacemaker pacemaker-cli-utils mariadb-server \
+	iproute2 iputils-ping openssh-server openssh-client curl
 APT_DEMO := $(APT_BASE)
 
 .PHONY: demo test lint venv deps-test deps-demo clean
