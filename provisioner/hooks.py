@@ -187,17 +187,19 @@ class HookRunner:
             log.warning("node %s: hook %s is gone; running every hook", name, start_at)
         context = hook_context(site, self.store, node, self.state_dir, self.site_path)
         ran: list[str] = []
-        with self.store.reserved(name, "hooks", owner=ACTOR):
-            for hook in plan:
-                self.store.set_step(name, STEP_PREFIX + hook.name, actor=ACTOR)
-                reason = self._run_one(name, hook, context)
-                if reason is not None:
-                    self.store.transition(
-                        name, "fail", reason=reason, actor=ACTOR, step=STEP_PREFIX + hook.name
-                    )
-                    return HookOutcome(name, tuple(ran), hook.name, reason)
-                ran.append(hook.name)
-            self.store.transition(name, "activate", actor=ACTOR)
+        # No reservation here: the pipeline may hold the node's while it waits for the
+        # install; the conditional state moves into configuring already let only one
+        # runner start (a second one finds the node in another state).
+        for hook in plan:
+            self.store.set_step(name, STEP_PREFIX + hook.name, actor=ACTOR)
+            reason = self._run_one(name, hook, context)
+            if reason is not None:
+                self.store.transition(
+                    name, "fail", reason=reason, actor=ACTOR, step=STEP_PREFIX + hook.name
+                )
+                return HookOutcome(name, tuple(ran), hook.name, reason)
+            ran.append(hook.name)
+        self.store.transition(name, "activate", actor=ACTOR)
         return HookOutcome(name, tuple(ran))
 
     def rerun(self, name: str) -> HookOutcome:

@@ -87,8 +87,12 @@ def blueprint(
     def bundle(node: str) -> tuple[Response, int]:
         remote = request.remote_addr or "?"
         bundles = callback_deps.bundles
+        record = callback_deps.store.find(node)
         try:
-            allowed = bundles.may_pull(node, presented_token())
+            # a node deploying again (build mode on) gets its new bundle after that install
+            allowed = bundles.may_pull(node, presented_token()) and not (
+                record is None or record.build_mode
+            )
         except BundleError:
             allowed = False
         if not allowed:

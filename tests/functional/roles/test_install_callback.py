@@ -161,6 +161,10 @@ def test_installed_node_is_handed_to_its_hooks_and_pulls_its_bundle(
     # nobody else gets it: not with a wrong token, not with another node's name
     assert lab.fetch_bundle(NODE, "x" * 43, tmp_path / "no.tgz") == 403
     assert lab.fetch_bundle("ctl2", token, tmp_path / "no2.tgz") == 403
+    # once the node is deployed again, the old deploy's token fetches nothing
+    lab.store.transition(NODE, "reprovision", actor="test")
+    lab.store.start_build_mode(NODE, actor="test")
+    assert lab.fetch_bundle(NODE, token, tmp_path / "old.tgz") == 403
 
 
 def test_wrong_token_changes_nothing_and_is_logged_without_the_token(

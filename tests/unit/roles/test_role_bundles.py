@@ -113,8 +113,9 @@ def test_storage_bundle_follows_the_cinder_backend_setting(site: Site) -> None:
             }
         }
     )
-    assert "volume_driver = cinder.volume.drivers.rbd.RBDDriver" in (
-        generate(rbd, "sto1", DeployFacts())["cinder/cinder.conf"]
+    assert (
+        "volume_driver = cinder.volume.drivers.rbd.RBDDriver"
+        in (generate(rbd, "sto1", DeployFacts())["cinder/cinder.conf"])
     )
     bad = rbd.model_copy(
         update={
