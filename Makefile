@@ -12,7 +12,7 @@ APT_BASE := python3 python3-venv python3-pip make
 APT_TEST := $(APT_BASE)
 # hand-off (issue 7): config checkers, netns failover, sshd for the SSH push, curl
 APT_TEST += haproxy keepalived corosync pacemaker pacemaker-cli-utils mariadb-server \
-	iproute2 iputils-ping openssh-server openssh-client curl
+	memcached galera-4 rsync iproute2 iputils-ping openssh-server openssh-client curl
 APT_DEMO := $(APT_BASE)
 
 .PHONY: demo test lint venv deps-test deps-demo clean

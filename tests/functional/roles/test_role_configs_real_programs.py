@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,31 @@ def test_crm_verify_accepts_the_pacemaker_cib(lab_site: Site, tmp_path: Path) ->
         _as_running_cluster(text.replace('class="systemd"', 'class="nosuchclass"'), CONTROLLERS),
     )
     assert run(["crm_verify", "--xml-file", str(broken)], check=False).returncode != 0
+
+
+@needs_root
+def test_memcached_runs_with_the_generated_options(lab_site: Site, tmp_path: Path) -> None:
+    text = generate(lab_site, "ctl2", DeployFacts())["memcached/memcached.conf"]
+    options = [line for line in text.splitlines() if line.startswith("-") and line != "-d"]
+    with netns() as ns:
+        run(["ip", "-n", ns, "addr", "add", "203.0.113.12/32", "dev", "lo"])
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, "memcached", *" ".join(options).split()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            probe = (
+                "import socket,time\n"
+                "for _ in range(100):\n"
+                "    try:\n"
+                "        s = socket.create_connection(('203.0.113.12', 11211), timeout=2); break\n"
+                "    except OSError: time.sleep(0.1)\n"
+                "s.sendall(b'set k 0 0 2\\r\\nok\\r\\nget k\\r\\n'); time.sleep(0.5)\n"
+                "print(s.recv(4096).decode())\n"
+            )
+            result = run(["ip", "netns", "exec", ns, sys.executable, "-c", probe])
+            assert "STORED" in result.stdout and "VALUE k 0 2" in result.stdout
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
