@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,37 @@ def netns(prefix: str = "pv7") -> Iterator[str]:
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+
+
+def bridge_lab(site: Site, nodes: list[str], stack: ExitStack) -> dict[str, str]:
+    """A hub namespace with a bridge (203.0.113.99), one namespace per node plugged into it
+    on interface pv7eth with the node's address. Returns node -> namespace (and "hub");
+    everything is removed when ``stack`` closes."""
+    hub = stack.enter_context(netns())
+    run(["ip", "-n", hub, "link", "add", "br0", "type", "bridge"])
+    run(["ip", "-n", hub, "addr", "add", "203.0.113.99/24", "dev", "br0"])
+    run(["ip", "-n", hub, "link", "set", "br0", "up"])
+    spaces = {}
+    for node in nodes:
+        ns = stack.enter_context(netns())
+        outside = f"pv7v{secrets.token_hex(4)}"
+        run(["ip", "link", "add", outside, "type", "veth", "peer", "name", "pv7eth", "netns", ns])
+        run(["ip", "link", "set", outside, "netns", hub])
+        run(["ip", "-n", hub, "link", "set", outside, "master", "br0", "up"])
+        run(["ip", "-n", ns, "addr", "add", f"{site.node(node).ip}/24", "dev", "pv7eth"])
+        run(["ip", "-n", ns, "link", "set", "pv7eth", "up"])
+        spaces[node] = ns
+    spaces["hub"] = hub
+    return spaces
+
+
+def wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str | Callable[[], str] = "condition"
+) -> float:
+    """Seconds until predicate() held; fails after ``timeout``."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.2)
+    raise AssertionError(f"{what() if callable(what) else what}: not within {timeout}s")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import subprocess
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from provisioner.inventory import Site
 from provisioner.roles import DeployFacts, generate
-from tests.functional.roles.conftest import needs_root, netns, run
+from tests.functional.roles.conftest import bridge_lab, needs_root, run
 
 pytestmark = [pytest.mark.functional, needs_root]
 VIP = "203.0.113.10"
@@ -38,27 +37,6 @@ def wait_for(predicate, timeout: float) -> float:  # type: ignore[no-untyped-def
             return time.monotonic() - start
         time.sleep(0.1)
     raise AssertionError(f"not within {timeout}s")
-
-
-@contextmanager
-def bridge_lab(site: Site, stack: ExitStack) -> Iterator[dict[str, str]]:
-    """A hub namespace with a bridge, and one namespace per controller plugged into it."""
-    hub = stack.enter_context(netns())
-    run(["ip", "-n", hub, "link", "add", "br0", "type", "bridge"])
-    run(["ip", "-n", hub, "addr", "add", "203.0.113.99/24", "dev", "br0"])
-    run(["ip", "-n", hub, "link", "set", "br0", "up"])
-    spaces = {}
-    for node in CONTROLLERS:
-        ns = stack.enter_context(netns())
-        outside = f"pv7v{secrets.token_hex(4)}"
-        run(["ip", "link", "add", outside, "type", "veth", "peer", "name", "pv7eth", "netns", ns])
-        run(["ip", "link", "set", outside, "netns", hub])
-        run(["ip", "-n", hub, "link", "set", outside, "master", "br0", "up"])
-        run(["ip", "-n", ns, "addr", "add", f"{site.node(node).ip}/24", "dev", "pv7eth"])
-        run(["ip", "-n", ns, "link", "set", "pv7eth", "up"])
-        spaces[node] = ns
-    spaces["hub"] = hub
-    yield spaces
 
 
 def keepalived_pids(proc: subprocess.Popen[bytes], run_dir: Path) -> list[int]:
@@ -98,7 +76,7 @@ def test_vip_moves_to_another_controller_when_the_master_stops(
     lab_site: Site, tmp_path: Path
 ) -> None:
     with ExitStack() as stack:
-        spaces = stack.enter_context(bridge_lab(lab_site, stack))
+        spaces = bridge_lab(lab_site, CONTROLLERS, stack)
         procs = {}
         for node in CONTROLLERS:
             run_dir = tmp_path / node
