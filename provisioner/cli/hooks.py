@@ -92,9 +92,18 @@ def hooks_rerun(app: App, name: str, timeout: float) -> None:
 )
 @click.option("--ssh-port", type=int, default=22, show_default=True)
 @click.option("--remote-dir", default="/etc/provisioner/bundle", show_default=True)
+@click.option("--ssh-identity", type=click.Path(path_type=Path), help="Private key for the push.")
+@click.option("--ssh-known-hosts", type=click.Path(path_type=Path), help="known_hosts file.")
 @pass_app
 def bundle(
-    app: App, name: str, render: bool, push_to: str | None, ssh_port: int, remote_dir: str
+    app: App,
+    name: str,
+    render: bool,
+    push_to: str | None,
+    ssh_port: int,
+    remote_dir: str,
+    ssh_identity: Path | None,
+    ssh_known_hosts: Path | None,
 ) -> None:
     """Show where a node's HA bundle is (and its files); render or push it."""
     site = app.site()
@@ -111,7 +120,13 @@ def bundle(
     for rel in bundles.files(name):
         out.print(f"  {rel}")
     if push_to:
-        SshPush(port=ssh_port, remote_dir=remote_dir).push(name, bundles, push_to)
+        push = SshPush(
+            port=ssh_port,
+            remote_dir=remote_dir,
+            identity=ssh_identity,
+            known_hosts=ssh_known_hosts,
+        )
+        push.push(name, bundles, push_to)
         out.print(f"{name}: bundle pushed to {push_to}:{remote_dir}")
 
 

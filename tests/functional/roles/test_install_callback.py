@@ -238,3 +238,21 @@ def test_bmc_failure_leaves_the_node_failed_with_the_reason(lab_site_dir: Path) 
         assert record.state == NodeState.INSTALLED_FAILED
         assert record.reason is not None and "did not answer" in record.reason
         assert not record.build_mode
+
+
+def test_blueprint_defaults_to_the_stores_state_dir(lab_site_dir: Path) -> None:
+    state_dir = lab_site_dir / "state"
+    store = Store.open(state_dir)
+    tokens = DeployTokens.from_state_dir(state_dir)
+    ctx = ServerContext(SiteSource(lab_site_dir / "site.yaml"), store, tokens, lab_site_dir)
+    app = Flask("default")
+    app.register_blueprint(blueprint(ctx))
+    try:
+        for url in serve(app):
+            lab = Lab(url, store, tokens, state_dir, BootDiskRecorder())
+            lab.deploy()
+            before = lab.snapshot()
+            assert lab.post(NODE, {"status": "installed"}, "not-the-token") == 403
+            assert lab.snapshot() == before
+    finally:
+        store.close()

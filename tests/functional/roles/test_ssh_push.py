@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from provisioner.bundles import BundleStore
 from provisioner.delivery import DeliveryError, SshPush
 from provisioner.inventory import load_site
 from provisioner.roles import DeployFacts, generate
+from provisioner.store import Store
 from tests.functional.roles.conftest import run
 
 pytestmark = [
@@ -112,3 +114,19 @@ def test_push_with_a_key_the_node_does_not_accept_fails_clearly(
     with pytest.raises(DeliveryError, match=r"node cmp1: bundle push to root@127.0.0.1 failed"):
         push.push("cmp1", bundles, "root@127.0.0.1")
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_bundle_command_renders_and_pushes(site_dir: Path, sshd: Sshd, tmp_path: Path) -> None:
+    state_dir = site_dir / "state"
+    store = Store.open(state_dir)
+    store.enroll("net1")
+    store.close()
+    remote = tmp_path / "net1-root" / "bundle"
+    cmd = [sys.executable, "-m", "provisioner", "--site", str(site_dir / "site.yaml")]
+    cmd += ["--state-dir", str(state_dir), "bundle", "net1", "--render"]
+    cmd += ["--push", "root@127.0.0.1", "--ssh-port", str(sshd.port), "--remote-dir", str(remote)]
+    cmd += ["--ssh-identity", str(sshd.key), "--ssh-known-hosts", str(sshd.known_hosts)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"net1: bundle pushed to root@127.0.0.1:{remote}" in result.stdout
+    assert "l3_ha = true" in (remote / "neutron" / "neutron.conf.d" / "l3-ha.conf").read_text()
