@@ -98,6 +98,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             check_weight=PRIORITY_STEP * len(ctls) + 10,
             **common,
         ),
+        "sysctl/60-provisioner-vip.conf": render(KIND, "sysctl-vip.conf.j2", site, **common),
         "mysql/galera.cnf": render(KIND, "galera.cnf.j2", site, **common),
         "galera/galera-start.sh": render(
             KIND, "galera-start.sh.j2", site, bootstrap=bootstrap, decision=decision, **common
