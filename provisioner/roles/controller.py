@@ -39,15 +39,21 @@ def galera_bootstraps(site: Site, node: Node, facts: DeployFacts) -> tuple[bool,
     Exactly one node bootstraps, and only on the cluster's first deployment: the
     first controller in name order, when it never was active before and no other
     controller is running. Everyone else (and any reprovisioned member) joins.
+    A full rebuild (every controller wiped) sets the controller role's
+    ``settings.galera_new_cluster: true`` for that rebuild; even then a node
+    never bootstraps while another controller is active.
     """
     first = controllers(site)[0].name
-    if not facts.first_deployment:
-        return False, "reprovisioned member: joins the running cluster"
+    rebuild = bool(role_settings(site, node).get("galera_new_cluster", False))
     if facts.cluster_running:
         running = ", ".join(facts.running_members)
         return False, f"cluster running on {running}: joins it"
+    if not facts.first_deployment and not rebuild:
+        return False, "reprovisioned member: joins the running cluster"
     if node.name != first:
-        return False, f"first deployment: {first} bootstraps, this node joins"
+        return False, f"new cluster: {first} bootstraps, this node joins"
+    if rebuild and not facts.first_deployment:
+        return True, "full rebuild (galera_new_cluster) and no controller active: bootstraps"
     return True, "first deployment of the cluster: this node bootstraps it"
 
 

@@ -140,3 +140,22 @@ def test_compute_points_at_the_controllers_vip(site: Site) -> None:
     l2 = bundle["neutron/neutron.conf.d/l2-agent.conf"]
     assert "www_authenticate_uri = http://192.0.2.10:5000" in l2
     assert all(f"openstack@{ip}:5672" in l2 for ip in CTL_IPS)
+
+
+def test_full_rebuild_bootstraps_once_but_never_beside_a_running_member(site: Site) -> None:
+    controller = site.roles["controller"]
+    rebuilt = site.model_copy(
+        update={
+            "roles": {
+                **site.roles,
+                "controller": controller.model_copy(
+                    update={"settings": {"galera_new_cluster": True}}
+                ),
+            }
+        }
+    )
+    wiped = DeployFacts(first_deployment=False)
+    assert [n for n in CONTROLLERS if bootstraps(rebuilt, n, wiped)] == ["ctl1"]
+    assert not bootstraps(site, "ctl1", wiped)  # without the setting: never
+    beside = DeployFacts(first_deployment=False, running_members=("ctl3",))
+    assert not bootstraps(rebuilt, "ctl1", beside)
