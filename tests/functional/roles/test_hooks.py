@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +27,14 @@ def cli(site_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "provisioner", "--site", str(site_dir / "site.yaml")]
     cmd += ["--state-dir", str(site_dir / "state"), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+
+def ansible_inventory() -> str:
+    """ansible-core's reader, beside this interpreter (a virtualenv) or on PATH."""
+    beside = Path(sys.executable).parent / "ansible-inventory"
+    return (
+        str(beside) if beside.exists() else shutil.which("ansible-inventory") or "ansible-inventory"
+    )
 
 
 def add_hook(site_dir: Path, rel: str, body: str) -> Path:
@@ -198,7 +207,7 @@ def test_bundle_and_ansible_inventory_commands(site_dir: Path, state: Store) -> 
     inv = cli(site_dir, "inventory", "ansible", "-o", str(site_dir / "multinode"))
     assert inv.returncode == 0, inv.stderr
     graph = subprocess.run(
-        ["ansible-inventory", "-i", str(site_dir / "multinode"), "--list"],
+        [ansible_inventory(), "-i", str(site_dir / "multinode"), "--list"],
         capture_output=True,
         text=True,
         timeout=120,
