@@ -7,6 +7,7 @@ hooks/<kind>/templates/ (a site's own copy of a template takes precedence).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
@@ -57,6 +58,27 @@ class DeployFacts:
 
 def role_settings(site: Site, node: Node) -> dict[str, Any]:
     return dict(site.roles[node.role].settings)
+
+
+def int_setting(site: Site, node: Node, key: str, default: int, minimum: int = 0) -> int:
+    """A whole-number role setting, or a clear error naming the node, role and field."""
+    value = site.roles[node.role].settings.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise RoleConfigError(
+            f"node {node.name}: role {node.role} settings.{key} must be a whole number "
+            f">= {minimum}, not {value!r}"
+        )
+    return value
+
+
+def str_setting(site: Site, node: Node, key: str, default: str, pattern: str = r"\S+") -> str:
+    """A text role setting matching ``pattern``, or a clear error naming node and field."""
+    value = site.roles[node.role].settings.get(key, default)
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise RoleConfigError(
+            f"node {node.name}: role {node.role} settings.{key}: {value!r} is not valid"
+        )
+    return value
 
 
 def members(site: Site, node: Node) -> list[Node]:

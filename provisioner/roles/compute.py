@@ -9,14 +9,13 @@ from provisioner.roles.common import (
     controller_vip,
     controllers,
     render,
-    role_settings,
+    str_setting,
 )
 
 KIND = "compute"
 
 
 def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
-    settings = role_settings(site, node)
     common = {
         "node": node,
         "controllers": controllers(site),
@@ -29,7 +28,13 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             KIND,
             "openvswitch_agent.ini.j2",
             site,
-            bridge_mappings=settings.get("bridge_mappings", "physnet1:br-ex"),
+            bridge_mappings=str_setting(
+                site,
+                node,
+                "bridge_mappings",
+                "physnet1:br-ex",
+                r"[\w.-]+:[\w.-]+(,[\w.-]+:[\w.-]+)*",
+            ),
             **common,
         ),
     }

@@ -16,8 +16,10 @@ from provisioner.roles.common import (
     RoleConfigError,
     controller_vip,
     controllers,
+    int_setting,
     render,
     role_settings,
+    str_setting,
     vrrp_router_id,
 )
 
@@ -25,6 +27,9 @@ KIND = "controller"
 PRIORITY_TOP = 150
 PRIORITY_STEP = 10
 DEFAULT_PACEMAKER_SERVICES = ("openstack-cinder-backup",)
+IFNAME = r"[A-Za-z0-9_.-]{1,15}"
+ABS_PATH = r"/[\w./-]+"
+COMMAND = r"/[\w./-]+( [\w./=-]+)*"
 
 
 def vrrp_priority(site: Site, node: Node) -> int:
@@ -64,13 +69,14 @@ def _prefix(site: Site, node_name: str, vip: Any) -> int:
     return cidr.prefixlen
 
 
-def _pacemaker_resources(settings: dict[str, Any]) -> list[dict[str, str]]:
+def _pacemaker_resources(node: Node, settings: dict[str, Any]) -> list[dict[str, str]]:
     services = settings.get("pacemaker_services", list(DEFAULT_PACEMAKER_SERVICES))
     resources = []
     for service in services:
         if not isinstance(service, str) or not re.fullmatch(r"[A-Za-z0-9@._-]+", service):
             raise RoleConfigError(
-                f"role controller: settings.pacemaker_services: '{service}' is not a unit name"
+                f"node {node.name}: role {node.role} settings.pacemaker_services: "
+                f"{service!r} is not a unit name"
             )
         resources.append({"id": re.sub(r"[^A-Za-z0-9-]", "-", service), "service": service})
     return resources
@@ -94,13 +100,15 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             KIND,
             "keepalived.conf.j2",
             site,
-            interface=settings.get("vrrp_interface", "eth0"),
+            interface=str_setting(site, node, "vrrp_interface", "eth0", IFNAME),
             instance="VI_API",
             router_id=vrrp_router_id(vip),
             priority=vrrp_priority(site, node),
             peers=[c for c in ctls if c.name != node.name],
             prefix=_prefix(site, node.name, vip),
-            check_script=settings.get("vrrp_check_script", "/usr/bin/pgrep -x haproxy"),
+            check_script=str_setting(
+                site, node, "vrrp_check_script", "/usr/bin/pgrep -x haproxy", COMMAND
+            ),
             check_weight=PRIORITY_STEP * len(ctls) + 10,
             **common,
         ),
@@ -115,22 +123,24 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             KIND,
             "memcached.conf.j2",
             site,
-            memory_mb=int(settings.get("memcached_memory_mb", 1024)),
+            memory_mb=int_setting(site, node, "memcached_memory_mb", 1024, minimum=64),
             **common,
         ),
         "corosync/corosync.conf": render(
             KIND,
             "corosync.conf.j2",
             site,
-            keyfile=settings.get("corosync_keyfile", "/etc/corosync/authkey"),
+            keyfile=str_setting(site, node, "corosync_keyfile", "/etc/corosync/authkey", ABS_PATH),
             **common,
         ),
         "pacemaker/cib.xml": render(
             KIND,
             "cib.xml.j2",
             site,
-            resources=_pacemaker_resources(settings),
-            password_script=settings.get("fence_password_script", "/etc/provisioner/bmc-password"),
+            resources=_pacemaker_resources(node, settings),
+            password_script=str_setting(
+                site, node, "fence_password_script", "/etc/provisioner/bmc-password", ABS_PATH
+            ),
             **common,
         ),
         "galera/decision.json": json.dumps(

@@ -9,9 +9,10 @@ from provisioner.roles.common import (
     RoleConfigError,
     controller_vip,
     controllers,
+    int_setting,
     members,
     render,
-    role_settings,
+    str_setting,
 )
 
 KIND = "network"
@@ -25,7 +26,6 @@ def agent_counts(n_nodes: int) -> tuple[int, int, int]:
 
 
 def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
-    settings = role_settings(site, node)
     nodes = members(site, node)
     max_l3, min_l3, dhcp = agent_counts(len(nodes))
     common = {
@@ -33,16 +33,18 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
         "members": nodes,
         "controllers": controllers(site),
         "vip": controller_vip(site, node.name),
-        "dhcp_agents": int(settings.get("dhcp_agents_per_network", dhcp)),
+        "dhcp_agents": int_setting(site, node, "dhcp_agents_per_network", dhcp, minimum=1),
     }
     return {
         "neutron/neutron.conf.d/l3-ha.conf": render(
             KIND,
             "neutron-l3-ha.conf.j2",
             site,
-            max_l3_agents=int(settings.get("max_l3_agents_per_router", max_l3)),
-            min_l3_agents=int(settings.get("min_l3_agents_per_router", min_l3)),
-            l3_ha_net_cidr=settings.get("l3_ha_net_cidr", "169.254.192.0/18"),
+            max_l3_agents=int_setting(site, node, "max_l3_agents_per_router", max_l3, minimum=1),
+            min_l3_agents=int_setting(site, node, "min_l3_agents_per_router", min_l3, minimum=1),
+            l3_ha_net_cidr=str_setting(
+                site, node, "l3_ha_net_cidr", "169.254.192.0/18", r"[0-9.]+/\d{1,2}"
+            ),
             **common,
         ),
         "neutron/l3_agent.ini": render(KIND, "l3_agent.ini.j2", site, **common),

@@ -10,12 +10,15 @@ from provisioner.roles.common import (
     RoleConfigError,
     controller_vip,
     controllers,
+    int_setting,
     render,
     role_settings,
+    str_setting,
 )
 
 KIND = "storage"
 BACKENDS = ("lvm", "rbd")
+NAME = r"[A-Za-z0-9_.-]+"
 SWIFT_SERVERS = {"account": 6202, "container": 6201, "object": 6200}
 
 
@@ -27,14 +30,14 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             f"node {node.name}: role {node.role} settings.cinder_backend is '{backend}', "
             f"expected one of {', '.join(BACKENDS)}"
         )
-    os_disks = int(settings.get("os_disks", 1))
+    os_disks = int_setting(site, node, "os_disks", 1)
     data_disks = max(0, node.disks.count - os_disks)
     cinder_disks = 1 if backend == "lvm" and data_disks else 0
     common = {
         "node": node,
         "controllers": controllers(site),
         "vip": controller_vip(site, node.name),
-        "volume_group": settings.get("volume_group", "cinder-volumes"),
+        "volume_group": str_setting(site, node, "volume_group", "cinder-volumes", NAME),
     }
     files: Bundle = {
         "cinder/cinder.conf": render(
@@ -42,8 +45,8 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             "cinder.conf.j2",
             site,
             backend=backend,
-            rbd_pool=settings.get("rbd_pool", "volumes"),
-            rbd_user=settings.get("rbd_user", "cinder"),
+            rbd_pool=str_setting(site, node, "rbd_pool", "volumes", NAME),
+            rbd_user=str_setting(site, node, "rbd_user", "cinder", NAME),
             **common,
         ),
         "storage/prepare-disks.sh": render(

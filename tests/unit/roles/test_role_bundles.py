@@ -159,3 +159,40 @@ def test_full_rebuild_bootstraps_once_but_never_beside_a_running_member(site: Si
     assert not bootstraps(site, "ctl1", wiped)  # without the setting: never
     beside = DeployFacts(first_deployment=False, running_members=("ctl3",))
     assert not bootstraps(rebuilt, "ctl1", beside)
+
+
+def test_no_secret_of_the_site_ends_up_in_a_bundle_or_the_inventory(site: Site) -> None:
+    from provisioner.roles.kolla import multinode_inventory
+
+    secrets_dir = REPO / "examples" / "secrets"
+    secrets = [p.read_text().strip() for p in secrets_dir.iterdir() if p.name != "README.md"]
+    assert secrets and all(len(s) >= 8 for s in secrets)
+    texts = [multinode_inventory(site)]
+    for node in site.nodes:
+        texts += generate(site, node.name, DeployFacts()).values()
+    for secret in secrets:
+        assert not any(secret in text for text in texts)
+
+
+def with_settings(site: Site, role: str, settings: dict[str, object]) -> Site:
+    updated = site.roles[role].model_copy(update={"settings": settings})
+    return site.model_copy(update={"roles": {**site.roles, role: updated}})
+
+
+@pytest.mark.parametrize(
+    ("role", "node", "settings", "field"),
+    [
+        ("controller", "ctl1", {"memcached_memory_mb": "lots"}, "memcached_memory_mb"),
+        ("controller", "ctl2", {"vrrp_interface": "eth0; reboot"}, "vrrp_interface"),
+        ("controller", "ctl3", {"pacemaker_services": ["ok.service", "x y"]}, "pacemaker_services"),
+        ("network", "net1", {"dhcp_agents_per_network": 0}, "dhcp_agents_per_network"),
+        ("storage", "sto2", {"os_disks": -1}, "os_disks"),
+        ("compute", "cmp1", {"bridge_mappings": "physnet1"}, "bridge_mappings"),
+    ],
+)
+def test_bad_role_settings_name_the_node_and_the_field(
+    site: Site, role: str, node: str, settings: dict[str, object], field: str
+) -> None:
+    with pytest.raises(RoleConfigError, match=rf"{field}") as err:
+        generate(with_settings(site, role, settings), node, DeployFacts())
+    assert str(err.value).startswith(f"node {node}: role {role} settings.{field}")
