@@ -117,7 +117,15 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
         "galera/galera-start.sh": render(
             KIND, "galera-start.sh.j2", site, bootstrap=bootstrap, decision=decision, **common
         ),
-        "rabbitmq/rabbitmq.conf": render(KIND, "rabbitmq.conf.j2", site, **common),
+        "rabbitmq/rabbitmq.conf": render(
+            KIND,
+            "rabbitmq.conf.j2",
+            site,
+            default_queue_type=str_setting(
+                site, node, "rabbitmq_default_queue_type", "", r"|quorum|classic|stream"
+            ),
+            **common,
+        ),
         "openstack/oslo-messaging.conf": render(KIND, "oslo-messaging.conf.j2", site, **common),
         "memcached/memcached.conf": render(
             KIND,

@@ -82,8 +82,15 @@ def test_rabbitmq_cluster_with_quorum_queues(site: Site) -> None:
     conf = bundle["rabbitmq/rabbitmq.conf"]
     for i, ctl in enumerate(CONTROLLERS, 1):
         assert f"cluster_formation.classic_config.nodes.{i} = rabbit@{ctl}" in conf
-    assert "default_queue_type = quorum" in conf
+    assert "cluster_partition_handling = pause_minority" in conf
+    # the services declare quorum queues themselves (works with any RabbitMQ since 3.8)
     assert "rabbit_quorum_queue = true" in bundle["openstack/oslo-messaging.conf"]
+    assert "default_queue_type" not in conf  # would stop RabbitMQ < 3.13 from starting
+    newer = with_settings(site, "controller", {"rabbitmq_default_queue_type": "quorum"})
+    assert (
+        "default_queue_type = quorum"
+        in generate(newer, "ctl3", DeployFacts())["rabbitmq/rabbitmq.conf"]
+    )
     assert "-l 192.0.2.13" in bundle["memcached/memcached.conf"]
 
 
