@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -189,18 +190,59 @@ class HookRunner:
         ran: list[str] = []
         # No reservation here: the pipeline may hold the node's while it waits for the
         # install; the conditional state moves into configuring already let only one
-        # runner start (a second one finds the node in another state).
-        for hook in plan:
-            self.store.set_step(name, STEP_PREFIX + hook.name, actor=ACTOR)
-            reason = self._run_one(name, hook, context)
-            if reason is not None:
-                self.store.transition(
-                    name, "fail", reason=reason, actor=ACTOR, step=STEP_PREFIX + hook.name
-                )
-                return HookOutcome(name, tuple(ran), hook.name, reason)
-            ran.append(hook.name)
-        self.store.transition(name, "activate", actor=ACTOR)
+        # runner start (a second one finds the node in another state). The marker file
+        # tells `hooks rerun --interrupted` whether this runner is still alive.
+        marker = self._marker(name)
+        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        marker.write_text(f"{os.getpid()} {socket.gethostname()}\n")
+        try:
+            for hook in plan:
+                self.store.set_step(name, STEP_PREFIX + hook.name, actor=ACTOR)
+                reason = self._run_one(name, hook, context)
+                if reason is not None:
+                    self.store.transition(
+                        name, "fail", reason=reason, actor=ACTOR, step=STEP_PREFIX + hook.name
+                    )
+                    return HookOutcome(name, tuple(ran), hook.name, reason)
+                ran.append(hook.name)
+            self.store.transition(name, "activate", actor=ACTOR)
+        finally:
+            marker.unlink(missing_ok=True)
         return HookOutcome(name, tuple(ran))
+
+    def _marker(self, name: str) -> Path:
+        return self.state_dir / "hooks-running" / name
+
+    def runner_alive(self, name: str) -> int | None:
+        """The pid of a live runner of this node's hooks on this host, if any."""
+        try:
+            pid_text, host = self._marker(name).read_text().split()
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            return None
+        if host != socket.gethostname():
+            return pid  # cannot tell from here: assume it runs
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def mark_interrupted(self, name: str) -> None:
+        """A node left configuring by a runner that died: fail it where it stopped."""
+        record = self.store.get(name)
+        if record.state != NodeState.CONFIGURING:
+            raise StateError(f"node {name}: not configuring ({record.state.value})")
+        pid = self.runner_alive(name)
+        if pid is not None:
+            raise StateError(f"node {name}: its hooks are still running (pid {pid})")
+        where = record.step.removeprefix(STEP_PREFIX) if record.step else "the first hook"
+        self.store.transition(
+            name, "fail", reason=f"hooks interrupted at {where}", actor=ACTOR, step=record.step
+        )
+        self._marker(name).unlink(missing_ok=True)
 
     def rerun(self, name: str) -> HookOutcome:
         """Retry a node whose hooks failed, from the hook that failed."""

@@ -68,11 +68,19 @@ def hooks_list(app: App, name: str, as_json: bool) -> None:
     show_default=True,
     help="Seconds each hook may run.",
 )
+@click.option(
+    "--interrupted",
+    is_flag=True,
+    help="The node is stuck configuring because its runner died: retry it too.",
+)
 @pass_app
-def hooks_rerun(app: App, name: str, timeout: float) -> None:
+def hooks_rerun(app: App, name: str, timeout: float, interrupted: bool) -> None:
     """Retry a node's hooks from the one that failed."""
     app.site().node(name)
-    outcome = _runner(app, timeout).rerun(name)
+    runner = _runner(app, timeout)
+    if interrupted and app.store().get(name).state == NodeState.CONFIGURING:
+        runner.mark_interrupted(name)
+    outcome = runner.rerun(name)
     out = console()
     for hook in outcome.ran:
         out.print(f"{name}: {hook} ok")

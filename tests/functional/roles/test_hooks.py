@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -220,3 +221,34 @@ def test_bundle_and_ansible_inventory_commands(site_dir: Path, state: Store) -> 
     host = groups["_meta"]["hostvars"]["cmp1"]
     assert host["ansible_host"] == "192.0.2.18"
     assert host["kolla_internal_vip_address"] == "192.0.2.10"
+
+
+def test_interrupted_run_is_resumed_only_when_its_runner_is_gone(
+    site_dir: Path, state: Store
+) -> None:
+    walk(state, "ctl1", NodeState.CONFIGURING)
+    state.set_step("ctl1", "hook:controller/50-ha-bundle")
+    marker = site_dir / "state" / "hooks-running" / "ctl1"
+    marker.parent.mkdir(parents=True)
+    # a runner that is still alive (this test process): hands off
+    marker.write_text(f"{os.getpid()} {socket.gethostname()}\n")
+    refused = cli(site_dir, "hooks", "rerun", "ctl1", "--interrupted")
+    assert refused.returncode == 1
+    assert f"node ctl1: its hooks are still running (pid {os.getpid()})" in refused.stderr
+    assert state.get("ctl1").state == NodeState.CONFIGURING
+
+    # the server died mid-run: its pid is gone
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    marker.write_text(f"{dead.pid} {socket.gethostname()}\n")
+    plain = cli(site_dir, "hooks", "rerun", "ctl1")
+    assert plain.returncode == 1 and "needs 'configuring failed'" in plain.stderr
+    resumed = cli(site_dir, "hooks", "rerun", "ctl1", "--interrupted")
+    assert resumed.returncode == 0, resumed.stderr
+    assert state.get("ctl1").state == NodeState.ACTIVE
+    firsts = [m.split("\n")[0] for m in hook_events(state, "ctl1")]
+    assert "hook common/10-record-context exited 0" not in firsts  # resumed where it stopped
+    assert "hook controller/50-ha-bundle exited 0" in firsts
+    reasons = [e.message for e in state.events("ctl1") if e.to_state == "configuring failed"]
+    assert reasons == ["hooks interrupted at controller/50-ha-bundle"]
+    assert not marker.exists()
