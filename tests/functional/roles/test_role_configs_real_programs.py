@@ -151,3 +151,26 @@ def test_memcached_runs_with_the_generated_options(lab_site: Site, tmp_path: Pat
         finally:
             proc.terminate()
             proc.wait(timeout=15)
+
+
+@pytest.mark.parametrize(
+    ("node", "script"),
+    [
+        ("ctl1", "galera/galera-start.sh"),
+        ("ctl2", "galera/galera-start.sh"),
+        ("sto1", "storage/prepare-disks.sh"),
+    ],
+)
+def test_generated_scripts_parse_as_shell(
+    lab_site: Site, tmp_path: Path, node: str, script: str
+) -> None:
+    text = generate(lab_site, node, DeployFacts())[script]
+    assert text.startswith("#!/bin/sh\n")
+    path = write(tmp_path, node, Path(script).name, text)
+    run(["sh", "-n", str(path)])
+    assert (
+        run(
+            ["sh", "-n", str(write(tmp_path, node, "bad.sh", text + "\nif then\n"))], check=False
+        ).returncode
+        != 0
+    )
