@@ -62,7 +62,7 @@ def blueprint(
     @bp.post("/api/v1/nodes/<node>/callback")
     def callback(node: str) -> tuple[Response, int]:
         remote = request.remote_addr or "?"
-        body = request.get_json(silent=True)
+        body = request.get_json(force=True, silent=True)  # installers may omit the type
         if not isinstance(body, dict):
             body = {}
         try:

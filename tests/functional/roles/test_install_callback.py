@@ -219,6 +219,18 @@ def test_installer_failure_fails_the_node_with_its_message(lab: Lab) -> None:
     assert not record.build_mode
 
 
+def test_plain_curl_without_content_type_works(lab: Lab) -> None:
+    token = lab.deploy()
+    url = f"{lab.url}/api/v1/nodes/{NODE}/callback?token={token}"
+    out = run(["curl", "-sS", "-w", "\n%{http_code}", "-d", '{"status": "started"}', url]).stdout
+    assert out.endswith("\n200")
+    assert json.loads(out.rsplit("\n", 1)[0]) == {
+        "node": NODE,
+        "status": "started",
+        "state": "installing",
+    }
+
+
 def test_bad_status_is_a_client_error_that_changes_nothing(lab: Lab) -> None:
     token = lab.deploy()
     before = lab.snapshot()
