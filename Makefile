@@ -14,6 +14,9 @@ APT_TEST := $(APT_BASE)
 APT_TEST += cpio busybox-static kmod
 APT_TEST += bind9 bind9-utils bind9-dnsutils
 APT_TEST += curl debconf dash
+# hand-off (issue 7): config checkers, netns failover, sshd for the SSH push, curl
+APT_TEST += haproxy keepalived corosync pacemaker pacemaker-cli-utils mariadb-server \
+	memcached galera-4 rsync iproute2 iputils-ping openssh-server openssh-client curl
 APT_DEMO := $(APT_BASE)
 
 .PHONY: demo test lint venv deps-test deps-demo clean

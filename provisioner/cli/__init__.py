@@ -68,6 +68,7 @@ COMMAND_MODULES = [
     "state",
     "dns",
     "render",
+    "hooks",
 ]
 
 

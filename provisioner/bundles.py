@@ -1,0 +1,107 @@
+"""Where generated bundles live (under the state dir) and how a node may pull its own.
+
+``<state_dir>/bundles/<node>/`` holds the files. When a node's install completes,
+the SHA-256 of its (now spent) deploy token is kept beside the bundles, so the
+node can still fetch *its own* bundle on first boot with that token, until the
+node is deployed again or ``max_age`` passes. The token itself is never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from provisioner.errors import ProvisionerError
+from provisioner.roles.common import Bundle
+
+PULL_MAX_AGE_S = 24 * 3600
+
+
+class BundleError(ProvisionerError):
+    pass
+
+
+class BundleStore:
+    def __init__(self, state_dir: Path, pull_max_age_s: float = PULL_MAX_AGE_S) -> None:
+        self.root = state_dir / "bundles"
+        self._tokens = state_dir / "bundle-tokens"
+        self.pull_max_age_s = pull_max_age_s
+
+    def path(self, node: str) -> Path:
+        if not node or "/" in node or node.startswith("."):
+            raise BundleError(f"node {node!r}: not a node name")
+        return self.root / node
+
+    def exists(self, node: str) -> bool:
+        return (self.path(node) / "MANIFEST").is_file()
+
+    def write(self, node: str, files: Bundle) -> Path:
+        """Replace the node's bundle atomically (a reader never sees half of it)."""
+        target = self.path(node)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staging = Path(tempfile.mkdtemp(prefix=f".{node}-", dir=self.root))
+        for rel, text in sorted(files.items()):
+            rel_path = Path(rel)
+            if rel_path.is_absolute() or ".." in rel_path.parts:
+                raise BundleError(f"node {node}: bundle path {rel} escapes the bundle")
+            dest = staging / rel_path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(text)
+            if rel.endswith(".sh"):
+                dest.chmod(0o755)
+        (staging / "MANIFEST").write_text("".join(f"{rel}\n" for rel in sorted(files)))
+        old = None
+        if target.exists():
+            old = target.with_name(f".{node}-old-{os.getpid()}-{time.monotonic_ns()}")
+            target.rename(old)
+        staging.rename(target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def files(self, node: str) -> list[str]:
+        manifest = self.path(node) / "MANIFEST"
+        if not manifest.is_file():
+            raise BundleError(f"node {node}: no bundle generated yet")
+        return [line for line in manifest.read_text().splitlines() if line]
+
+    def tarball(self, node: str) -> bytes:
+        """The node's bundle as a gzipped tar (paths relative to the bundle root)."""
+        base = self.path(node)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for rel in ["MANIFEST", *self.files(node)]:
+                tar.add(base / rel, arcname=rel, recursive=False)
+        return buf.getvalue()
+
+    # ---- pull tokens ------------------------------------------------------------
+    def allow_pull(self, node: str, token: str) -> None:
+        """Let ``token`` (the node's just-spent deploy token) fetch this node's bundle."""
+        self._tokens.mkdir(parents=True, exist_ok=True, mode=0o700)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        path = self._tokens / f"{self.path(node).name}.sha256"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(digest)
+        tmp.chmod(0o600)
+        tmp.replace(path)
+
+    def revoke_pull(self, node: str) -> None:
+        (self._tokens / f"{self.path(node).name}.sha256").unlink(missing_ok=True)
+
+    def may_pull(self, node: str, token: str) -> bool:
+        digest = hashlib.sha256(token.encode()).hexdigest().encode()
+        path = self._tokens / f"{self.path(node).name}.sha256"
+        try:
+            expected = path.read_bytes().strip()
+            age = time.time() - path.stat().st_mtime
+        except OSError:
+            hmac.compare_digest(digest, b"0" * 64)
+            return False
+        return hmac.compare_digest(digest, expected) and age <= self.pull_max_age_s

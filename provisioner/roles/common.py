@@ -1,0 +1,121 @@
+"""What every role generator shares: cluster facts, members, VIPs and template rendering.
+
+Generators are pure: they take the inventory and the facts of this deployment and
+return a bundle (relative path -> file text). Templates are data in
+hooks/<kind>/templates/ (a site's own copy of a template takes precedence).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from provisioner.errors import ConfigError
+from provisioner.inventory import Node, Site
+
+Bundle = dict[str, str]
+
+#: OpenStack API services behind the controllers' VIP: name -> (port, health check path)
+API_SERVICES: dict[str, tuple[int, str]] = {
+    "keystone": (5000, "/v3"),
+    "glance": (9292, "/healthcheck"),
+    "nova": (8774, "/"),
+    "placement": (8778, "/"),
+    "neutron": (9696, "/"),
+    "cinder": (8776, "/healthcheck"),
+    "heat": (8004, "/healthcheck"),
+    "horizon": (80, "/dashboard/auth/login/"),
+}
+
+
+class RoleConfigError(ConfigError):
+    """The inventory lacks something a role's HA configuration needs."""
+
+
+@dataclass(frozen=True)
+class DeployFacts:
+    """What the store knows about this deployment (the hook context carries it)."""
+
+    #: the node never reached ACTIVE before: not a reprovision of an existing member
+    first_deployment: bool = True
+    #: other members of the node's role that are ACTIVE right now
+    running_members: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def cluster_running(self) -> bool:
+        return bool(self.running_members)
+
+    @classmethod
+    def from_context(cls, context: dict[str, Any]) -> DeployFacts:
+        running = tuple(m["name"] for m in context.get("members", []) if m.get("state") == "active")
+        return cls(bool(context.get("first_deployment", True)), running)
+
+
+def role_settings(site: Site, node: Node) -> dict[str, Any]:
+    return dict(site.roles[node.role].settings)
+
+
+def int_setting(site: Site, node: Node, key: str, default: int, minimum: int = 0) -> int:
+    """A whole-number role setting, or a clear error naming the node, role and field."""
+    value = site.roles[node.role].settings.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise RoleConfigError(
+            f"node {node.name}: role {node.role} settings.{key} must be a whole number "
+            f">= {minimum}, not {value!r}"
+        )
+    return value
+
+
+def str_setting(site: Site, node: Node, key: str, default: str, pattern: str = r"\S+") -> str:
+    """A text role setting matching ``pattern``, or a clear error naming node and field."""
+    value = site.roles[node.role].settings.get(key, default)
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise RoleConfigError(
+            f"node {node.name}: role {node.role} settings.{key}: {value!r} is not valid"
+        )
+    return value
+
+
+def members(site: Site, node: Node) -> list[Node]:
+    """Every node of the node's role kind (itself included), in name order."""
+    return sorted(site.nodes_of_kind(site.role_kind(node.role)), key=lambda n: n.name)
+
+
+def controllers(site: Site) -> list[Node]:
+    nodes = sorted(site.nodes_of_kind("controller"), key=lambda n: n.name)
+    if not nodes:
+        raise RoleConfigError("site: no controller nodes in the inventory")
+    return nodes
+
+
+def controller_vip(site: Site, node_name: str = "") -> IPv4Address:
+    """The API VIP of the (first) controller role."""
+    for role_name in sorted(site.roles):
+        if site.role_kind(role_name) == "controller" and site.roles[role_name].ha.vips:
+            return site.roles[role_name].ha.vips[0].address
+    who = f"node {node_name}: " if node_name else ""
+    raise RoleConfigError(f"{who}roles: no controller role has ha.vips (the API VIP)")
+
+
+def vrrp_router_id(address: IPv4Address) -> int:
+    """A VRRP router id (1-255) derived from the VIP, stable across renders."""
+    return int(address) % 255 + 1
+
+
+def render(kind: str, template: str, site: Site, **values: Any) -> str:
+    """Render hooks/<kind>/templates/<template> (site copy first)."""
+    paths = [str(p / kind / "templates") for p in site.content_paths().search_path("hooks")]
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(paths),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    return env.get_template(template).render(**values)

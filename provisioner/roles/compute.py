@@ -1,0 +1,40 @@
+"""Compute node bundle: nova-compute and the Neutron L2 agent, pointed at the controllers."""
+
+from __future__ import annotations
+
+from provisioner.inventory import Node, Site
+from provisioner.roles.common import (
+    Bundle,
+    DeployFacts,
+    controller_vip,
+    controllers,
+    render,
+    str_setting,
+)
+
+KIND = "compute"
+
+
+def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
+    common = {
+        "node": node,
+        "controllers": controllers(site),
+        "vip": controller_vip(site, node.name),
+    }
+    return {
+        "nova/nova-compute.conf": render(KIND, "nova-compute.conf.j2", site, **common),
+        "neutron/neutron.conf.d/l2-agent.conf": render(KIND, "neutron-l2.conf.j2", site, **common),
+        "neutron/openvswitch_agent.ini": render(
+            KIND,
+            "openvswitch_agent.ini.j2",
+            site,
+            bridge_mappings=str_setting(
+                site,
+                node,
+                "bridge_mappings",
+                "physnet1:br-ex",
+                r"[\w.-]+:[\w.-]+(,[\w.-]+:[\w.-]+)*",
+            ),
+            **common,
+        ),
+    }

@@ -1,0 +1,159 @@
+"""Controller HA bundle: HAProxy + keepalived on the API VIP, Galera, RabbitMQ, memcached,
+Pacemaker/Corosync for the services without native HA."""
+
+from __future__ import annotations
+
+import json
+import re
+from ipaddress import IPv4Network
+from typing import Any
+
+from provisioner.inventory import Node, Site
+from provisioner.roles.common import (
+    API_SERVICES,
+    Bundle,
+    DeployFacts,
+    RoleConfigError,
+    controller_vip,
+    controllers,
+    int_setting,
+    render,
+    role_settings,
+    str_setting,
+    vrrp_router_id,
+)
+
+KIND = "controller"
+PRIORITY_TOP = 150
+PRIORITY_STEP = 10
+DEFAULT_PACEMAKER_SERVICES = ("openstack-cinder-backup",)
+IFNAME = r"[A-Za-z0-9_.-]{1,15}"
+ABS_PATH = r"/[\w./-]+"
+COMMAND = r"/[\w./-]+( [\w./=-]+)*"
+
+
+def vrrp_priority(site: Site, node: Node) -> int:
+    """Highest for the first controller in name order, 10 less for each next one."""
+    names = [c.name for c in controllers(site)]
+    return PRIORITY_TOP - PRIORITY_STEP * names.index(node.name)
+
+
+def galera_bootstraps(site: Site, node: Node, facts: DeployFacts) -> tuple[bool, str]:
+    """Whether this node starts a new Galera cluster, and why.
+
+    Exactly one node bootstraps, and only on the cluster's first deployment: the
+    first controller in name order, when it never was active before and no other
+    controller is running. Everyone else (and any reprovisioned member) joins.
+    A full rebuild (every controller wiped) sets the controller role's
+    ``settings.galera_new_cluster: true`` for that rebuild; even then a node
+    never bootstraps while another controller is active.
+    """
+    first = controllers(site)[0].name
+    rebuild = bool(role_settings(site, node).get("galera_new_cluster", False))
+    if facts.cluster_running:
+        running = ", ".join(facts.running_members)
+        return False, f"cluster running on {running}: joins it"
+    if not facts.first_deployment and not rebuild:
+        return False, "reprovisioned member: joins the running cluster"
+    if node.name != first:
+        return False, f"new cluster: {first} bootstraps, this node joins"
+    if rebuild and not facts.first_deployment:
+        return True, "full rebuild (galera_new_cluster) and no controller active: bootstraps"
+    return True, "first deployment of the cluster: this node bootstraps it"
+
+
+def _prefix(site: Site, node_name: str, vip: Any) -> int:
+    cidr: IPv4Network = site.network.cidr
+    if vip not in cidr:
+        raise RoleConfigError(f"node {node_name}: VIP {vip} is outside the network {cidr}")
+    return cidr.prefixlen
+
+
+def _pacemaker_resources(node: Node, settings: dict[str, Any]) -> list[dict[str, str]]:
+    services = settings.get("pacemaker_services", list(DEFAULT_PACEMAKER_SERVICES))
+    resources = []
+    for service in services:
+        if not isinstance(service, str) or not re.fullmatch(r"[A-Za-z0-9@._-]+", service):
+            raise RoleConfigError(
+                f"node {node.name}: role {node.role} settings.pacemaker_services: "
+                f"{service!r} is not a unit name"
+            )
+        resources.append({"id": re.sub(r"[^A-Za-z0-9-]", "-", service), "service": service})
+    return resources
+
+
+def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
+    ctls = controllers(site)
+    if node.name not in [c.name for c in ctls]:
+        raise RoleConfigError(f"node {node.name}: not a controller")
+    settings = role_settings(site, node)
+    vip = controller_vip(site, node.name)
+    cluster_name = f"{site.site.name}-controllers"
+    common = {"node": node, "controllers": ctls, "cluster_name": cluster_name, "vip": vip}
+    services = [
+        {"name": name, "port": port, "check": check} for name, (port, check) in API_SERVICES.items()
+    ]
+    bootstrap, decision = galera_bootstraps(site, node, facts)
+    files: Bundle = {
+        "haproxy/haproxy.cfg": render(KIND, "haproxy.cfg.j2", site, services=services, **common),
+        "keepalived/keepalived.conf": render(
+            KIND,
+            "keepalived.conf.j2",
+            site,
+            interface=str_setting(site, node, "vrrp_interface", "eth0", IFNAME),
+            instance="VI_API",
+            router_id=vrrp_router_id(vip),
+            priority=vrrp_priority(site, node),
+            peers=[c for c in ctls if c.name != node.name],
+            prefix=_prefix(site, node.name, vip),
+            check_script=str_setting(
+                site, node, "vrrp_check_script", "/usr/bin/pgrep -x haproxy", COMMAND
+            ),
+            check_weight=PRIORITY_STEP * len(ctls) + 10,
+            **common,
+        ),
+        "sysctl/60-provisioner-vip.conf": render(KIND, "sysctl-vip.conf.j2", site, **common),
+        "mysql/galera.cnf": render(KIND, "galera.cnf.j2", site, **common),
+        "galera/galera-start.sh": render(
+            KIND, "galera-start.sh.j2", site, bootstrap=bootstrap, decision=decision, **common
+        ),
+        "rabbitmq/rabbitmq.conf": render(
+            KIND,
+            "rabbitmq.conf.j2",
+            site,
+            default_queue_type=str_setting(
+                site, node, "rabbitmq_default_queue_type", "", r"|quorum|classic|stream"
+            ),
+            **common,
+        ),
+        "openstack/oslo-messaging.conf": render(KIND, "oslo-messaging.conf.j2", site, **common),
+        "memcached/memcached.conf": render(
+            KIND,
+            "memcached.conf.j2",
+            site,
+            memory_mb=int_setting(site, node, "memcached_memory_mb", 1024, minimum=64),
+            **common,
+        ),
+        "corosync/corosync.conf": render(
+            KIND,
+            "corosync.conf.j2",
+            site,
+            keyfile=str_setting(site, node, "corosync_keyfile", "/etc/corosync/authkey", ABS_PATH),
+            **common,
+        ),
+        "pacemaker/cib.xml": render(
+            KIND,
+            "cib.xml.j2",
+            site,
+            resources=_pacemaker_resources(node, settings),
+            password_script=str_setting(
+                site, node, "fence_password_script", "/etc/provisioner/bmc-password", ABS_PATH
+            ),
+            **common,
+        ),
+        "galera/decision.json": json.dumps(
+            {"node": node.name, "bootstrap": bootstrap, "why": decision}, indent=2
+        )
+        + "\n",
+    }
+    return files

@@ -1,0 +1,270 @@
+"""The install callback and bundle pull endpoint, served by a real WSGI server on loopback
+and called with curl, the way a node's %post does."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from provisioner.bootserver.callback_routes import blueprint
+from provisioner.bootserver.context import ServerContext
+from provisioner.bundles import BundleStore
+from provisioner.callbacks import CallbackDeps
+from provisioner.hooks import HookRunner
+from provisioner.inventory import Node, Site
+from provisioner.sitesource import SiteSource
+from provisioner.states import NodeState
+from provisioner.store import Store
+from provisioner.tokens import DeployTokens
+from tests.functional.roles.conftest import run, walk
+
+pytestmark = pytest.mark.functional
+NODE = "ctl1"
+
+
+class BootDiskRecorder:
+    """Stands in for the BMC (physical hardware); the power driver has its own tests."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[str] = []
+        self.error = error
+
+    def __call__(self, site: Site, node: Node) -> None:
+        self.calls.append(node.name)
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass
+class Lab:
+    url: str
+    store: Store
+    tokens: DeployTokens
+    state_dir: Path
+    boot: BootDiskRecorder
+
+    def deploy(self, name: str = NODE) -> str:
+        """Walk the node into installing with build mode on; returns its token."""
+        walk(self.store, name, NodeState.INSTALLING)
+        self.store.start_build_mode(name, actor="test")
+        token = self.tokens.token_for(self.store.get(name))
+        assert token
+        return token
+
+    def post(self, name: str, body: object, token: str | None, query: bool = False) -> int:
+        url = f"{self.url}/api/v1/nodes/{name}/callback"
+        cmd = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"]
+        cmd += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+        if token is not None and query:
+            url += f"?token={token}"
+        elif token is not None:
+            cmd += ["-H", f"Authorization: Bearer {token}"]
+        return int(run([*cmd, url]).stdout)
+
+    def fetch_bundle(self, name: str, token: str, dest: Path) -> int:
+        url = f"{self.url}/api/v1/nodes/{name}/bundle?token={token}"
+        cmd = ["curl", "-sS", "-o", str(dest), "-w", "%{http_code}", url]
+        return int(run(cmd).stdout)
+
+    def snapshot(self, name: str = NODE) -> tuple[object, ...]:
+        rec = self.store.get(name)
+        return (rec, len(self.store.events(name)))
+
+
+def serve(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def make_lab(
+    site_dir: Path, boot: BootDiskRecorder, max_age: timedelta = timedelta(hours=1)
+) -> Iterator[Lab]:
+    state_dir = site_dir / "state"
+    store = Store.open(state_dir)
+    tokens = DeployTokens.from_state_dir(state_dir, max_age=max_age)
+    sites = SiteSource(site_dir / "site.yaml")
+    ctx = ServerContext(sites, store, tokens, site_dir / "boot")
+    runner = HookRunner(ctx.site, store, state_dir, sites.path, timeout_s=120)
+    deps = CallbackDeps(store, tokens, ctx.site, BundleStore(state_dir), runner.run, boot)
+    app = Flask("test")
+    app.register_blueprint(blueprint(ctx, deps=deps))
+    try:
+        for url in serve(app):
+            yield Lab(url, store, tokens, state_dir, boot)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def lab(lab_site_dir: Path) -> Iterator[Lab]:
+    yield from make_lab(lab_site_dir, BootDiskRecorder())
+
+
+def wait_state(store: Store, name: str, want: Callable[[NodeState], bool]) -> NodeState:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = store.get(name).state
+        if want(state):
+            return state
+        time.sleep(0.1)
+    raise AssertionError(f"node {name} still {store.get(name).state}")
+
+
+def test_installed_node_is_handed_to_its_hooks_and_pulls_its_bundle(
+    lab: Lab, tmp_path: Path
+) -> None:
+    token = lab.deploy()
+    assert lab.post(NODE, {"status": "started", "message": "anaconda %pre"}, token) == 200
+    assert any("installer started: anaconda %pre" in e.message for e in lab.store.events(NODE))
+    assert lab.post(NODE, {"status": "installed"}, token) == 200
+
+    record = lab.store.get(NODE)
+    assert not record.build_mode  # the next network boot goes to the local disk
+    assert lab.boot.calls == [NODE]  # and the BMC boots the disk
+    final = wait_state(
+        lab.store, NODE, lambda s: s in (NodeState.ACTIVE, NodeState.CONFIGURING_FAILED)
+    )
+    assert final == NodeState.ACTIVE, lab.store.get(NODE).reason
+    path = [e.to_state for e in lab.store.events(NODE) if e.kind == "transition"]
+    assert path[-3:] == ["installed", "configuring", "active"]
+    hooks = [e.message.split("\n")[0] for e in lab.store.events(NODE) if e.kind == "hook"]
+    assert hooks == [
+        "hook common/10-record-context exited 0",
+        "hook controller/50-ha-bundle exited 0",
+    ]
+
+    # the node fetches its own bundle with its (spent) deploy token, as its first boot does
+    tgz = tmp_path / "bundle.tgz"
+    assert lab.fetch_bundle(NODE, token, tgz) == 200
+    with tarfile.open(tgz) as tar:
+        names = tar.getnames()
+        cfg = tar.extractfile("haproxy/haproxy.cfg").read().decode()  # type: ignore[union-attr]
+    assert {"keepalived/keepalived.conf", "mysql/galera.cnf", "MANIFEST"} <= set(names)
+    assert "bind 203.0.113.10:5000" in cfg
+    # nobody else gets it: not with a wrong token, not with another node's name
+    assert lab.fetch_bundle(NODE, "x" * 43, tmp_path / "no.tgz") == 403
+    assert lab.fetch_bundle("ctl2", token, tmp_path / "no2.tgz") == 403
+    # once the node is deployed again, the old deploy's token fetches nothing
+    lab.store.transition(NODE, "reprovision", actor="test")
+    lab.store.start_build_mode(NODE, actor="test")
+    assert lab.fetch_bundle(NODE, token, tmp_path / "old.tgz") == 403
+
+
+def test_wrong_token_changes_nothing_and_is_logged_without_the_token(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = lab.deploy()
+    before = lab.snapshot()
+    wrong = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    with caplog.at_level(logging.WARNING):
+        assert lab.post(NODE, {"status": "installed"}, wrong) == 403
+        assert lab.post(NODE, {"status": "failed", "message": "x"}, None) == 403
+        assert lab.post(NODE, {"status": "installed"}, wrong, query=True) == 403
+        # another node's live token is no good for this node either
+        other = lab.deploy("ctl2")
+        assert lab.post(NODE, {"status": "installed"}, other) == 403
+    assert lab.snapshot() == before
+    assert lab.boot.calls == []
+    rejected = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(rejected) == 4
+    assert all("node ctl1" in m and "127.0.0.1" in m for m in rejected)
+    assert not any(t in caplog.text for t in (token, wrong, other))
+
+
+def test_replayed_installed_callback_is_rejected(lab: Lab) -> None:
+    token = lab.deploy()
+    assert lab.post(NODE, {"status": "installed"}, token, query=True) == 200
+    wait_state(lab.store, NODE, lambda s: s in (NodeState.ACTIVE, NodeState.CONFIGURING_FAILED))
+    before = lab.snapshot()
+    assert lab.post(NODE, {"status": "installed"}, token) == 403
+    assert lab.post(NODE, {"status": "failed", "message": "replay"}, token) == 403
+    assert lab.snapshot() == before
+    assert lab.boot.calls == [NODE]
+
+
+def test_expired_token_is_rejected(lab_site_dir: Path) -> None:
+    for lab in make_lab(lab_site_dir, BootDiskRecorder(), max_age=timedelta(seconds=0)):
+        token = lab.deploy()
+        time.sleep(0.01)
+        before = lab.snapshot()
+        assert lab.post(NODE, {"status": "installed"}, token) == 403
+        assert lab.snapshot() == before
+
+
+def test_installer_failure_fails_the_node_with_its_message(lab: Lab) -> None:
+    token = lab.deploy()
+    assert (
+        lab.post(NODE, {"status": "failed", "message": "no disk matches the layout"}, token) == 200
+    )
+    record = lab.store.get(NODE)
+    assert record.state == NodeState.INSTALLING_FAILED
+    assert record.reason == "installer failed: no disk matches the layout"
+    assert not record.build_mode
+
+
+def test_plain_curl_without_content_type_works(lab: Lab) -> None:
+    token = lab.deploy()
+    url = f"{lab.url}/api/v1/nodes/{NODE}/callback?token={token}"
+    out = run(["curl", "-sS", "-w", "\n%{http_code}", "-d", '{"status": "started"}', url]).stdout
+    assert out.endswith("\n200")
+    assert json.loads(out.rsplit("\n", 1)[0]) == {
+        "node": NODE,
+        "status": "started",
+        "state": "installing",
+    }
+
+
+def test_bad_status_is_a_client_error_that_changes_nothing(lab: Lab) -> None:
+    token = lab.deploy()
+    before = lab.snapshot()
+    assert lab.post(NODE, {"status": "done"}, token) == 400
+    assert lab.post(NODE, ["installed"], token) == 400
+    assert lab.snapshot() == before
+
+
+def test_bmc_failure_leaves_the_node_failed_with_the_reason(lab_site_dir: Path) -> None:
+    from provisioner.errors import ProvisionerError
+
+    boot = BootDiskRecorder(ProvisionerError("node ctl1: BMC 127.0.0.1:6230 did not answer"))
+    for lab in make_lab(lab_site_dir, boot):
+        token = lab.deploy()
+        assert lab.post(NODE, {"status": "installed"}, token) == 200
+        record = lab.store.get(NODE)
+        assert record.state == NodeState.INSTALLED_FAILED
+        assert record.reason is not None and "did not answer" in record.reason
+        assert not record.build_mode
+
+
+def test_blueprint_defaults_to_the_stores_state_dir(lab_site_dir: Path) -> None:
+    state_dir = lab_site_dir / "state"
+    store = Store.open(state_dir)
+    tokens = DeployTokens.from_state_dir(state_dir)
+    ctx = ServerContext(SiteSource(lab_site_dir / "site.yaml"), store, tokens, lab_site_dir)
+    app = Flask("default")
+    app.register_blueprint(blueprint(ctx))
+    try:
+        for url in serve(app):
+            lab = Lab(url, store, tokens, state_dir, BootDiskRecorder())
+            lab.deploy()
+            before = lab.snapshot()
+            assert lab.post(NODE, {"status": "installed"}, "not-the-token") == 403
+            assert lab.snapshot() == before
+    finally:
+        store.close()

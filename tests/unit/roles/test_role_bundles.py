@@ -1,0 +1,205 @@
+"""The role generators, on the example site: what each bundle must say."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from provisioner.inventory import Site, load_site
+from provisioner.roles import DeployFacts, RoleConfigError, generate
+from provisioner.roles.common import API_SERVICES
+
+REPO = Path(__file__).resolve().parents[3]
+CONTROLLERS = ["ctl1", "ctl2", "ctl3"]
+CTL_IPS = ["192.0.2.11", "192.0.2.12", "192.0.2.13"]
+
+
+@pytest.fixture(scope="module")
+def site() -> Site:
+    return load_site(REPO / "examples" / "site.yaml")
+
+
+def bootstraps(site: Site, node: str, facts: DeployFacts) -> bool:
+    bundle = generate(site, node, facts)
+    script = bundle["galera/galera-start.sh"]
+    return "galera_new_cluster" in script.split("set -eu", 1)[1]
+
+
+def test_first_deployment_bootstraps_exactly_one_galera_node(site: Site) -> None:
+    first = DeployFacts(first_deployment=True)
+    assert [n for n in CONTROLLERS if bootstraps(site, n, first)] == ["ctl1"]
+
+
+def test_reprovisioned_controller_joins_and_never_bootstraps(site: Site) -> None:
+    # ctl1 is the node that bootstrapped the cluster on its first deployment
+    again = DeployFacts(first_deployment=False, running_members=("ctl2", "ctl3"))
+    bundle = generate(site, "ctl1", again)
+    assert not bootstraps(site, "ctl1", again)
+    assert "systemctl start mariadb" in bundle["galera/galera-start.sh"]
+    assert '"bootstrap": false' in bundle["galera/decision.json"]
+    # even alone (no member running), a reprovisioned member never starts a new cluster
+    assert not bootstraps(site, "ctl1", DeployFacts(first_deployment=False))
+    # and a first-time node joining a running cluster does not bootstrap either
+    assert not bootstraps(site, "ctl1", DeployFacts(True, running_members=("ctl2",)))
+
+
+def test_galera_config_lists_every_controller(site: Site) -> None:
+    for node in CONTROLLERS:
+        cnf = generate(site, node, DeployFacts())["mysql/galera.cnf"]
+        assert f"wsrep_cluster_address = gcomm://{','.join(CTL_IPS)}" in cnf
+        assert f"wsrep_node_name = {node}" in cnf
+
+
+def test_haproxy_fronts_every_api_on_the_vip_with_checked_backends(site: Site) -> None:
+    cfg = generate(site, "ctl2", DeployFacts())["haproxy/haproxy.cfg"]
+    for name, (port, _check) in API_SERVICES.items():
+        assert f"frontend {name}_api\n    bind 192.0.2.10:{port}\n" in cfg
+        backend = cfg.split(f"backend {name}_api_servers\n", 1)[1].split("\n\n", 1)[0]
+        assert "option httpchk" in backend
+        for ctl, ip in zip(CONTROLLERS, CTL_IPS, strict=True):
+            assert f"server {ctl} {ip}:{port} check" in backend
+    assert set(API_SERVICES) >= {
+        *["keystone", "glance", "nova", "placement", "neutron", "cinder", "heat", "horizon"]
+    }
+
+
+def test_keepalived_priorities_by_controller_and_unicast_peers(site: Site) -> None:
+    priorities = {}
+    for node, ip in zip(CONTROLLERS, CTL_IPS, strict=True):
+        conf = generate(site, node, DeployFacts())["keepalived/keepalived.conf"]
+        priorities[node] = int(re.search(r"priority (\d+)", conf).group(1))  # type: ignore[union-attr]
+        peers = re.search(r"unicast_peer \{([^}]*)\}", conf).group(1).split()  # type: ignore[union-attr]
+        assert sorted(peers) == [i for i in CTL_IPS if i != ip]
+        assert f"unicast_src_ip {ip}" in conf
+        assert "192.0.2.10/24 dev eth0" in conf
+    assert priorities["ctl1"] > priorities["ctl2"] > priorities["ctl3"]
+
+
+def test_rabbitmq_cluster_with_quorum_queues(site: Site) -> None:
+    bundle = generate(site, "ctl3", DeployFacts())
+    conf = bundle["rabbitmq/rabbitmq.conf"]
+    for i, ctl in enumerate(CONTROLLERS, 1):
+        assert f"cluster_formation.classic_config.nodes.{i} = rabbit@{ctl}" in conf
+    assert "cluster_partition_handling = pause_minority" in conf
+    # the services declare quorum queues themselves (works with any RabbitMQ since 3.8)
+    assert "rabbit_quorum_queue = true" in bundle["openstack/oslo-messaging.conf"]
+    assert "default_queue_type" not in conf  # would stop RabbitMQ < 3.13 from starting
+    newer = with_settings(site, "controller", {"rabbitmq_default_queue_type": "quorum"})
+    assert (
+        "default_queue_type = quorum"
+        in generate(newer, "ctl3", DeployFacts())["rabbitmq/rabbitmq.conf"]
+    )
+    assert "-l 192.0.2.13" in bundle["memcached/memcached.conf"]
+
+
+def test_network_bundle_l3_ha_and_dhcp_agents(site: Site) -> None:
+    bundle = generate(site, "net1", DeployFacts())
+    conf = bundle["neutron/neutron.conf.d/l3-ha.conf"]
+    assert "l3_ha = true" in conf
+    assert "max_l3_agents_per_router = 2" in conf  # two network nodes in the example
+    assert "min_l3_agents_per_router = 2" in conf
+    assert "dhcp_agents_per_network = 2" in conf
+    assert "nova_metadata_host = 192.0.2.10" in bundle["neutron/metadata_agent.ini"]
+
+
+def test_storage_bundle_follows_the_cinder_backend_setting(site: Site) -> None:
+    bundle = generate(site, "sto1", DeployFacts())
+    assert "enabled_backends = lvm" in bundle["cinder/cinder.conf"]
+    assert "volume_group = cinder-volumes" in bundle["cinder/cinder.conf"]
+    assert "(expected 3)" in bundle["storage/prepare-disks.sh"]  # 4 disks, 1 for the OS
+    assert {"swift/object-server.conf", "swift/container-server.conf"} <= set(bundle)
+    rbd = site.model_copy(
+        update={
+            "roles": {
+                **site.roles,
+                "storage": site.roles["storage"].model_copy(
+                    update={"settings": {"cinder_backend": "rbd"}}
+                ),
+            }
+        }
+    )
+    assert (
+        "volume_driver = cinder.volume.drivers.rbd.RBDDriver"
+        in (generate(rbd, "sto1", DeployFacts())["cinder/cinder.conf"])
+    )
+    bad = rbd.model_copy(
+        update={
+            "roles": {
+                **site.roles,
+                "storage": site.roles["storage"].model_copy(
+                    update={"settings": {"cinder_backend": "nfs"}}
+                ),
+            }
+        }
+    )
+    with pytest.raises(RoleConfigError, match=r"node sto1: .*cinder_backend is 'nfs'"):
+        generate(bad, "sto1", DeployFacts())
+
+
+def test_compute_points_at_the_controllers_vip(site: Site) -> None:
+    bundle = generate(site, "cmp2", DeployFacts())
+    nova = bundle["nova/nova-compute.conf"]
+    assert "auth_url = http://192.0.2.10:5000" in nova
+    assert "api_servers = http://192.0.2.10:9292" in nova
+    assert "my_ip = 192.0.2.19" in nova
+    l2 = bundle["neutron/neutron.conf.d/l2-agent.conf"]
+    assert "www_authenticate_uri = http://192.0.2.10:5000" in l2
+    assert all(f"openstack@{ip}:5672" in l2 for ip in CTL_IPS)
+
+
+def test_full_rebuild_bootstraps_once_but_never_beside_a_running_member(site: Site) -> None:
+    controller = site.roles["controller"]
+    rebuilt = site.model_copy(
+        update={
+            "roles": {
+                **site.roles,
+                "controller": controller.model_copy(
+                    update={"settings": {"galera_new_cluster": True}}
+                ),
+            }
+        }
+    )
+    wiped = DeployFacts(first_deployment=False)
+    assert [n for n in CONTROLLERS if bootstraps(rebuilt, n, wiped)] == ["ctl1"]
+    assert not bootstraps(site, "ctl1", wiped)  # without the setting: never
+    beside = DeployFacts(first_deployment=False, running_members=("ctl3",))
+    assert not bootstraps(rebuilt, "ctl1", beside)
+
+
+def test_no_secret_of_the_site_ends_up_in_a_bundle_or_the_inventory(site: Site) -> None:
+    from provisioner.roles.kolla import multinode_inventory
+
+    secrets_dir = REPO / "examples" / "secrets"
+    secrets = [p.read_text().strip() for p in secrets_dir.iterdir() if p.name != "README.md"]
+    assert secrets and all(len(s) >= 8 for s in secrets)
+    texts = [multinode_inventory(site)]
+    for node in site.nodes:
+        texts += generate(site, node.name, DeployFacts()).values()
+    for secret in secrets:
+        assert not any(secret in text for text in texts)
+
+
+def with_settings(site: Site, role: str, settings: dict[str, object]) -> Site:
+    updated = site.roles[role].model_copy(update={"settings": settings})
+    return site.model_copy(update={"roles": {**site.roles, role: updated}})
+
+
+@pytest.mark.parametrize(
+    ("role", "node", "settings", "field"),
+    [
+        ("controller", "ctl1", {"memcached_memory_mb": "lots"}, "memcached_memory_mb"),
+        ("controller", "ctl2", {"vrrp_interface": "eth0; reboot"}, "vrrp_interface"),
+        ("controller", "ctl3", {"pacemaker_services": ["ok.service", "x y"]}, "pacemaker_services"),
+        ("network", "net1", {"dhcp_agents_per_network": 0}, "dhcp_agents_per_network"),
+        ("storage", "sto2", {"os_disks": -1}, "os_disks"),
+        ("compute", "cmp1", {"bridge_mappings": "physnet1"}, "bridge_mappings"),
+    ],
+)
+def test_bad_role_settings_name_the_node_and_the_field(
+    site: Site, role: str, node: str, settings: dict[str, object], field: str
+) -> None:
+    with pytest.raises(RoleConfigError, match=rf"{field}") as err:
+        generate(with_settings(site, role, settings), node, DeployFacts())
+    assert str(err.value).startswith(f"node {node}: role {role} settings.{field}")
