@@ -9,8 +9,11 @@ DEMO_STATE ?= .demo/state
 
 # Debian packages, by purpose (scripts/apt-install only installs the missing ones).
 APT_BASE := python3 python3-venv python3-pip make
-APT_TEST := $(APT_BASE) cpio busybox-static kmod
-APT_DEMO := $(APT_BASE)
+# The lab (issue 9): qemu nodes, the lab installer's tools (copied into its initramfs), netns.
+APT_LAB := qemu-system-x86 qemu-utils ovmf ipxe-qemu busybox-static cpio kmod fdisk dosfstools \
+	e2fsprogs mdadm lvm2 curl iproute2 iputils-ping
+APT_TEST := $(APT_BASE) cpio busybox-static kmod $(APT_LAB)
+APT_DEMO := $(APT_BASE) $(APT_LAB)
 
 .PHONY: demo test lint venv deps-test deps-demo clean
 

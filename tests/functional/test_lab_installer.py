@@ -9,11 +9,15 @@ and files on the installed root filesystem with debugfs.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import queue
 import shutil
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +28,7 @@ import pytest
 
 from provisioner.lab.diskimage import DiskImage, read_ext_file
 from provisioner.lab.installer import LabInstaller, build_lab_installer, kernel_args
+from provisioner.lab.network import LabNetwork, LabNetworkPlan, plan_network, qemu_netdev
 
 pytestmark = [pytest.mark.functional]
 
@@ -32,6 +37,7 @@ KERNEL_CACHE = Path("/var/cache/provisioner-lab")
 QEMU_TIMEOUT = 240  # generous: TCG on a loaded 2-core machine; a run takes ~30 s here
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+CLONE_NEWNET = 0x40000000
 
 LINUX_FS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 BIOS_BOOT = "21686148-6453-6F6E-744E-656564454649"
@@ -48,7 +54,9 @@ class FakeProvisionerLog:
     callbacks: list[tuple[str, dict[str, object], str]] = field(default_factory=list)
 
 
-def _server(log: FakeProvisionerLog) -> ThreadingHTTPServer:
+def _server(
+    log: FakeProvisionerLog, address: str = "127.0.0.1", namespace: str | None = None
+) -> ThreadingHTTPServer:
     """Serves /ks/<node>?token= and records POST /api/v1/nodes/<node>/callback."""
     token = log.token
 
@@ -79,9 +87,31 @@ def _server(log: FakeProvisionerLog) -> ThreadingHTTPServer:
             log.callbacks.append((node, body, "ok" if given == token else "bad-token"))
             self._reply(200, b"{}")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    if namespace is None:
+        server = ThreadingHTTPServer((address, 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+    made: queue.Queue[ThreadingHTTPServer | BaseException] = queue.Queue()
+
+    def serve_in_namespace() -> None:
+        # setns() moves only this thread (and the threads it starts) into the lab network.
+        try:
+            fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+            if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+            os.close(fd)
+            server = ThreadingHTTPServer((address, 0), Handler)
+        except BaseException as exc:
+            made.put(exc)
+            return
+        made.put(server)
+        server.serve_forever()
+
+    threading.Thread(target=serve_in_namespace, daemon=True).start()
+    result = made.get(timeout=30)
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -105,23 +135,33 @@ def _install(
     disks: list[Path],
     ip: str = "dhcp",
     uefi: bool = False,
+    net: LabNetworkPlan | None = None,
 ) -> Run:
+    """Boot the installer on ``disks``: user-mode networking, or the lab network ``net``."""
     token = "tok-" + node + "-0123456789abcdef"
     log = FakeProvisionerLog(token)
     for disk in disks:
         subprocess.run(["truncate", "-s", "2G", str(disk)], check=True)
-    server = _server(log)
-    base = f"http://10.0.2.2:{server.server_address[1]}"
+    if net is None:
+        server = _server(log)
+        base = f"http://10.0.2.2:{server.server_address[1]}"
+        netdev = "user,id=n0"
+    else:
+        provisioner = str(net.addresses[0].ip)
+        server = _server(log, provisioner, net.namespace)
+        base = f"http://{provisioner}:{server.server_address[1]}"
+        netdev = qemu_netdev(net, node, "")
     log.kickstart = (
         ks_text.replace("@BASE@", base).replace("@NODE@", node).replace("@TOKEN@", token)
     )
     console = tmp_path / "console.log"
     argv = [
+        *(net.exec_prefix() if net else []),
         "qemu-system-x86_64",
         "-accel", "tcg", "-m", "768", "-smp", "1", "-nographic", "-no-reboot",
         "-kernel", str(installer.kernel), "-initrd", str(installer.initrd),
         "-append", kernel_args(f"{base}/ks/{node}?token={token}", ip=ip),
-        "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",
+        "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
         "-serial", f"file:{console}", "-monitor", "none",
     ]  # fmt: skip
     for i, disk in enumerate(disks):
@@ -232,6 +272,37 @@ def test_failed_install_runs_onerror_and_powers_off(
     assert run.returncode == 0
     assert "INSTALLATION FAILED" in run.console and "the partitions need" in run.console
     assert [b["status"] for _, b, _ in run.log.callbacks] == ["started", "failed"]
+
+
+def test_install_over_the_lab_network_namespace(installer: LabInstaller, tmp_path: Path) -> None:
+    """The node's tap on the lab bridge carries the kickstart fetch and the callbacks."""
+    plan = plan_network(
+        ["cmp7"],
+        "netns",
+        namespace=f"pv9-{uuid.uuid4().hex[:8]}",
+        cidr="203.0.113.0/24",
+        addresses=("203.0.113.2", "203.0.113.3"),
+    )
+    lab_net = LabNetwork(plan)
+    try:
+        lab_net.up()
+        disk = tmp_path / "vda.img"
+        run = _install(
+            installer,
+            tmp_path,
+            (DATA / "lab-compute-uefi.ks").read_text(),
+            "cmp7",
+            [disk],
+            ip="203.0.113.17::203.0.113.1:255.255.255.0:cmp7:eth0:none",
+            net=plan,
+        )
+    finally:
+        lab_net.down()
+    assert "installation of cmp7 complete" in run.console, run.console[-3000:]
+    assert "static 203.0.113.17/24" in run.console
+    assert [b["status"] for _, b, _ in run.log.callbacks] == ["started", "installed"]
+    root = DiskImage(disk).logical_volume(3, "vg_sys", "root")
+    assert "node=cmp7" in read_ext_file(disk, root.offset, "/etc/provisioner/lab-installed")
 
 
 @pytest.fixture(autouse=True)
