@@ -74,6 +74,9 @@ BASE_KERNEL_ARGS = "console=ttyS0,115200 panic=-1"
 
 _SEARCH_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
+#: Where the Debian kernel is cached by default (shared by lab runs and tests).
+DEFAULT_CACHE_DIR = Path("/var/cache/provisioner-lab")
+
 
 class InstallerBuildError(ProvisionerError):
     """The lab installer image could not be built."""

@@ -193,9 +193,7 @@ class LabNetwork:
         return Observed(
             namespace=True,
             links={link["ifname"]: link.get("master") for link in links},
-            up=frozenset(
-                link["ifname"] for link in links if "UP" in link.get("flags", [])
-            ),
+            up=frozenset(link["ifname"] for link in links if "UP" in link.get("flags", [])),
             addresses=frozenset(
                 f"{info['local']}/{info['prefixlen']}"
                 for entry in addrs

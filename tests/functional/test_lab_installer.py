@@ -27,13 +27,17 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from provisioner.lab.diskimage import DiskImage, read_ext_file
-from provisioner.lab.installer import LabInstaller, build_lab_installer, kernel_args
+from provisioner.lab.installer import (
+    DEFAULT_CACHE_DIR,
+    LabInstaller,
+    build_lab_installer,
+    kernel_args,
+)
 from provisioner.lab.network import LabNetwork, LabNetworkPlan, plan_network, qemu_netdev
 
 pytestmark = [pytest.mark.functional]
 
 DATA = Path(__file__).parent / "data"
-KERNEL_CACHE = Path("/var/cache/provisioner-lab")
 QEMU_TIMEOUT = 240  # generous: TCG on a loaded 2-core machine; a run takes ~30 s here
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
@@ -116,7 +120,7 @@ def _server(
 
 @pytest.fixture(scope="module")
 def installer(tmp_path_factory: pytest.TempPathFactory) -> LabInstaller:
-    return build_lab_installer(tmp_path_factory.mktemp("installer"), KERNEL_CACHE)
+    return build_lab_installer(tmp_path_factory.mktemp("installer"), DEFAULT_CACHE_DIR)
 
 
 @dataclass
