@@ -22,7 +22,7 @@ FAILING=0
 STARTED=$(date +%s)
 mkdir -p "$KS" "$SYSROOT" /run/mdadm /run/lock/lvm /run/lvm /dev/md
 
-say() { echo "lab-installer: $*" | tee -a "$LOG"; }
+say() { echo "lab-installer: [$(($(date +%s) - STARTED))s] $*" | tee -a "$LOG"; }
 arg() { # arg NAME: the value of NAME= on the kernel command line
 	for w in $(cat /proc/cmdline); do
 		case "$w" in "$1="*) echo "${w#*=}"; return 0 ;; esac

@@ -79,7 +79,7 @@ $(opt fstype "$@" || echo -) $(opt label "$@" || echo -)" >>"$KS/parts"
 			members=$(words "$@" | cut -d' ' -f2-)
 			dev=$(opt device "$@" || echo "md$(wc -l <"$KS/raids")")
 			dev=${dev##*/}
-			level=$(opt level "$@" || fail "raid $mount: --level= is required")
+			level=$(opt level "$@") || fail "raid $mount: --level= is required"
 			echo "$mount $dev $level $(opt fstype "$@" || echo -) $(opt label "$@" || echo -) $members" >>"$KS/raids"
 			;;
 		volgroup)
@@ -92,8 +92,8 @@ $(opt fstype "$@" || echo -) $(opt label "$@" || echo -)" >>"$KS/parts"
 		logvol)
 			need_equals "logvol $*" "$@"
 			mount=$(words "$@" | awk '{print $1}')
-			vg=$(opt vgname "$@" || fail "logvol $mount: --vgname= is required")
-			name=$(opt name "$@" || fail "logvol $mount: --name= is required")
+			vg=$(opt vgname "$@") || fail "logvol $mount: --vgname= is required"
+			name=$(opt name "$@") || fail "logvol $mount: --name= is required"
 			size=$(opt size "$@" || true)
 			pct=$(opt percent "$@" || echo -)
 			flag recommended "$@" && size=512
@@ -110,9 +110,11 @@ $(opt fstype "$@" || echo -) $(opt label "$@" || echo -)" >>"$KS/lvs"
 	done <"$KS/commands"
 }
 
+disk_sectors() { cat "/sys/block/$1/size"; }
+has_table() { sfdisk -d "/dev/$1" >/dev/null 2>&1; }
+block_devices() { ls /sys/block; }
 usable_disks() {
-	for d in /sys/block/*; do
-		n=${d##*/}
+	for n in $(block_devices); do
 		case "$n" in vd* | sd* | xvd* | hd* | nvme*n*) ;; *) continue ;; esac
 		if [ -n "$ONLY_USE" ]; then echo " $ONLY_USE " | grep -q " $n " || continue; fi
 		echo " $IGNORED " | grep -q " $n " && continue
@@ -145,7 +147,7 @@ add_fs() { # add_fs MOUNT DEVICE FSTYPE LABEL: something to make and mount
 	echo "$1 $2 $3 $4" >>"$KS/fs"
 }
 
-storage_partitions() {
+plan_partitions() { # $KS/sfdisk.<disk> scripts, $KS/devmap, $KS/fs entries, layout lines
 	DISKS=$(usable_disks | tr '\n' ' ')
 	[ -n "$DISKS" ] || fail "no usable disk (ignoredisk --only-use=$ONLY_USE)"
 	say "disks: $DISKS"
@@ -154,6 +156,7 @@ storage_partitions() {
 	ndisks=$#
 	rr=0
 	: >"$KS/parts.placed"
+	rm -f "$KS"/sfdisk.*
 	while read -r name size grow maxsize ondisk fstype label; do
 		if [ "$ondisk" = - ]; then
 			case "$name" in
@@ -168,10 +171,10 @@ storage_partitions() {
 		grep -q "^$disk " "$KS/parts.placed" || continue
 		cleared=no
 		case "$CLEAR" in all) cleared=yes ;; drives) echo " $CLEAR_DRIVES " | grep -q " $disk " && cleared=yes ;; esac
-		if [ $cleared = no ] && sfdisk -d "/dev/$disk" >/dev/null 2>&1; then
+		if [ $cleared = no ] && has_table "$disk"; then
 			fail "disk $disk has partitions and the kickstart does not clear it (clearpart --all or --drives=$disk)"
 		fi
-		total=$(($(cat "/sys/block/$disk/size") / 2048))
+		total=$(($(disk_sectors "$disk") / 2048))
 		usable=$((total - 2))
 		fixed=$(awk -v d="$disk" '$1 == d { s += $3 } END { print s + 0 }' "$KS/parts.placed")
 		growbase=$(awk -v d="$disk" '$1 == d && $4 == "yes" { s += $3 } END { print s + 0 }' "$KS/parts.placed")
@@ -199,6 +202,11 @@ storage_partitions() {
 				add_fs "$name" "$dev" "$fstype" "$label"
 			done <"$KS/parts.placed"
 		} >"$KS/sfdisk.$disk"
+	done
+}
+apply_partitions() {
+	for disk in $DISKS; do
+		[ -e "$KS/sfdisk.$disk" ] || continue
 		say "partitioning $disk (GPT)"
 		sfdisk --wipe always --wipe-partitions always -q "/dev/$disk" <"$KS/sfdisk.$disk" >>"$LOG" 2>&1 ||
 			fail "sfdisk on $disk failed: $(tail -n 3 "$LOG" | tr '\n' ' ')"
@@ -329,7 +337,8 @@ storage_apply() {
 	: >"$KS/layout"
 	echo "# storage made by the provisioner lab installer (test equipment, not Anaconda)" >>"$KS/layout"
 	storage_read
-	storage_partitions
+	plan_partitions
+	apply_partitions
 	storage_raid
 	storage_lvm
 	storage_filesystems
