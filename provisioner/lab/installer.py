@@ -33,6 +33,7 @@ MODULES: tuple[str, ...] = (
     "virtio_pci",
     "virtio_net",
     "virtio_blk",
+    "virtio_rng",
     "virtio_scsi",
     "sd_mod",
     "md_mod",

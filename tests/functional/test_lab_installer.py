@@ -166,10 +166,11 @@ def _install(
         "-kernel", str(installer.kernel), "-initrd", str(installer.initrd),
         "-append", kernel_args(f"{base}/ks/{node}?token={token}", ip=ip),
         "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
+        "-device", "virtio-rng-pci",
         "-serial", f"file:{console}", "-monitor", "none",
     ]  # fmt: skip
     for i, disk in enumerate(disks):
-        argv += ["-drive", f"file={disk},format=raw,if=virtio,index={i}"]
+        argv += ["-drive", f"file={disk},format=raw,if=virtio,index={i},cache=unsafe"]
     if uefi:
         vars_copy = tmp_path / "OVMF_VARS.fd"
         shutil.copy(OVMF_VARS, vars_copy)

@@ -183,7 +183,9 @@ plan_partitions() { # $KS/sfdisk.<disk> scripts, $KS/devmap, $KS/fs entries, lay
 		last=$(awk -v d="$disk" '$1 == d { n = $2 } END { print n }' "$KS/parts.placed")
 		echo "disk $disk ${total}MiB label=gpt" >>"$KS/layout"
 		{
+			# GUIDs from the kernel: libuuid waits for the entropy pool, seconds under TCG.
 			echo "label: gpt"
+			echo "label-id: $(cat /proc/sys/kernel/random/uuid)"
 			n=0
 			while read -r d name size grow maxsize fstype label; do
 				[ "$d" = "$disk" ] || continue
@@ -194,10 +196,12 @@ plan_partitions() { # $KS/sfdisk.<disk> scripts, $KS/devmap, $KS/fs entries, lay
 				fi
 				spec="size=${size}MiB, "
 				[ "$name" = "$last" ] && [ "$grow" = yes ] && [ "$maxsize" = - ] && spec=""
-				echo "${spec}type=$(part_type "$name" "$fstype"), name=\"$name\""
+				echo "${spec}type=$(part_type "$name" "$fstype"), name=\"$name\", uuid=$(cat /proc/sys/kernel/random/uuid)"
 				dev=$(part_dev "$disk" $n)
 				echo "$name $dev" >>"$KS/devmap"
-				echo "part ${dev#/dev/} name=$name size=${spec:+${size}MiB}${spec:-rest} type=$(part_type "$name" "$fstype")" >>"$KS/layout"
+				shown=${size}MiB
+				[ -z "$spec" ] && shown=rest
+				echo "part ${dev#/dev/} name=$name size=$shown type=$(part_type "$name" "$fstype")" >>"$KS/layout"
 				[ "$fstype" = - ] && case "$name" in /boot/efi) fstype=efi ;; swap) fstype=swap ;; biosboot) fstype=biosboot ;; /*) fstype=xfs ;; esac
 				add_fs "$name" "$dev" "$fstype" "$label"
 			done <"$KS/parts.placed"
@@ -208,8 +212,9 @@ apply_partitions() {
 	for disk in $DISKS; do
 		[ -e "$KS/sfdisk.$disk" ] || continue
 		say "partitioning $disk (GPT)"
-		sfdisk --wipe always --wipe-partitions always -q "/dev/$disk" <"$KS/sfdisk.$disk" >>"$LOG" 2>&1 ||
-			fail "sfdisk on $disk failed: $(tail -n 3 "$LOG" | tr '\n' ' ')"
+		sfdisk --wipe always --wipe-partitions never --no-reread --no-tell-kernel -q "/dev/$disk" \
+			<"$KS/sfdisk.$disk" >>"$LOG" 2>&1 || fail "sfdisk on $disk failed: $(tail -n 3 "$LOG" | tr '\n' ' ')"
+		blockdev --rereadpt "/dev/$disk" || fail "$disk: the kernel did not re-read the new partition table"
 	done
 	while read -r name dev; do
 		wait_dev "$dev"
