@@ -265,6 +265,10 @@ def test_uefi_compute_esp_lvm_install_static_ip(installer: LabInstaller, tmp_pat
     root = image.logical_volume(3, "vg_sys", "root")
     assert "node=cmp9" in read_ext_file(disk, root.offset, "/etc/provisioner/lab-installed")
     assert "/mnt/sysimage" in read_ext_file(disk, root.offset, "/root/nochroot-ran")
+    # The volumes %pre wrote into the %include file were made.
+    assert DiskImage(disk).logical_volume(3, "vg_sys", "swap").size_mib == 128
+    shadow = read_ext_file(disk, root.offset, "/etc/shadow")
+    assert shadow.startswith("root:$6$labsalt$")
 
 
 def test_failed_install_runs_onerror_and_powers_off(

@@ -216,7 +216,9 @@ ks_commands() { # read the commands that are not storage (hostname, root passwor
 		shift
 		case "$cmd" in
 		network) for o in "$@"; do case "$o" in --hostname=*) HOSTNAME_KS=${o#*=} ;; esac; done ;;
-		rootpw) for o in "$@"; do case "$o" in --*) ;; *) ROOTPW=$o ;; esac; done ;;
+		rootpw) # only a crypt(3) hash goes into /etc/shadow; anything else locks root
+			ROOTPW='!'
+			case " $* " in *" --iscrypted "*) for o in "$@"; do case "$o" in --*) ;; *) ROOTPW=$o ;; esac; done ;; esac ;;
 		timezone) for o in "$@"; do case "$o" in --*) ;; *) TIMEZONE=$o ;; esac; done ;;
 		reboot | poweroff | halt | shutdown) FINAL=$cmd ;;
 		esac
