@@ -23,6 +23,7 @@ from pathlib import Path
 from provisioner.errors import ProvisionerError
 from provisioner.lab.initramfs import INIT_PROLOGUE, build_initramfs
 from provisioner.lab.kernel import Kernel, fetch_cloud_kernel
+from provisioner.lab.localboot import MESSAGE, efi_head, mbr_head
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,9 @@ def installer_plan() -> InstallerPlan:
             )
         programs.append(Path(found))
     files = {dest: (FILES_DIR / src).read_bytes() for dest, src in DATA_FILES.items()}
+    files["lab/mbr.head"] = mbr_head()
+    files["lab/bootx64.head"] = efi_head()
+    files["lab/localboot.msg"] = (MESSAGE + "\n").encode()
     return InstallerPlan(tuple(programs), files, MODULES, INIT_SCRIPT)
 
 

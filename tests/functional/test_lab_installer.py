@@ -188,6 +188,38 @@ def _install(
     return Run(done.returncode, time.monotonic() - started, out, log)
 
 
+def _boot_from_disk(tmp_path: Path, disks: list[Path], uefi: bool, expect: str) -> str:
+    """Boot the installed disks (no NIC, no kernel): the firmware runs what is on them."""
+    console = tmp_path / "second-boot.log"
+    argv = [
+        "qemu-system-x86_64",
+        "-accel", "tcg", "-m", "256", "-nographic", "-no-reboot", "-nic", "none",
+        "-serial", f"file:{console}", "-monitor", "none",
+    ]  # fmt: skip
+    for i, disk in enumerate(disks):
+        argv += ["-drive", f"file={disk},format=raw,if=virtio,index={i},cache=unsafe"]
+    if uefi:
+        vars_copy = tmp_path / "OVMF_VARS.second.fd"
+        shutil.copy(OVMF_VARS, vars_copy)
+        argv += [
+            "-drive", f"if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on",
+            "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
+        ]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    text = ""
+    try:
+        deadline = time.monotonic() + QEMU_TIMEOUT
+        while time.monotonic() < deadline and proc.poll() is None:
+            text = console.read_text(errors="replace") if console.exists() else ""
+            if expect in text:
+                break
+            time.sleep(0.5)
+    finally:
+        proc.kill()
+        proc.wait()
+    return text
+
+
 def _parts(disk: Path) -> list[dict[str, str]]:
     return DiskImage(disk).partitions()
 
@@ -235,6 +267,9 @@ def test_bios_controller_raid_lvm_install(installer: LabInstaller, tmp_path: Pat
     )
     fstab = read_ext_file(disks[0], root.offset, "/etc/fstab")
     assert "/dev/md/boot /boot ext4" in fstab and "/dev/vg_root/root / ext4" in fstab
+    # Booted again from its disks (BIOS): the boot code the installer left runs.
+    second = _boot_from_disk(tmp_path, disks, uefi=False, expect="booted from local disk")
+    assert "provisioner lab: ctl9 booted from local disk" in second, second[-2000:]
     boot_files = read_ext_file(disks[1], image.md_data_offset(2, disk=disks[1]), "/", listing=True)
     assert "lost+found" in boot_files
 
@@ -269,6 +304,9 @@ def test_uefi_compute_esp_lvm_install_static_ip(installer: LabInstaller, tmp_pat
     assert DiskImage(disk).logical_volume(3, "vg_sys", "swap").size_mib == 128
     shadow = read_ext_file(disk, root.offset, "/etc/shadow")
     assert shadow.startswith("root:$6$labsalt$")
+    # Booted again from its disk (UEFI): the firmware runs \EFI\BOOT\BOOTX64.EFI from the ESP.
+    second = _boot_from_disk(tmp_path, [disk], uefi=True, expect="booted from local disk")
+    assert "provisioner lab: cmp9 booted from local disk" in second, second[-2000:]
 
 
 def test_failed_install_runs_onerror_and_powers_off(

@@ -9,7 +9,8 @@
 # lvm, mke2fs, mkfs.vfat and mkswap, runs %pre-install and %post (chrooted into
 # the new root unless --nochroot), runs %onerror when anything fails, writes a
 # marker naming the node on the root filesystem, and reboots. It installs no
-# packages and no bootloader; xfs is made as ext4 (a stand-in, recorded).
+# packages and no OS: the boot code it leaves (in the MBR, and \EFI\BOOT\BOOTX64.EFI
+# on an ESP) only prints that the node booted from its disk. xfs is made as ext4.
 set -u
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
@@ -56,7 +57,7 @@ banner() {
  NOT an operating system installer. It does what Anaconda does for the
  pipeline: fetch the kickstart, partition the disks (sfdisk, mdadm, lvm),
  make filesystems, run %pre/%post/%onerror, mark the root filesystem with
- the node's name, reboot. No packages, no bootloader; xfs -> ext4 stand-in.
+ the node's name, reboot. No packages, no OS; xfs -> ext4 stand-in.
 ==========================================================================
 EOF
 }
@@ -246,6 +247,24 @@ write_system() {
 	} >"$SYSROOT/etc/provisioner/lab-installed"
 	say "marker /etc/provisioner/lab-installed written for node $NODE"
 }
+install_local_boot() { # what the node runs when it boots from disk: one line, then idle
+	text=$(sed "s/{node}/$NODE/" "$LAB/localboot.msg")
+	printf '\r\n%s\r\n' "$text" >/tmp/localboot.txt
+	if grep -q '^/boot/efi ' "$KS/mounts.sorted" 2>/dev/null; then
+		mkdir -p "$SYSROOT/boot/efi/EFI/BOOT"
+		cat "$LAB/bootx64.head" /tmp/localboot.txt >/tmp/bootx64.efi
+		dd if=/tmp/bootx64.efi of="$SYSROOT/boot/efi/EFI/BOOT/BOOTX64.EFI" bs=1024 count=1 conv=sync 2>/dev/null ||
+			fail "cannot write \\EFI\\BOOT\\BOOTX64.EFI"
+		say "UEFI: \\EFI\\BOOT\\BOOTX64.EFI written on the ESP (prints a line, no OS)"
+	fi
+	cat "$LAB/mbr.head" /tmp/localboot.txt >/tmp/mbr.bin
+	for f in "$KS"/sfdisk.*; do
+		disk=${f##*.}
+		dd if=/tmp/mbr.bin of="/dev/$disk" bs=440 count=1 conv=sync,notrunc 2>/dev/null ||
+			fail "cannot write the boot code into the MBR of $disk"
+		say "BIOS: boot code written into the MBR of $disk (prints a line, no OS)"
+	done
+}
 chroot_env() { # chroot_env on|off: the installer's tools inside the new root for %post
 	if [ "$1" = on ]; then
 		for d in bin sbin lib lib64 usr; do
@@ -287,6 +306,7 @@ main() {
 	run_sections pre-install
 	grep -q '^%packages' "$KS/ks.full" && say "%packages: the lab installer installs no packages"
 	write_system
+	install_local_boot
 	chroot_env on
 	run_sections post
 	chroot_env off
