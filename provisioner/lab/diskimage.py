@@ -9,6 +9,7 @@ purpose: the lab must not touch the host's block layer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import struct
@@ -20,6 +21,7 @@ from typing import Any
 from provisioner.errors import ProvisionerError
 
 SECTOR = 512
+MARKER_PATH = "/etc/provisioner/lab-installed"
 MD_MAGIC = 0xA92B4EFC
 
 
@@ -136,6 +138,51 @@ class DiskImage:
         if self._read(start + 1080, 2) == b"\x53\xef":
             return "ext"
         return "unknown"
+
+
+def _ext_offsets(image: DiskImage) -> list[int]:
+    """Byte offsets of every ext filesystem on the image: partitions, md data, LVs."""
+    found: list[int] = []
+    for number in range(1, len(image.partitions()) + 1):
+        starts = [image.partition_offset(number)]
+        with contextlib.suppress(DiskImageError):
+            starts.append(image.md_data_offset(number))
+        for start in starts:
+            if image._read(start + 1080, 2) == b"\x53\xef":
+                found.append(start)
+        try:
+            meta = image.lvm_metadata(number)
+        except DiskImageError:
+            continue
+        for vg, group in meta.items():
+            if not isinstance(group, dict):
+                continue
+            for lv in group.get("logical_volumes", {}):
+                try:
+                    volume = image.logical_volume(number, vg, lv)
+                except (DiskImageError, KeyError, IndexError):
+                    continue  # a volume that does not start on this PV
+                if image._read(volume.offset + 1080, 2) == b"\x53\xef":
+                    found.append(volume.offset)
+    return found
+
+
+def installed_marker(disks: list[Path]) -> dict[str, str]:
+    """The lab installer's marker (node=, hostname=, ...) from whichever filesystem holds
+    it, wherever the layout put the root filesystem; empty when there is none."""
+    for disk in disks:
+        image = DiskImage(disk)
+        try:
+            offsets = _ext_offsets(image)
+        except DiskImageError:
+            continue
+        for offset in offsets:
+            try:
+                text = read_ext_file(disk, offset, MARKER_PATH)
+            except DiskImageError:
+                continue
+            return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {}
 
 
 def read_ext_file(image: Path, offset: int, path: str, listing: bool = False) -> str:

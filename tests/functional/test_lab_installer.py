@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from provisioner.lab.diskimage import DiskImage, read_ext_file
+from provisioner.lab.diskimage import DiskImage, installed_marker, read_ext_file
 from provisioner.lab.installer import (
     DEFAULT_CACHE_DIR,
     LabInstaller,
@@ -164,8 +164,11 @@ def _install(
         "qemu-system-x86_64",
         "-accel", "tcg", "-m", "768", "-smp", "1", "-nographic", "-no-reboot",
         "-kernel", str(installer.kernel), "-initrd", str(installer.initrd),
-        "-append", kernel_args(f"{base}/ks/{node}?token={token}", ip=ip),
-        "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
+        "-append", kernel_args(
+            f"{base}/ks/{node}?token={token}", ip=ip, extra="BOOTIF=01-52-54-00-12-34-57"
+        ),
+        "-netdev", "user,id=n9,restrict=on", "-device", "virtio-net-pci,netdev=n9",
+        "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:57",
         "-device", "virtio-rng-pci",
         "-serial", f"file:{console}", "-monitor", "none",
     ]  # fmt: skip
@@ -267,6 +270,7 @@ def test_bios_controller_raid_lvm_install(installer: LabInstaller, tmp_path: Pat
     )
     fstab = read_ext_file(disks[0], root.offset, "/etc/fstab")
     assert "/dev/md/boot /boot ext4" in fstab and "/dev/vg_root/root / ext4" in fstab
+    assert installed_marker(disks)["node"] == "ctl9"  # found without knowing the layout
     # Booted again from its disks (BIOS): the boot code the installer left runs.
     second = _boot_from_disk(tmp_path, disks, uefi=False, expect="booted from local disk")
     assert "provisioner lab: ctl9 booted from local disk" in second, second[-2000:]
@@ -282,7 +286,7 @@ def test_uefi_compute_esp_lvm_install_static_ip(installer: LabInstaller, tmp_pat
         (DATA / "lab-compute-uefi.ks").read_text(),
         "cmp9",
         [disk],
-        ip="10.0.2.15::10.0.2.2:255.255.255.0:cmp9:eth0:none",
+        ip="10.0.2.15::10.0.2.2:255.255.255.0:cmp9::none",
         uefi=True,
     )
     assert run.returncode == 0, run.console[-3000:]
@@ -299,6 +303,7 @@ def test_uefi_compute_esp_lvm_install_static_ip(installer: LabInstaller, tmp_pat
     assert image.filesystem_magic(1) == "vfat"
     root = image.logical_volume(3, "vg_sys", "root")
     assert "node=cmp9" in read_ext_file(disk, root.offset, "/etc/provisioner/lab-installed")
+    assert installed_marker([disk])["hostname"] == "cmp9.lab.example.test"
     assert "/mnt/sysimage" in read_ext_file(disk, root.offset, "/root/nochroot-ran")
     # The volumes %pre wrote into the %include file were made.
     assert DiskImage(disk).logical_volume(3, "vg_sys", "swap").size_mib == 128
@@ -340,7 +345,7 @@ def test_install_over_the_lab_network_namespace(installer: LabInstaller, tmp_pat
             (DATA / "lab-compute-uefi.ks").read_text(),
             "cmp7",
             [disk],
-            ip="203.0.113.17::203.0.113.1:255.255.255.0:cmp7:eth0:none",
+            ip="203.0.113.17::203.0.113.1:255.255.255.0:cmp7::none",
             net=plan,
         )
     finally:

@@ -79,13 +79,24 @@ first_nic() {
 	done
 	return 1
 }
+boot_nic() { # the NIC named by BOOTIF=01-aa-bb-... (as iPXE scripts pass it), else the first
+	want=$(arg BOOTIF | sed 's/^01-//; s/-/:/g' | tr A-F a-f)
+	if [ -n "$want" ]; then
+		for d in /sys/class/net/*; do
+			[ "$(cat "$d/address")" = "$want" ] && { echo "${d##*/}"; return 0; }
+		done
+		say "BOOTIF $want: no such NIC, using the first one"
+	fi
+	first_nic
+}
 net_up() {
 	i=0
-	until nic=$(first_nic); do
+	until first_nic >/dev/null; do
 		i=$((i + 1))
 		[ $i -gt 50 ] && fail "no network interface appeared"
 		sleep 0.2
 	done
+	nic=$(boot_nic)
 	ip link set lo up
 	spec=$(arg ip || echo dhcp)
 	case "$spec" in
