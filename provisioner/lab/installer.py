@@ -57,6 +57,10 @@ PROGRAMS: dict[str, str] = {
     "mdadm": "mdadm",
     "lvm": "lvm2",
     "curl": "curl",
+    # Kickstart scripts expect RHEL's /bin/sh (bash) and the full tools they use.
+    "bash": "bash",
+    "sort": "coreutils",
+    "lsblk": "util-linux",
 }
 
 #: Data files: path in the initramfs -> file in installer_files/.
@@ -80,6 +84,11 @@ _SEARCH_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_CACHE_DIR = Path("/var/cache/provisioner-lab")
 
 
+_BUILDER_SOURCES = tuple(
+    Path(__file__).resolve().parent / name for name in ("initramfs.py", "installer.py")
+)
+
+
 class InstallerBuildError(ProvisionerError):
     """The lab installer image could not be built."""
 
@@ -100,6 +109,8 @@ class InstallerPlan:
             h.update(name.encode() + b"\0" + self.files[name])
         h.update("\0".join(self.modules).encode())
         h.update(self.init.encode())
+        for builder in _BUILDER_SOURCES:  # a change to the builders rebuilds the image
+            h.update(builder.read_bytes())
         return h.hexdigest()[:16]
 
 

@@ -63,7 +63,7 @@ class LabSpec:
     http_port: int = 8080
     tftp_port: int | None = None  # default: 69 in a namespace, 6969 on the loopback
     dns_port: int | None = None  # default: 53 in a namespace, 5353 on the loopback
-    disk_gb: int = 20
+    disk_gb: int = 32  # the real role layouts need up to ~24 GB on an OS disk; sparse files
     first_host: int = 11  # ctl1 is 192.0.2.11
     extra: dict[str, Any] = field(default_factory=dict)
 

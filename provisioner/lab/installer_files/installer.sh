@@ -187,8 +187,9 @@ run_sections() { # run_sections KIND: every %KIND section, in kickstart order
 			--log=* | --logfile=*) slog=${o#*=} ;;
 			esac
 		done
-		case "$interp" in
-		*/sh | */bash | */ash | */dash) interp=/bin/sh ;;
+		case "$interp" in # /bin/sh is bash on RHEL: kickstarts rely on it (local, sort -V, ...)
+		*/sh | */bash) interp=/usr/bin/bash && [ -x "$interp" ] || interp=/bin/sh ;;
+		*/ash | */dash) interp=/bin/sh ;;
 		*) say "%$kind: interpreter $interp is not in the lab installer; section skipped"; continue ;;
 		esac
 		sec=${header##*/section.}
@@ -196,10 +197,10 @@ run_sections() { # run_sections KIND: every %KIND section, in kickstart order
 		rc=0
 		if [ $chroot = yes ]; then
 			cp "$body" "$SYSROOT/tmp/ks-script"
-			chroot "$SYSROOT" /bin/sh /tmp/ks-script >"$KS/out" 2>&1 || rc=$?
+			chroot "$SYSROOT" "$interp" /tmp/ks-script >"$KS/out" 2>&1 || rc=$?
 			rm -f "$SYSROOT/tmp/ks-script"
 		else
-			(cd /tmp && /bin/sh "$body") >"$KS/out" 2>&1 || rc=$?
+			(cd /tmp && "$interp" "$body") >"$KS/out" 2>&1 || rc=$?
 		fi
 		awk -v k="$kind" '{ print "  %" k "| " $0 }' "$KS/out" | tee -a "$LOG"
 		if [ -n "$slog" ]; then

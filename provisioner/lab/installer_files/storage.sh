@@ -237,11 +237,15 @@ storage_raid() {
 		set -- $devs
 		md=/dev/md$n
 		say "raid $mount: $md ($dev) level $lvl on$devs"
-		yes | mdadm --create "$md" --run --assume-clean --metadata=1.2 --name="$dev" \
+		# Metadata at the end (1.0) where firmware must read the member as a plain
+		# filesystem (the ESP), as Anaconda does; 1.2 elsewhere.
+		meta=1.2
+		case "$mount:$fstype" in /boot/efi:* | *:efi) meta=1.0 ;; esac
+		yes | mdadm --create "$md" --run --assume-clean --metadata=$meta --name="$dev" \
 			--level="$lvl" --raid-devices=$# "$@" >>"$LOG" 2>&1 || fail "raid $mount: mdadm --create failed"
 		wait_dev "$md"
 		ln -sf "../md$n" "/dev/md/$dev"
-		echo "md md$n name=$dev level=$lvl members=$(echo "$devs" | sed 's|/dev/||g; s|^ ||; s| |,|g')" >>"$KS/layout"
+		echo "md md$n name=$dev level=$lvl metadata=$meta members=$(echo "$devs" | sed 's|/dev/||g; s|^ ||; s| |,|g')" >>"$KS/layout"
 		case "$mount" in pv.*) echo "$mount /dev/md/$dev" >>"$KS/devmap" ;; esac
 		[ "$fstype" = - ] && case "$mount" in swap) fstype=swap ;; /*) fstype=xfs ;; esac
 		add_fs "$mount" "/dev/md/$dev" "$fstype" "$label"
