@@ -277,6 +277,16 @@ def test_bios_controller_raid_lvm_install(installer: LabInstaller, tmp_path: Pat
     boot_files = read_ext_file(disks[1], image.md_data_offset(2, disk=disks[1]), "/", listing=True)
     assert "lost+found" in boot_files
 
+    # Reprovision: the same kickstart again over the old md arrays and volume group.
+    first = installed_marker(disks)
+    time.sleep(1.1)  # installed_at has one-second resolution
+    again = _install(
+        installer, tmp_path, (DATA / "lab-controller-bios.ks").read_text(), "ctl9", disks
+    )
+    assert "installation of ctl9 complete" in again.console, again.console[-3000:]
+    assert [b["status"] for _, b, _ in again.log.callbacks] == ["started", "installed"]
+    assert installed_marker(disks)["installed_at"] > first["installed_at"]
+
 
 def test_uefi_compute_esp_lvm_install_static_ip(installer: LabInstaller, tmp_path: Path) -> None:
     disk = tmp_path / "vda.img"
