@@ -11,7 +11,7 @@ DEMO_STATE ?= .demo/state
 APT_BASE := python3 python3-venv python3-pip make
 # The lab (issue 9): qemu nodes, the lab installer's tools (copied into its initramfs), netns.
 APT_LAB := qemu-system-x86 qemu-utils ovmf ipxe-qemu busybox-static cpio kmod fdisk dosfstools \
-	e2fsprogs mdadm lvm2 curl iproute2 iputils-ping openssl
+	e2fsprogs mdadm lvm2 curl iproute2 iputils-ping openssl dnsmasq-base
 APT_TEST := $(APT_BASE) cpio busybox-static kmod $(APT_LAB)
 APT_DEMO := $(APT_BASE) $(APT_LAB)
 

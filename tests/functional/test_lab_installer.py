@@ -337,7 +337,8 @@ def test_failed_install_runs_onerror_and_powers_off(
 
 
 def test_install_over_the_lab_network_namespace(installer: LabInstaller, tmp_path: Path) -> None:
-    """The node's tap on the lab bridge carries the kickstart fetch and the callbacks."""
+    """The node's tap on the lab bridge carries DHCP (a real dnsmasq in the namespace),
+    the kickstart fetch and the callbacks."""
     plan = plan_network(
         ["cmp7"],
         "netns",
@@ -346,8 +347,20 @@ def test_install_over_the_lab_network_namespace(installer: LabInstaller, tmp_pat
         addresses=("203.0.113.2", "203.0.113.3"),
     )
     lab_net = LabNetwork(plan)
+    dnsmasq: subprocess.Popen[bytes] | None = None
     try:
         lab_net.up()
+        dnsmasq = subprocess.Popen(
+            [
+                *plan.exec_prefix(), "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+                "--port=0", f"--interface={plan.bridge}", "--bind-interfaces",
+                "--dhcp-range=203.0.113.100,203.0.113.150,255.255.255.0",
+                "--dhcp-host=52:54:00:12:34:57,203.0.113.17", "--dhcp-authoritative",
+                "--leasefile-ro", f"--pid-file={tmp_path / 'dnsmasq.pid'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         disk = tmp_path / "vda.img"
         run = _install(
             installer,
@@ -355,13 +368,16 @@ def test_install_over_the_lab_network_namespace(installer: LabInstaller, tmp_pat
             (DATA / "lab-compute-uefi.ks").read_text(),
             "cmp7",
             [disk],
-            ip="203.0.113.17::203.0.113.1:255.255.255.0:cmp7::none",
             net=plan,
         )
     finally:
+        if dnsmasq is not None:
+            dnsmasq.terminate()
+            dnsmasq.wait(timeout=30)
         lab_net.down()
     assert "installation of cmp7 complete" in run.console, run.console[-3000:]
-    assert "static 203.0.113.17/24" in run.console
+    assert "network: DHCP on eth1" in run.console
+    assert "inet 203.0.113.17/24" in run.console  # the address dnsmasq holds for its MAC
     assert [b["status"] for _, b, _ in run.log.callbacks] == ["started", "installed"]
     root = DiskImage(disk).logical_volume(3, "vg_sys", "root")
     assert "node=cmp7" in read_ext_file(disk, root.offset, "/etc/provisioner/lab-installed")
