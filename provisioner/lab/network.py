@@ -157,13 +157,15 @@ def namespaces() -> set[str]:
     return {entry["name"] for entry in json.loads(done.stdout)}
 
 
-def detect_mode() -> tuple[NetworkMode, str]:
-    """``netns`` when this process can create namespaces and taps, else ``user``; and why."""
+def detect_mode(probe_prefix: str = "provisioner-probe") -> tuple[NetworkMode, str]:
+    """``netns`` when this process can create namespaces and taps, else ``user``; and why.
+
+    It tries for real, in a throw-away namespace named ``<probe_prefix>-<random>``."""
     if os.geteuid() != 0:
         return "user", "not root: network namespaces need root"
     if not Path("/dev/net/tun").exists():
         return "user", "/dev/net/tun is missing: no tap devices"
-    probe = f"provisioner-probe-{uuid.uuid4().hex[:8]}"
+    probe = f"{probe_prefix}-{uuid.uuid4().hex[:8]}"
     done = _ip(["ip", "netns", "add", probe])
     if done.returncode != 0:
         return "user", f"cannot create a network namespace: {done.stderr.strip()}"
