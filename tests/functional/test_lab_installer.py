@@ -140,6 +140,7 @@ def _install(
     ip: str = "dhcp",
     uefi: bool = False,
     net: LabNetworkPlan | None = None,
+    node_ip: str = "",
 ) -> Run:
     """Boot the installer on ``disks``: user-mode networking, or the lab network ``net``."""
     token = "tok-" + node + "-0123456789abcdef"
@@ -150,6 +151,10 @@ def _install(
         server = _server(log)
         base = f"http://10.0.2.2:{server.server_address[1]}"
         netdev = "user,id=n0"
+    elif net.mode == "user":  # the lab's fallback: slirp shaped like the lab network
+        server = _server(log)
+        base = f"http://{net.addresses[0].ip}:{server.server_address[1]}"
+        netdev = qemu_netdev(net, node, node_ip)
     else:
         provisioner = str(net.addresses[0].ip)
         server = _server(log, provisioner, net.namespace)
@@ -229,10 +234,13 @@ def _parts(disk: Path) -> list[dict[str, str]]:
 
 def test_bios_controller_raid_lvm_install(installer: LabInstaller, tmp_path: Path) -> None:
     disks = [tmp_path / "vda.img", tmp_path / "vdb.img"]
+    lab_user_net = plan_network(["ctl9"], "user")  # the lab's fallback without root
+    kickstart = (DATA / "lab-controller-bios.ks").read_text()
     run = _install(
-        installer, tmp_path, (DATA / "lab-controller-bios.ks").read_text(), "ctl9", disks
+        installer, tmp_path, kickstart, "ctl9", disks, net=lab_user_net, node_ip="192.0.2.11"
     )
     assert "LAB INSTALLER" in run.console and "NOT an operating system installer" in run.console
+    assert "inet 192.0.2.11/24" in run.console  # slirp's DHCP gave the node its lab address
     assert run.returncode == 0, run.console[-3000:]
     # The VM left on its own by rebooting (qemu -no-reboot), after a complete install.
     assert "installation of ctl9 complete" in run.console, run.console[-3000:]
@@ -296,12 +304,14 @@ def test_uefi_compute_esp_lvm_install_static_ip(installer: LabInstaller, tmp_pat
         (DATA / "lab-compute-uefi.ks").read_text(),
         "cmp9",
         [disk],
-        ip="10.0.2.15::10.0.2.2:255.255.255.0:cmp9::none",
+        ip="192.0.2.16::192.0.2.2:255.255.255.0:cmp9::none",
         uefi=True,
+        net=plan_network(["cmp9"], "user"),
+        node_ip="192.0.2.16",
     )
     assert run.returncode == 0, run.console[-3000:]
     assert "installation of cmp9 complete" in run.console, run.console[-3000:]
-    assert "static 10.0.2.15/24" in run.console
+    assert "static 192.0.2.16/24" in run.console  # the lab fallback: user-mode, lab-shaped
     assert [b["status"] for _, b, _ in run.log.callbacks] == ["started", "installed"]
     parts = _parts(disk)
     assert [(p["name"], p["type"]) for p in parts] == [
