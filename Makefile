@@ -9,6 +9,9 @@ DEMO_STATE ?= .demo/state
 
 # Debian packages, by purpose (scripts/apt-install only installs the missing ones).
 APT_BASE := python3 python3-venv python3-pip make
+# The lab (issue 9): qemu nodes, the lab installer's tools (copied into its initramfs), netns.
+APT_LAB := qemu-system-x86 qemu-utils ovmf ipxe-qemu busybox-static cpio kmod fdisk dosfstools \
+	e2fsprogs mdadm lvm2 curl iproute2 iputils-ping openssl dnsmasq-base
 # One `+=` line per capability keeps merges simple.
 APT_TEST := $(APT_BASE)
 APT_TEST += cpio busybox-static kmod
@@ -17,7 +20,8 @@ APT_TEST += curl debconf dash
 # hand-off (issue 7): config checkers, netns failover, sshd for the SSH push, curl
 APT_TEST += haproxy keepalived corosync pacemaker pacemaker-cli-utils mariadb-server \
 	memcached galera-4 rsync iproute2 iputils-ping openssh-server openssh-client curl
-APT_DEMO := $(APT_BASE)
+APT_TEST += $(APT_LAB)
+APT_DEMO := $(APT_BASE) $(APT_LAB)
 
 .PHONY: demo test lint venv deps-test deps-demo clean
 

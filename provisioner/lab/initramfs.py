@@ -117,6 +117,14 @@ def build_initramfs(
     for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "etc", "mnt", "run", "lib/modules"):
         cpio.directory(d)
     cpio.file("bin/busybox", BUSYBOX.read_bytes(), 0o755)
+    # Real programs first: a busybox applet of the same path (usr/bin/sort) must not hide one.
+    for binary in binaries:
+        binary = Path(binary)
+        if not binary.exists():
+            raise InitramfsError(f"{binary} is missing on this host")
+        cpio.file(str(binary), binary.read_bytes(), 0o755)
+        for lib in shared_libraries(binary):
+            cpio.file(str(lib), lib.resolve().read_bytes(), 0o755)
     applets = subprocess.run(
         [str(BUSYBOX), "--list-full"], capture_output=True, text=True, check=True
     ).stdout.split()
@@ -130,13 +138,6 @@ def build_initramfs(
             cpio.file(f"lib/modules/{name}", module_bytes(path))
             order.append(name)
     cpio.file("etc/modules.order", "".join(f"{m}\n" for m in order).encode())
-    for binary in binaries:
-        binary = Path(binary)
-        if not binary.exists():
-            raise InitramfsError(f"{binary} is missing on this host")
-        cpio.file(str(binary), binary.read_bytes(), 0o755)
-        for lib in shared_libraries(binary):
-            cpio.file(str(lib), lib.resolve().read_bytes(), 0o755)
     for name, data in (files or {}).items():
         cpio.file(name, data, 0o755 if name.endswith((".sh", "init")) else 0o644)
     cpio.file("init", init_script.encode(), 0o755)
