@@ -64,9 +64,9 @@ class RedfishPower(PowerDriver):
                     base, system_path = self._base_and_system()
                     self._conn = sushy.Sushy(
                         base,
-                        username=self.endpoint.user,
-                        password=self.endpoint.password.get_secret_value(),
                         verify=self.endpoint.verify_tls,
+                        # basic auth: no session left behind per call; BMCs have
+                        # few session slots and CLI runs are short-lived
                         auth=sushy.auth.BasicAuth(
                             self.endpoint.user, self.endpoint.password.get_secret_value()
                         ),
@@ -112,9 +112,9 @@ class RedfishPower(PowerDriver):
 
     def _read_power(self) -> PowerState:
         state = self._do("power status", lambda system: system.power_state)
-        value = getattr(state, "value", state)
-        # 'powering off' still has power; 'powering on' does not count as on yet
-        return "on" if value in ("on", "powering off") else "off"
+        value = str(getattr(state, "value", state)).lower()
+        # 'PoweringOff' still has power; 'PoweringOn' does not count as on yet
+        return "on" if value in ("on", "poweringoff", "powering off") else "off"
 
     def _send_power(self, action: PowerAction) -> None:
         import sushy
@@ -135,7 +135,7 @@ class RedfishPower(PowerDriver):
             if persistent
             else sushy.BootSourceOverrideEnabled.ONCE
         )
-        mode = sushy.BootSourceOverrideMode.UEFI if uefi else sushy.BootSourceOverrideMode.BIOS
+        mode = sushy.BootSourceOverrideMode.UEFI if uefi else sushy.BootSourceOverrideMode.LEGACY
         self._do(
             f"set boot device {device}",
             lambda system: system.set_system_boot_options(
