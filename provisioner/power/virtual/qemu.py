@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from provisioner.inventory.models import MacAddress
 
+# qemu's default NIC ROM here is Debian ipxe-qemu's efi-virtio.rom (legacy + EFI
+# iPXE in one file, found through qemu's data dirs, see `qemu-system-x86_64 -L help`).
+# Measured with qemu 7.2: naming a ROM explicitly (romfile=, even that same file)
+# made SeaBIOS skip the NIC's ROM entirely, so no network boot. Only pass romfile
+# when a NIC asks for a different ROM.
 IPXE_ROM_DIR = Path("/usr/lib/ipxe/qemu")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS_TEMPLATE = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
@@ -32,6 +37,7 @@ class NicSpec(BaseModel):
         description="qemu user-mode networking options (e.g. 'restrict=on' or "
         "'bootfile=tftp://10.0.2.2:6969/boot.ipxe'); used when tap is not set",
     )
+    rom: Path | None = Field(None, description="NIC option ROM; default: qemu's (iPXE)")
 
 
 class DiskSpec(BaseModel):
@@ -60,11 +66,6 @@ class QemuSpec(BaseModel):
     )
     qemu_binary: str = "qemu-system-x86_64"
     extra_args: list[str] = Field(default_factory=list)
-
-
-def ipxe_rom(boot_mode: str) -> Path:
-    """Debian's efi-*.rom carries both the legacy and the EFI iPXE image."""
-    return IPXE_ROM_DIR / ("efi-virtio.rom" if boot_mode == "uefi" else "pxe-virtio.rom")
 
 
 def boot_indexes(spec: QemuSpec, device: str) -> tuple[list[int], list[int]]:
@@ -120,7 +121,6 @@ def build_qemu_argv(spec: QemuSpec, boot_device: str, qmp_socket: Path | None = 
             "-device",
             f"virtio-blk-pci,drive=disk{i},bootindex={index}",
         ]
-    rom = ipxe_rom(spec.boot_mode)
     for i, (nic, index) in enumerate(zip(spec.nics, nic_idx, strict=True)):
         if nic.tap:
             netdev = f"tap,id=net{i},ifname={nic.tap},script=no,downscript=no"
@@ -130,7 +130,8 @@ def build_qemu_argv(spec: QemuSpec, boot_device: str, qmp_socket: Path | None = 
             "-netdev",
             netdev,
             "-device",
-            f"virtio-net-pci,netdev=net{i},mac={nic.mac},romfile={rom},bootindex={index}",
+            f"virtio-net-pci,netdev=net{i},mac={nic.mac},bootindex={index}"
+            + (f",romfile={nic.rom}" if nic.rom else ""),
         ]
     if not spec.nics:
         argv += ["-nic", "none"]
