@@ -9,7 +9,7 @@ DEMO_STATE ?= .demo/state
 
 # Debian packages, by purpose (scripts/apt-install only installs the missing ones).
 APT_BASE := python3 python3-venv python3-pip make
-APT_TEST := $(APT_BASE)
+APT_TEST := $(APT_BASE) ipmitool openipmi freeipmi-tools qemu-system-x86 ipxe-qemu ovmf
 APT_DEMO := $(APT_BASE)
 
 .PHONY: demo test lint venv deps-test deps-demo clean
