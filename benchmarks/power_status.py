@@ -62,7 +62,7 @@ def time_provisioner(ports: list[int], password: str, fanout: int) -> tuple[floa
     drivers = [
         IpmiPower(
             BmcEndpoint(f"vnode{i:03d}", "ipmi", "127.0.0.1", port, USER, SecretStr(password)),
-            PowerSettings(timeout=30),
+            PowerSettings(timeout=10),
         )
         for i, port in enumerate(ports)
     ]

@@ -49,15 +49,18 @@ def run_many(
     results: dict[int, NodeResult] = {}
     if not drivers:
         return []
-    with ThreadPoolExecutor(
-        max_workers=min(fanout, len(drivers)), thread_name_prefix="power"
-    ) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(fanout, len(drivers)), thread_name_prefix="power")
+    try:
         futures = {pool.submit(_one, d, operation): i for i, d in enumerate(drivers)}
         for future in as_completed(futures):
             result = future.result()
             results[futures[future]] = result
             if on_result is not None:
                 on_result(result)
+    except BaseException:  # Ctrl-C: do not start the nodes still waiting for a worker
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [results[i] for i in range(len(drivers))]
 
 

@@ -37,7 +37,7 @@ SELECTOR_NAMES = {0x04: "network", 0x08: "disk", 0x00: "default"}
 # completion codes a busy BMC gives; worth a retry
 TRANSIENT_CODES = {0xC0, 0xC3, 0xCE, 0xCF, 0xFF}
 AUTH_WORDS = ("password", "unauthorized name", "unauthorized role", "invalid role", "rakp")
-TRANSIENT_WORDS = ("insufficient resources", "busy", "session")
+TRANSIENT_WORDS = ("insufficient resources", "busy", "no longer connected")
 
 
 class IpmiPower(PowerDriver):
@@ -92,10 +92,10 @@ class IpmiPower(PowerDriver):
             return BmcUnreachable(
                 self.node, label, f"{what}: no answer (BMC down, wrong address or wrong user)"
             )
-        if any(word in lower for word in AUTH_WORDS):
-            return BmcAuthError(self.node, label, f"{what}: credentials rejected ({text})")
         if any(word in lower for word in TRANSIENT_WORDS):
             return BmcTransientError(self.node, label, f"{what}: {text}")
+        if any(word in lower for word in AUTH_WORDS):
+            return BmcAuthError(self.node, label, f"{what}: credentials rejected ({text})")
         return BmcCommandError(self.node, label, f"{what}: {text}")
 
     # -- primitives --

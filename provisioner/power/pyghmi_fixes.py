@@ -63,9 +63,10 @@ def _io_wait_factory(session: Any) -> Any:
             evq.append(evt)
         deadline = min(timeout, _MAX_WAIT) + session._monotonic_time()
         session.ioqueue.append((deadline, evt, myaddr))
-        if session.sessionqueue:
-            return
-        if myaddr is not None:
+        if myaddr is None:  # wait_for_rsp: it drains the shared session queue
+            if session.sessionqueue:
+                return
+        else:  # one session's command: it drains only its own packet queue
             handlers = session.Session.bmc_handlers.get(myaddr, {})
             if any(getattr(h, "pktqueue", None) for h in list(handlers.values())):
                 return
