@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -116,25 +117,31 @@ class PowerDriver(ABC):
     # -- public operations --
     def validate(self) -> None:
         """Raise unless the BMC answers and accepts the credentials."""
-        self._call("validate", self._check, self._deadline())
+        with self._operation():
+            self._call("validate", self._check, self._deadline())
 
     def power_state(self) -> PowerState:
-        return self._call("power status", self._read_power, self._deadline())
+        with self._operation():
+            return self._call("power status", self._read_power, self._deadline())
 
     def power_on(self) -> None:
-        self._set_power("on", "on")
+        with self._operation():
+            self._set_power("on", "on")
 
     def power_off(self) -> None:
-        self._set_power("off", "off")
+        with self._operation():
+            self._set_power("off", "off")
 
     def soft_off(self) -> None:
-        self._set_power("soft", "off")
+        with self._operation():
+            self._set_power("soft", "off")
 
     def power_cycle(self) -> None:
         """Off (hard) then on, each confirmed: a real cold boot that takes the boot flags."""
-        deadline = self._deadline()
-        self._set_power("off", "off", deadline)
-        self._set_power("on", "on", deadline)
+        with self._operation():
+            deadline = self._deadline()
+            self._set_power("off", "off", deadline)
+            self._set_power("on", "on", deadline)
 
     def set_boot_device(
         self, device: BootDevice, persistent: bool = False, uefi: bool = True
@@ -150,13 +157,29 @@ class PowerDriver(ABC):
             "persistent" if persistent else "next boot only",
             "UEFI" if uefi else "legacy",
         )
-        self._call(
-            f"set boot device {device}",
-            lambda: self._write_boot(device, persistent, uefi),
-            self._deadline(),
-        )
+        with self._operation():
+            self._call(
+                f"set boot device {device}",
+                lambda: self._write_boot(device, persistent, uefi),
+                self._deadline(),
+            )
 
     # -- machinery --
+    @contextmanager
+    def _operation(self) -> Iterator[None]:
+        """One public operation: a backend may keep a session for it, closed after."""
+        try:
+            yield
+        except BaseException:
+            self._close(failed=True)
+            raise
+        self._close(failed=False)
+
+    def _close(self, failed: bool) -> None:
+        """End what the operation opened (a session); never raises, never blocks
+        after a failure (the BMC may be the reason it failed)."""
+        log.debug("node %s: operation done (%s)", self.node, "failed" if failed else "ok")
+
     def _deadline(self) -> float:
         return time.monotonic() + self.settings.timeout
 

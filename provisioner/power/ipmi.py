@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 from typing import Any
 
 from provisioner.power import pyghmi_fixes
@@ -41,22 +42,66 @@ TRANSIENT_WORDS = ("insufficient resources", "busy", "no longer connected")
 
 
 class IpmiPower(PowerDriver):
-    """A BMC that speaks IPMI 2.0 over LAN (also the virtual BMC)."""
+    """A BMC that speaks IPMI 2.0 over LAN (also the virtual BMC).
+
+    One session per public operation, closed at its end: pyghmi caches sessions
+    per process, and a cached session to a BMC that has since restarted (or a new
+    BMC on the same address) waits out retries before it notices. Logging in
+    costs a few milliseconds; a stale session costs the whole timeout.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ipmi: Any = None
+
+    def _close(self, failed: bool) -> None:
+        if failed:
+            self._discard()
+            return
+        ipmi, self._ipmi = self._ipmi, None
+        if ipmi is not None:
+            try:
+                ipmi.ipmi_session.logout()
+            except Exception:  # the session is dropped anyway
+                log.debug("node %s: logout failed", self.node, exc_info=True)
+
+    def _discard(self) -> None:
+        """Forget a session that failed, so the next try logs in afresh.
+
+        Done in the background: pyghmi's logout waits for a command still in
+        flight on that session (up to its retry budget) and we never wait for a
+        BMC that is not answering.
+        """
+        ipmi, self._ipmi = self._ipmi, None
+        if ipmi is None:
+            return
+
+        def drop() -> None:
+            try:
+                ipmi.ipmi_session._mark_broken()
+            except Exception:
+                log.debug("node %s: dropping the session failed", self.node, exc_info=True)
+
+        threading.Thread(target=drop, name=f"ipmi-drop-{self.node}", daemon=True).start()
 
     def _command(self) -> Any:
         from pyghmi import exceptions as pyghmi_exc
         from pyghmi.ipmi import command
 
+        if self._ipmi is not None and not self._ipmi.ipmi_session.broken:
+            return self._ipmi
         pyghmi_fixes.apply()
         ep = self.endpoint
         try:
             # bytes, not str: str credentials can make a second login spin forever
-            return command.Command(
+            self._ipmi = command.Command(
                 bmc=ep.address,
                 userid=ep.user.encode(),
                 password=ep.password.get_secret_value().encode(),
                 port=ep.port,
+                keepalive=False,
             )
+            return self._ipmi
         except pyghmi_exc.IpmiException as exc:
             raise self._map_error(exc, "login") from exc
         except (struct.error, IndexError, TypeError) as exc:
@@ -71,11 +116,13 @@ class IpmiPower(PowerDriver):
         try:
             response = ipmi.raw_command(netfn=NETFN_CHASSIS, command=command, data=data)
         except pyghmi_exc.IpmiException as exc:
+            self._discard()
             raise self._map_error(exc, f"command 0x{command:02x}") from exc
         if "error" in response:
             code = response.get("code")
             message = str(response["error"])
             if code == 0xFFFF or message == "timeout":
+                self._discard()
                 raise BmcUnreachable(self.node, self.endpoint.label, "BMC stopped answering")
             if code in TRANSIENT_CODES:
                 raise BmcTransientError(self.node, self.endpoint.label, message)
@@ -132,4 +179,5 @@ class IpmiPower(PowerDriver):
                 "uefi": bool(flags & 0x20),
             }
 
-        return self._call("get boot device", read, self._deadline())
+        with self._operation():
+            return self._call("get boot device", read, self._deadline())

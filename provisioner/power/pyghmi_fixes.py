@@ -46,7 +46,7 @@ def _recvfrom_dontwait(mysocket: socket.socket, size: int) -> tuple[bytes, Any] 
 _MAX_WAIT = 0.1
 
 
-def _io_wait_factory(session: Any) -> Any:
+def _io_wait_factory(session: Any, max_wait: float | None) -> Any:
     """pyghmi's ``_io_wait`` without its lost wake-up.
 
     The IO thread wakes a waiter only if the waiter is registered when the
@@ -54,14 +54,17 @@ def _io_wait_factory(session: Any) -> Any:
     the answer came in, then it registered) sleeps until its retry timer: measured
     here as random 0.6-1.2 s stalls of single commands, about one in twenty.
     After registering, we return at once when an answer is already queued, and
-    never sleep longer than _MAX_WAIT; callers loop until their answer is in.
+    never sleep longer than ``max_wait``; callers loop until their answer is in.
+    A BMC server (one waiter, the serve loop) needs no cap: ``max_wait=None``.
     """
 
     def _io_wait(timeout: float, myaddr: Any = None, evq: Any = None) -> None:
         evt = threading.Event()
         if evq is not None:
             evq.append(evt)
-        deadline = min(timeout, _MAX_WAIT) + session._monotonic_time()
+        if max_wait is not None:
+            timeout = min(timeout, max_wait)
+        deadline = timeout + session._monotonic_time()
         session.ioqueue.append((deadline, evt, myaddr))
         if myaddr is None:  # wait_for_rsp: it drains the shared session queue
             if session.sessionqueue:
@@ -80,8 +83,11 @@ def _io_wait_factory(session: Any) -> Any:
     return _io_wait
 
 
-def apply() -> None:
-    """Patch pyghmi's session module in place (idempotent)."""
+def apply(server: bool = False) -> None:
+    """Patch pyghmi's session module in place (idempotent, once per process).
+
+    ``server=True`` in a virtual BMC process: no wait cap, so an idle BMC sleeps.
+    """
     global _applied
     with _lock:
         if _applied:
@@ -89,7 +95,7 @@ def apply() -> None:
         from pyghmi.ipmi.private import session
 
         session._io_recvfrom = _recvfrom_dontwait
-        session._io_wait = _io_wait_factory(session)
+        session._io_wait = _io_wait_factory(session, None if server else _MAX_WAIT)
 
         original = session.Session._got_rmcp_response
 

@@ -156,4 +156,7 @@ class RedfishPower(PowerDriver):
                 "uefi": mode == "UEFI",
             }
 
-        return self._call("get boot device", lambda: self._do("get boot", read), self._deadline())
+        with self._operation():
+            return self._call(
+                "get boot device", lambda: self._do("get boot", read), self._deadline()
+            )

@@ -65,7 +65,7 @@ def run_one(spec: VbmcSpec, ready: Callable[[], None], stop: threading.Event) ->
     from provisioner.power.virtual.bmc import VirtualBmc
     from provisioner.power.virtual.node import VirtualNode
 
-    pyghmi_fixes.apply()
+    pyghmi_fixes.apply(server=True)
     node = VirtualNode(spec.name, spec.state_path, spec.qemu, spec.state_dir)
     try:
         bmc = VirtualBmc(node, spec.user, spec.password.get_secret_value(), spec.address, spec.port)
