@@ -29,10 +29,10 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provisioner.power.base import BmcEndpoint, PowerSettings  # noqa: E402
-from provisioner.power.fanout import run_many  # noqa: E402
-from provisioner.power.ipmi import IpmiPower  # noqa: E402
-from provisioner.power.virtual.serve import (  # noqa: E402
+from provisioner.power.base import BmcEndpoint, PowerSettings
+from provisioner.power.fanout import run_many
+from provisioner.power.ipmi import IpmiPower
+from provisioner.power.virtual.serve import (
     VbmcSpec,
     start_children,
     stop_children,
@@ -40,6 +40,8 @@ from provisioner.power.virtual.serve import (  # noqa: E402
 
 PORTS = (16300, 16999)
 USER = "admin"
+IPMITOOL = ["ipmitool", "-I", "lanplus", "-C", "3", "-E"]  # password from IPMI_PASSWORD
+IPMIPOWER = ["ipmipower", "-D", "LAN_2_0", "-I", "3", "--config-file"]
 
 
 def free_ports(count: int) -> list[int]:
@@ -77,8 +79,18 @@ def time_ipmitool(ports: list[int], password: str) -> tuple[float, int]:
     start = time.monotonic()
     for port in ports:
         out = subprocess.run(
-            ["ipmitool", "-I", "lanplus", "-C", "3", "-E", "-H", "127.0.0.1", "-p", str(port)]
-            + ["-U", USER, "chassis", "power", "status"],
+            [
+                *IPMITOOL,
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                USER,
+                "chassis",
+                "power",
+                "status",
+            ],
             capture_output=True,
             text=True,
             env=env,
@@ -95,8 +107,7 @@ def time_ipmipower(ports: list[int], password: str, fanout: int) -> tuple[float,
         hosts = ",".join(f"127.0.0.1:{p}" for p in ports)
         start = time.monotonic()
         out = subprocess.run(
-            ["ipmipower", "--config-file", conf.name, "-D", "LAN_2_0", "-I", "3"]
-            + ["-F", str(max(fanout, 1)), "-h", hosts, "--stat"],
+            [*IPMIPOWER, conf.name, "-F", str(max(fanout, 1)), "-h", hosts, "--stat"],
             capture_output=True,
             text=True,
             timeout=300,
