@@ -33,6 +33,7 @@ from provisioner.power.base import BmcEndpoint, PowerSettings
 from provisioner.power.fanout import run_many
 from provisioner.power.ipmi import IpmiPower
 from provisioner.power.virtual.serve import (
+    VbmcError,
     VbmcSpec,
     start_children,
     stop_children,
@@ -128,44 +129,42 @@ def main() -> None:
     password = secrets.token_urlsafe(12)
     print(f"{'BMCs':>5}  {'tool':<34} {'wall s':>8} {'ok':>5}")
     for count in counts:
-        ports = free_ports(count)
-        with tempfile.TemporaryDirectory(prefix="pv3-bench-") as tmp:
-            specs = [
-                VbmcSpec(
-                    name=f"vnode{i:03d}",
-                    port=port,
-                    user=USER,
-                    password=SecretStr(password),
-                    state_dir=Path(tmp),
-                )
-                for i, port in enumerate(ports)
-            ]
-            started = time.monotonic()
-            children = start_children(specs, timeout=600)
-            print(
-                f"{count:>5}  (started {count} vbmc processes in {time.monotonic() - started:.1f}s)"
-            )
+        for _attempt in range(3):  # a port taken between our check and the BMC's bind
             try:
-                rows = [
-                    (
-                        f"provisioner fan-out {args.fanout}, run 1",
-                        time_provisioner(ports, password, args.fanout),
-                    ),
-                    (
-                        f"provisioner fan-out {args.fanout}, run 2",
-                        time_provisioner(ports, password, args.fanout),
-                    ),
-                    ("ipmitool in a loop", time_ipmitool(ports, password)),
-                    (
-                        f"ipmipower --stat, fanout {args.fanout}",
-                        time_ipmipower(ports, password, args.fanout),
-                    ),
-                ]
-            finally:
-                stop_children(children)
-        for name, (wall, ok) in rows:
-            print(f"{count:>5}  {name:<34} {wall:>8.3f} {ok:>5}")
-        sys.stdout.flush()
+                run_count(count, password, args.fanout)
+                break
+            except VbmcError as exc:
+                print(f"{count:>5}  ({exc}; retrying with other ports)")
+
+
+def run_count(count: int, password: str, fanout: int) -> None:
+    ports = free_ports(count)
+    with tempfile.TemporaryDirectory(prefix="pv3-bench-") as tmp:
+        specs = [
+            VbmcSpec(
+                name=f"vnode{i:03d}",
+                port=port,
+                user=USER,
+                password=SecretStr(password),
+                state_dir=Path(tmp),
+            )
+            for i, port in enumerate(ports)
+        ]
+        started = time.monotonic()
+        children = start_children(specs, timeout=600)
+        print(f"{count:>5}  (started {count} vbmc processes in {time.monotonic() - started:.1f}s)")
+        try:
+            rows = [
+                (f"provisioner fan-out {fanout}, run 1", time_provisioner(ports, password, fanout)),
+                (f"provisioner fan-out {fanout}, run 2", time_provisioner(ports, password, fanout)),
+                ("ipmitool in a loop", time_ipmitool(ports, password)),
+                (f"ipmipower --stat, fanout {fanout}", time_ipmipower(ports, password, fanout)),
+            ]
+        finally:
+            stop_children(children)
+    for name, (wall, ok) in rows:
+        print(f"{count:>5}  {name:<34} {wall:>8.3f} {ok:>5}")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

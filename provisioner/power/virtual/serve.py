@@ -161,9 +161,13 @@ def _wait_ready(children: list[Child], timeout: float) -> None:
         for stream in readable:
             child = pending.pop(stream)
             line = stream.readline().strip()
+            if line.startswith("ERROR "):
+                raise VbmcError(line.removeprefix("ERROR "))
             if not line.startswith("READY"):
-                detail = line.removeprefix("ERROR ") or "exited"
-                raise VbmcError(f"virtual BMC {child.spec.name}: {detail}")
+                raise VbmcError(
+                    f"virtual BMC {child.spec.name}: exited before listening; "
+                    f"see {child.spec.state_dir / (child.spec.name + '.vbmc.log')}"
+                )
 
 
 def stop_children(children: Sequence[Child], timeout: float = 15.0) -> None:
