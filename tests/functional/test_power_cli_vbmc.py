@@ -80,3 +80,48 @@ def test_vbmc_config_errors_name_the_entry_and_field(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "bmcs[0] (a1): password: environment variable PV3_NOPE is not set" in result.stderr
+
+
+def test_vbmc_from_site_then_power_and_bootdev_commands(site_dir: Path) -> None:
+    ports = free_ports(10)
+    text = (site_dir / "site.yaml").read_text()
+    for i, port in enumerate(ports):
+        text = text.replace(f"port: {6230 + i},", f"port: {port},")
+    (site_dir / "site.yaml").write_text(text)
+    base = [sys.executable, "-m", "provisioner", "--site", str(site_dir / "site.yaml")]
+    base += ["--state-dir", str(site_dir / "state")]
+    serve = subprocess.Popen(
+        [*base, "vbmc", "serve", "--from-site"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        assert "serving 10 virtual BMC(s)" in serve.stdout.readline()
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*base, *args], capture_output=True, text=True, timeout=120)
+
+        on = run("power", "on", "--role", "compute")
+        assert on.returncode == 0, on.stderr
+        assert "power on: 3 node(s)" in on.stdout
+        status = run("power", "status", "--all")
+        assert status.returncode == 0, status.stderr
+        rows = {line.split()[1]: line for line in status.stdout.splitlines() if "│ " in line}
+        assert all(" on " in rows[n] for n in ("cmp1", "cmp2", "cmp3"))
+        assert all(" off " in rows[n] for n in ("ctl1", "net1", "sto2"))
+
+        boot = run("bootdev", "net2", "network")  # net2 is a BIOS node in the example
+        assert boot.returncode == 0, boot.stderr
+        password = (site_dir / "secrets" / "bmc-password").read_text().strip()
+        text = ipmitool(ports[4], password, "chassis", "bootparam", "get", "5")
+        assert "Force PXE" in text and "BIOS PC Compatible (legacy) boot" in text
+        assert "Options apply to only next boot" in text
+
+        usage = run("power", "status")
+        assert usage.returncode == 2 and "exactly one" in usage.stderr
+    finally:
+        serve.send_signal(signal.SIGINT)
+        serve.communicate(timeout=60)
+    assert serve.returncode == 0
