@@ -19,8 +19,8 @@ from provisioner.power.fanout import run_many
 pytestmark = pytest.mark.functional
 
 PASSWORD = "fanout-Secret-7"
-TIMEOUT = 5.0
-SLACK = 3.0  # scheduling on a loaded 2-core machine
+TIMEOUT = 8.0
+SLACK = 5.0  # scheduling on a loaded 2-core machine
 
 
 def _freeze_when_off(state_file: Path, pid: int, done: threading.Event) -> None:
@@ -44,7 +44,7 @@ def test_fanout_reports_each_bad_bmc_and_finishes_the_good_ones(tmp_path: Path) 
     with running(specs) as children:
         frozen_child = children[-1]
         drivers = [driver(f"good{i}", p, PASSWORD, TIMEOUT) for i, p in enumerate(good)]
-        hung = driver("frozen", frozen, PASSWORD, TIMEOUT, min_interval=1.0)
+        hung = driver("frozen", frozen, PASSWORD, TIMEOUT, min_interval=2.0)
         hung.power_on()
         drivers.append(hung)
         drivers.append(driver("badpass", good[0], "wrong-password", TIMEOUT))
@@ -71,7 +71,7 @@ def test_fanout_reports_each_bad_bmc_and_finishes_the_good_ones(tmp_path: Path) 
     assert not frozen_result.ok
     assert frozen_result.error_type == "BmcTimeout"
     assert f"node frozen: BMC 127.0.0.1:{frozen}:" in (frozen_result.error or "")
-    assert "within the 5s timeout" in (frozen_result.error or "")
+    assert "within the 8s timeout" in (frozen_result.error or "")
     assert frozen_result.seconds <= TIMEOUT + SLACK
 
     bad = results["badpass"]
