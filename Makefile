@@ -20,6 +20,7 @@ APT_TEST += curl debconf dash
 # hand-off (issue 7): config checkers, netns failover, sshd for the SSH push, curl
 APT_TEST += haproxy keepalived corosync pacemaker pacemaker-cli-utils mariadb-server \
 	memcached galera-4 rsync iproute2 iputils-ping openssh-server openssh-client curl
+APT_TEST += ipmitool openipmi freeipmi-tools
 APT_TEST += $(APT_LAB)
 APT_DEMO := $(APT_BASE) $(APT_LAB)
 

@@ -12,7 +12,6 @@ moves the node to configuring and starts its hooks.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -49,9 +48,12 @@ class CallbackResult:
 
 
 def default_set_boot_disk(site: Site, node: Node) -> None:
-    """Persistent boot from disk through the node's BMC (provisioner.power, loaded lazily)."""
-    power = importlib.import_module("provisioner.power")
-    power.driver_for(site, node).set_boot_device("disk", persistent=True)
+    """Persistent boot from disk through the node's BMC, in the node's firmware mode."""
+    from provisioner.power import driver_for
+
+    driver_for(site, node).set_boot_device(
+        "disk", persistent=True, uefi=site.boot_mode_of(node) == "uefi"
+    )
 
 
 def run_in_thread(work: Callable[[], None], node: str) -> None:

@@ -69,6 +69,7 @@ COMMAND_MODULES = [
     "dns",
     "render",
     "hooks",
+    "power",
 ]
 
 

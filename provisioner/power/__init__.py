@@ -1,0 +1,63 @@
+"""Power control through BMCs: one PowerDriver per node, IPMI or Redfish.
+
+``driver_for(site, node)`` picks the backend from ``node.bmc.driver``: ``ipmi``
+and ``virtual`` (the project's virtual BMC speaks IPMI) use IpmiPower,
+``redfish`` uses RedfishPower. The password is resolved here, kept as a SecretStr.
+"""
+
+from __future__ import annotations
+
+from provisioner.inventory.models import Node, Site
+from provisioner.power.base import (
+    BmcAuthError,
+    BmcCommandError,
+    BmcEndpoint,
+    BmcTimeout,
+    BmcTransientError,
+    BmcUnreachable,
+    PowerDriver,
+    PowerError,
+    PowerSettings,
+)
+
+__all__ = [
+    "BmcAuthError",
+    "BmcCommandError",
+    "BmcEndpoint",
+    "BmcTimeout",
+    "BmcTransientError",
+    "BmcUnreachable",
+    "PowerDriver",
+    "PowerError",
+    "PowerSettings",
+    "driver_for",
+    "endpoint_for",
+]
+
+
+def endpoint_for(site: Site, node: Node) -> BmcEndpoint:
+    bmc = node.bmc
+    password = bmc.password.resolve(site.base_dir, f"node {node.name}: bmc.password")
+    return BmcEndpoint(
+        node=node.name,
+        driver=bmc.driver,
+        address=bmc.address,
+        port=bmc.effective_port,
+        user=bmc.user,
+        password=password,
+        verify_tls=bmc.verify_tls,
+    )
+
+
+def driver_for(site: Site, node: Node | str, settings: PowerSettings | None = None) -> PowerDriver:
+    """The power driver of one node (by model or name), ready to use."""
+    if isinstance(node, str):
+        node = site.node(node)
+    endpoint = endpoint_for(site, node)
+    if node.bmc.driver == "redfish":
+        from provisioner.power.redfish import RedfishPower
+
+        return RedfishPower(endpoint, settings)
+    from provisioner.power.ipmi import IpmiPower
+
+    return IpmiPower(endpoint, settings)
