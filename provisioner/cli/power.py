@@ -15,12 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from provisioner.cli.context import App
 from provisioner.errors import ConfigError, ProvisionerError, UnknownNode
-from provisioner.inventory.models import Node
+from provisioner.inventory.models import Node, Site
 from provisioner.inventory.secrets import SecretRef
 from provisioner.output import console, print_json, table
 from provisioner.power import PowerDriver, PowerSettings, driver_for
 from provisioner.power.fanout import DEFAULT_FANOUT, NodeResult, run_many
 from provisioner.power.virtual.serve import VbmcSpec, serve_many
+from provisioner.power.virtual.simmachine import SimSpec
 
 pass_app = click.make_pass_decorator(App)
 
@@ -261,6 +262,36 @@ def _specs_from_config(path: Path, state_dir: Path) -> list[VbmcSpec]:
     return specs
 
 
+def _parse_behaviours(values: tuple[str, ...], site: Site) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, sep, behaviour = value.partition("=")
+        if not sep or behaviour not in (
+            "normal",
+            "never-callback",
+            "install-fails",
+            "no-network-boot",
+        ):
+            raise click.UsageError(f"--sim-behaviour {value}: want NODE=BEHAVIOUR")
+        out[site.node(name).name] = behaviour
+    return out
+
+
+def _sim_spec(site: Site, node: Node, behaviours: dict[str, str]) -> SimSpec:
+    prov = site.network.provisioner
+    return SimSpec.model_validate(
+        {
+            "name": node.name,
+            "mac": node.primary_mac,
+            "boot_mode": site.boot_mode_of(node),
+            "http_base": f"http://{prov.address}:{prov.http_port}",
+            "tftp_host": str(prov.address),
+            "tftp_port": prov.tftp_port,
+            "behaviour": behaviours.get(node.name, "normal"),
+        }
+    )
+
+
 @vbmc.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="vbmc YAML file.")
 @click.option(
@@ -274,9 +305,22 @@ def _specs_from_config(path: Path, state_dir: Path) -> list[VbmcSpec]:
 @click.option(
     "--vbmc-dir", type=click.Path(path_type=Path), help="BMC state [default: STATE_DIR/vbmc]."
 )
+@click.option(
+    "--sim-firmware",
+    is_flag=True,
+    help="With --from-site: nodes run simulated firmware + installer against the boot server.",
+)
+@click.option(
+    "--sim-behaviour",
+    multiple=True,
+    metavar="NODE=BEHAVIOUR",
+    help="never-callback, install-fails or no-network-boot for one simulated node.",
+)
 @pass_app
 def serve(
     app: App,
+    sim_firmware: bool,
+    sim_behaviour: tuple[str, ...],
     config_path: Path | None,
     from_site: bool,
     count: int,
@@ -295,6 +339,7 @@ def serve(
         specs = _specs_from_config(config_path, state_dir)
     elif from_site:
         site = app.site()
+        behaviours = _parse_behaviours(sim_behaviour, site)
         specs = []
         for node in site.nodes:
             if node.bmc.driver == "redfish" or not _is_loopback(node.bmc.address):
@@ -308,6 +353,7 @@ def serve(
                     user=node.bmc.user,
                     password=password,
                     state_dir=state_dir,
+                    sim=_sim_spec(site, node, behaviours) if sim_firmware else None,
                 )
             )
         if not specs:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from provisioner.power.virtual.machine import QemuMachine
 from provisioner.power.virtual.qemu import QemuSpec
+from provisioner.power.virtual.simmachine import SimMachine, SimSpec
 from provisioner.power.virtual.state import BmcState, StateFile
 
 log = logging.getLogger(__name__)
@@ -20,15 +21,22 @@ log = logging.getLogger(__name__)
 
 class VirtualNode:
     def __init__(
-        self, name: str, state_path: Path, qemu: QemuSpec | None = None, run_dir: Path | None = None
+        self,
+        name: str,
+        state_path: Path,
+        qemu: QemuSpec | None = None,
+        run_dir: Path | None = None,
+        sim: SimSpec | None = None,
     ) -> None:
         self.name = name
         self._file = StateFile(state_path)
         self._lock = threading.RLock()
         self.state: BmcState = self._file.load()
-        self.machine = (
-            QemuMachine(qemu, run_dir or state_path.parent, self._machine_exited) if qemu else None
-        )
+        self.machine: QemuMachine | SimMachine | None = None
+        if qemu is not None:
+            self.machine = QemuMachine(qemu, run_dir or state_path.parent, self._machine_exited)
+        elif sim is not None:
+            self.machine = SimMachine(sim, run_dir or state_path.parent, self._machine_exited)
 
     @property
     def simulated(self) -> bool:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from provisioner.errors import ProvisionerError
 from provisioner.power.virtual.qemu import QemuSpec
+from provisioner.power.virtual.simmachine import SimSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class VbmcSpec(BaseModel):
     password: SecretStr
     state_dir: Path
     qemu: QemuSpec | None = None
+    sim: SimSpec | None = None  # simulated firmware + installer (no VM)
     keep_node_on_exit: bool = False
 
     @property
@@ -66,7 +68,7 @@ def run_one(spec: VbmcSpec, ready: Callable[[], None], stop: threading.Event) ->
     from provisioner.power.virtual.node import VirtualNode
 
     pyghmi_fixes.apply(server=True)
-    node = VirtualNode(spec.name, spec.state_path, spec.qemu, spec.state_dir)
+    node = VirtualNode(spec.name, spec.state_path, spec.qemu, spec.state_dir, spec.sim)
     try:
         bmc = VirtualBmc(node, spec.user, spec.password.get_secret_value(), spec.address, spec.port)
     except OSError as exc:
