@@ -63,9 +63,9 @@ def cli(
 
 
 def _register() -> None:
-    from provisioner.cli import inventory, state
+    from provisioner.cli import inventory, serve, state
 
-    for module in (inventory, state):
+    for module in (inventory, state, serve):
         for command in module.COMMANDS:
             cli.add_command(command)
 
