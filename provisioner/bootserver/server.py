@@ -24,7 +24,7 @@ from pathlib import Path
 
 from provisioner.bootserver.dhcp import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.bootserver.dnsmasq import Dnsmasq
-from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService
+from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService, stage_ipxe_binaries
 from provisioner.errors import ProvisionerError
 from provisioner.inventory import Site
 from provisioner.sitesource import SiteSource
@@ -44,7 +44,7 @@ class ServeOptions:
     state_dir: Path
     db_url: str | None = None
     boot_files_dir: Path | None = None  # default: <state dir>/boot-files
-    tftp_root: Path = DEBIAN_IPXE_DIR
+    tftp_root: Path | None = None  # default: Debian's iPXE binaries, staged
     http_bind: str | None = None  # "address:port"; default: the site's provisioner endpoint
     tftp_bind: str | None = None
     dhcp: bool = True
@@ -138,7 +138,10 @@ class BootServer:
         host, port = _split_bind(
             self.opts.tftp_bind or f"{prov.address}:{prov.tftp_port}", "--tftp-bind"
         )
-        self.tftp = TftpService(self.opts.tftp_root, host, port, who=self.names.by_ip)
+        root = self.opts.tftp_root
+        if root is None:  # Debian's package, copied into a root of our own
+            root = stage_ipxe_binaries(DEBIAN_IPXE_DIR, self.opts.state_dir / "tftp")
+        self.tftp = TftpService(root, host, port, who=self.names.by_ip)
         self.tftp.start()
 
     # -- HTTP ------------------------------------------------------------------

@@ -28,6 +28,8 @@ from provisioner.errors import ProvisionerError
 log = logging.getLogger(__name__)
 
 DEBIAN_IPXE_DIR = Path("/usr/lib/ipxe")
+#: The iPXE binaries taken from Debian's ipxe package (some are symlinks into /boot).
+IPXE_BINARIES = ("undionly.kpxe", "undionly.kkpxe", "ipxe.pxe", "ipxe.efi", "snponly.efi")
 
 
 class TftpError(ProvisionerError):
@@ -84,6 +86,32 @@ class IpxeFiles:
         return None
 
 
+def stage_ipxe_binaries(source: Path, dest: Path) -> Path:
+    """Copy the iPXE binaries of a trusted package folder into ``dest``.
+
+    Debian's folder links ipxe.efi to /boot, which a strict root would refuse;
+    serving a private copy keeps the rule simple: nothing in the served root
+    may lead outside it.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    staged = 0
+    for name in IPXE_BINARIES:
+        src = source / name
+        if not src.is_file():
+            continue
+        target = dest / name
+        data = src.read_bytes()
+        if not target.is_file() or target.is_symlink() or target.read_bytes() != data:
+            tmp = dest / f".{name}.tmp"
+            tmp.write_bytes(data)
+            tmp.chmod(0o444)
+            os.replace(tmp, target)
+        staged += 1
+    if staged == 0:
+        raise TftpError(f"no iPXE binaries in {source} (install Debian's ipxe package)")
+    return dest
+
+
 class _TftpyRefusals(logging.Filter):
     """Turn tftpy's own 'bad file path' refusals into our refusal log lines."""
 
@@ -99,6 +127,10 @@ class _TftpyRefusals(logging.Filter):
             # "Fatal exception thrown from session 1.2.3.4:5678: bad file path"
             address = message.split("session", 1)[1].strip().split(":", 1)[0]
             self.files.refuse("(a path)", address, "climbs out of the root")
+            return False
+        if "Received ERR packet from peer" in message:
+            # firmware often asks for tsize, then aborts and asks again: not an error
+            log.debug("tftp: client ended a transfer: %s", message.split(":", 2)[-1].strip())
             return False
         # refusals we made ourselves were logged already
         return not ("File not found" in message or "not permitted" in message)
@@ -141,7 +173,10 @@ class TftpService:
     def start(self, timeout: float = 10.0) -> None:
         tftpy_log = logging.getLogger("tftpy")
         if tftpy_log.level == logging.NOTSET:
-            tftpy_log.setLevel(logging.WARNING)  # its INFO lines cost time on every packet
+            # its INFO lines cost time on every packet; its per-session errors are
+            # reported through the server's "Fatal exception" line (filtered below)
+            tftpy_log.setLevel(logging.CRITICAL)
+            logging.getLogger("tftpy.TftpServer").setLevel(logging.ERROR)
         logging.getLogger("tftpy.TftpServer").addFilter(self._filter)
         self._thread = threading.Thread(target=self._run, name="tftp", daemon=True)
         self._thread.start()

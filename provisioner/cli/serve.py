@@ -27,10 +27,9 @@ pass_app = click.make_pass_decorator(App)
 )
 @click.option(
     "--tftp-root",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=DEBIAN_IPXE_DIR,
-    show_default=True,
-    help="Folder of iPXE binaries served over TFTP (Debian's ipxe package, or your own).",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Your own folder of iPXE binaries to serve over TFTP "
+    f"[default: copies of Debian's, from {DEBIAN_IPXE_DIR}].",
 )
 @click.option(
     "--boot-files",
@@ -53,7 +52,7 @@ def serve(
     app: App,
     http_bind: str | None,
     tftp_bind: str | None,
-    tftp_root: Path,
+    tftp_root: Path | None,
     boot_files: Path | None,
     no_dhcp: bool,
     no_tftp: bool,
