@@ -12,6 +12,7 @@ the node.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -195,6 +196,15 @@ class TftpService:
         if self._thread is None:
             return
         self._server.stop(now=True)
+        sock = self._server.sock
+        if sock is not None:
+            # tftpy looks at the stop flag only when select() returns: wake it
+            host = "127.0.0.1" if self.address in ("", "0.0.0.0") else self.address
+            with (
+                contextlib.suppress(OSError),
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s,
+            ):
+                s.sendto(b"\0\0", (host, self.port))
         self._thread.join(timeout)
         self._thread = None
         logging.getLogger("tftpy.TftpServer").removeFilter(self._filter)

@@ -38,6 +38,29 @@ def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30.0) 
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def descendants(pid: int) -> list[int]:
+    """All processes below ``pid`` (children, grandchildren, ...)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
 @dataclass
 class LabNet:
     """A namespace with a bridge holding the provisioner's address."""
