@@ -60,13 +60,14 @@ class GunicornServer(BaseApplication):
             "timeout": 120,
             "graceful_timeout": 5,
             "keepalive": 5,
-            "sendfile": True,
             "accesslog": None,
             "errorlog": "-",
             "loglevel": a.log_level.lower(),
             "proc_name": "provisioner-http",
             "control_socket_disable": True,
         }
+        # no "sendfile" key: gunicorn reads ANY value of that setting, True included,
+        # as --no-sendfile; left unset, sendfile is on
         for key, value in options.items():
             if key in self.cfg.settings:
                 self.cfg.set(key, value)

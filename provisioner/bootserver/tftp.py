@@ -119,11 +119,14 @@ class _TftpyRefusals(logging.Filter):
     def __init__(self, files: IpxeFiles) -> None:
         super().__init__()
         self.files = files
+        self.stopping = False  # our own wake-up packet is not worth a line
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if not message.startswith("Fatal exception thrown from session"):
             return True
+        if self.stopping:
+            return False
         if message.endswith("bad file path"):
             # "Fatal exception thrown from session 1.2.3.4:5678: bad file path"
             address = message.split("session", 1)[1].strip().split(":", 1)[0]
@@ -196,6 +199,7 @@ class TftpService:
         if self._thread is None:
             return
         self._server.stop(now=True)
+        self._filter.stopping = True
         sock = self._server.sock
         if sock is not None:
             # tftpy looks at the stop flag only when select() returns: wake it
