@@ -9,13 +9,20 @@ DEMO_STATE ?= .demo/state
 
 # Debian packages, by purpose (scripts/apt-install only installs the missing ones).
 APT_BASE := python3 python3-venv python3-pip make
-APT_TEST := $(APT_BASE) cpio busybox-static kmod
+# dnsmasq-base: the binary without the system service (serve runs its own)
+APT_TEST := $(APT_BASE) cpio busybox-static kmod dnsmasq-base ipxe ipxe-qemu ovmf \
+	qemu-system-x86 tftp-hpa curl iproute2
+# reference servers the benchmarks compare against (benchmarks/bootserver.py)
+APT_BENCH := tftpd-hpa nginx
 APT_DEMO := $(APT_BASE)
 
-.PHONY: demo test lint venv deps-test deps-demo clean
+.PHONY: demo test lint venv deps-test deps-demo deps-bench clean
 
 deps-test:
 	scripts/apt-install $(APT_TEST)
+
+deps-bench:
+	scripts/apt-install $(APT_BENCH)
 
 deps-demo:
 	scripts/apt-install $(APT_DEMO)

@@ -4,7 +4,8 @@ A node in build mode gets its installer (kernel, initrd, kickstart URL with the
 deploy's token); any other known node boots its local disk; an unknown MAC gets
 the discovery script (open sites) or a clean exit, never another node's
 install. Each request is logged with the node's name and recorded as a "boot"
-event on the node, which the pipeline waits for.
+event on the node (written by a background thread, see bootevents.py), which
+the pipeline waits for.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 
 from flask import Blueprint, Response, request
 
+from provisioner.bootserver.bootevents import BootEventWriter
 from provisioner.bootserver.bootscript import (
     BootTemplateError,
     BootTemplates,
@@ -21,7 +23,6 @@ from provisioner.bootserver.bootscript import (
     normalise_mac,
 )
 from provisioner.bootserver.context import ServerContext
-from provisioner.errors import StateError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def blueprint(ctx: ServerContext) -> Blueprint:
     bp = Blueprint("boot", __name__)
     templates = BootTemplates()
     macs = MacIndex()
+    events = BootEventWriter(ctx.store)
 
     @bp.get("/boot/<raw_mac>.ipxe")
     def boot_script(raw_mac: str) -> Response:
@@ -70,10 +72,7 @@ def blueprint(ctx: ServerContext) -> Blueprint:
         if record is None:
             log.warning("boot: node %s is not enrolled; no event recorded", node.name)
         else:
-            try:
-                ctx.store.add_event(node.name, decision.message, kind="boot", actor="bootserver")
-            except StateError as exc:
-                log.error("boot: node %s: event not recorded: %s", node.name, exc)
+            events.record(node.name, decision.message)
         return _script(text)
 
     return bp

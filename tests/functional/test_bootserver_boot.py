@@ -19,7 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bootserver_support import LabNet, Serve, lab_boot_files, lab_net, node_entry, write_lab_site
+from bootserver_support import (
+    LabNet,
+    Serve,
+    lab_boot_files,
+    lab_net,
+    node_entry,
+    wait_for,
+    write_lab_site,
+)
 
 from provisioner.store import Store
 from provisioner.tokens import DeployTokens
@@ -122,7 +130,9 @@ def test_uefi_node_boots_the_whole_chain(lab: tuple[LabNet, Serve, Path], tmp_pa
     cmdline = next(line for line in console.splitlines() if line.startswith("cmdline:"))
     assert f"inst.ks=http://198.51.100.2:8080/ks/uefi1?token={token_of(state, 'uefi1')}" in cmdline
     assert "initrd=initrd.img" in cmdline
-    assert boot_events(state, "uefi1") == ["boot script served (install)"]
+    wait_for(
+        "the boot event", lambda: boot_events(state, "uefi1") == ["boot script served (install)"]
+    )
     assert "boot: node uefi1" in log and "DHCPACK" in log
 
 
@@ -134,5 +144,7 @@ def test_bios_node_boots_the_whole_chain(lab: tuple[LabNet, Serve, Path], tmp_pa
     assert MARKER in console, console[-3000:]
     cmdline = next(line for line in console.splitlines() if line.startswith("cmdline:"))
     assert f"inst.ks=http://198.51.100.2:8080/ks/bios1?token={token_of(state, 'bios1')}" in cmdline
-    assert boot_events(state, "bios1") == ["boot script served (install)"]
+    wait_for(
+        "the boot event", lambda: boot_events(state, "bios1") == ["boot script served (install)"]
+    )
     assert "dhcp: node bios1" in serve.log()

@@ -76,7 +76,10 @@ def test_node_not_in_build_mode_boots_local_disk(running: Running) -> None:
     assert reply.text.startswith("#!ipxe\n")
     assert "exit 1" in reply.text
     assert "kernel" not in reply.text
-    assert boot_events(running.state, "ctl1") == ["boot script served (local disk)"]
+    wait_for(
+        "the boot event",
+        lambda: boot_events(running.state, "ctl1") == ["boot script served (local disk)"],
+    )
     assert "boot: node ctl1 (MAC 52:54:00:00:02:0b" in running.serve.log()
 
 
@@ -93,7 +96,10 @@ def test_node_in_build_mode_gets_installer_with_its_token(running: Running) -> N
     assert f"inst.ks={base}/ks/ctl1?token={token}" in script
     assert f"initrd {base}/files/rocky9/initrd.img" in script
     assert script.rstrip().endswith("boot")
-    assert boot_events(running.state, "ctl1") == ["boot script served (install)"]
+    wait_for(
+        "the boot event",
+        lambda: boot_events(running.state, "ctl1") == ["boot script served (install)"],
+    )
     # the token is a secret: never in the server's log
     assert token not in running.serve.log()
     # another node, not in build mode, gets no installer and no token
