@@ -331,10 +331,14 @@ def main() -> None:
     )
     p.add_argument("--only", choices=["tftp", "http", "render"], action="append")
     p.add_argument("--nodes", type=int, default=10_000)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=16)
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--threads", type=int, default=32)
+    p.add_argument("--clients", type=int, action="append", help="only these concurrencies")
     args = p.parse_args()
     only = set(args.only or ["tftp", "http", "render"])
+    if args.clients:
+        global CONCURRENCY
+        CONCURRENCY = tuple(args.clients)
     print(f"boot server benchmark, {os.cpu_count()} CPUs, loopback")
     with tempfile.TemporaryDirectory(prefix="pv4-bench-") as tmp_name:
         tmp = Path(tmp_name)

@@ -49,8 +49,8 @@ class ServeOptions:
     tftp_bind: str | None = None
     dhcp: bool = True
     tftp: bool = True
-    workers: int = 2
-    threads: int = 16
+    workers: int = 4
+    threads: int = 32
     efi_binary: str = DEFAULT_EFI_BINARY
     poll_interval: float = 1.0
     log_level: str = "INFO"

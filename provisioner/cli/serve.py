@@ -45,8 +45,8 @@ pass_app = click.make_pass_decorator(App)
     show_default=True,
     help="iPXE binary for x86-64 UEFI clients.",
 )
-@click.option("--workers", default=2, show_default=True, help="HTTP worker processes.")
-@click.option("--threads", default=16, show_default=True, help="Threads per HTTP worker.")
+@click.option("--workers", default=4, show_default=True, help="HTTP worker processes.")
+@click.option("--threads", default=32, show_default=True, help="Threads per HTTP worker.")
 @pass_app
 def serve(
     app: App,
