@@ -26,7 +26,11 @@ from provisioner.errors import ProvisionerError
 log = logging.getLogger(__name__)
 
 DNSMASQ = "dnsmasq"
-_MAC_IN_LINE = re.compile(r"\b([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b")
+#: "DHCPACK(br0) 192.0.2.11 52:54:00:12:34:56 ctl1", "PXE(br0) 52:54:00:12:34:56 proxy"
+_EVENT_LINE = re.compile(
+    r"\b(?:DHCP[A-Z]+|PXE|BOOTP)\([^)]*\)\s+(?:\d+\.\d+\.\d+\.\d+\s+)?"
+    r"([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b"
+)
 
 
 class DnsmasqError(ProvisionerError):
@@ -138,14 +142,15 @@ class Dnsmasq:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.rstrip()
-            m = _MAC_IN_LINE.search(line)
-            node = self.node_of_mac(m.group(1)) if m else None
+            m = _EVENT_LINE.search(line)
+            if m is None:  # start-up lines and the details of --log-dhcp
+                log.debug("dhcp: %s", line)
+                continue
+            node = self.node_of_mac(m.group(1))
             if node:
                 log.info("dhcp: node %s: %s", node, line)
-            elif m:
-                log.info("dhcp: unknown MAC %s: %s", m.group(1), line)
             else:
-                log.debug("dhcp: %s", line)
+                log.info("dhcp: unknown MAC %s: %s", m.group(1), line)
 
     def start(self, ready_timeout: float = 10.0) -> None:
         """Start dnsmasq and a thread that restarts it if it dies."""

@@ -5,6 +5,7 @@ removed while `provisioner serve` runs, and dnsmasq gone after SIGTERM."""
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +26,12 @@ from bootserver_support import (
 pytestmark = pytest.mark.functional
 
 
-def udhcpc(ns: str, tries: int = 4) -> str | None:
+def udhcpc(ns: str, tries: int = 4, extra: tuple[str, ...] = (), limit: int = 40) -> str | None:
     """One DHCP exchange from the client namespace: the address leased, or None."""
     done = sh(
-        "ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", _client_if(ns), "-f", "-q", "-n",
-        "-t", str(tries), "-T", "2", "-A", "1", "-s", "/bin/true",
+        "timeout", str(limit), "ip", "netns", "exec", ns,
+        "busybox", "udhcpc", "-i", _client_if(ns), "-f", "-q", "-n", "-t", str(tries),
+        "-T", "2", "-A", "1", "-s", "/bin/true", *extra,
         check=False, timeout=60,
     )  # fmt: skip
     m = re.search(r"lease of (\S+) obtained", done.stdout + done.stderr)
@@ -136,3 +138,39 @@ def _dnsmasq_pids(serve: Serve) -> list[int]:
         except OSError:
             pass
     return pids
+
+
+def test_proxy_mode_adds_boot_information_to_another_dhcp_server(
+    net: LabNet, site_dir: Path
+) -> None:
+    """Addresses come from the site's own DHCP server (busybox udhcpd here); the
+    managed dnsmasq answers PXE clients in proxy mode with the boot server only."""
+    leases = site_dir / "udhcpd.leases"
+    leases.touch()
+    conf = site_dir / "udhcpd.conf"
+    conf.write_text(
+        f"start {NET}.100\nend {NET}.150\ninterface {net.bridge}\nlease_file {leases}\n"
+        f"pidfile {site_dir / 'udhcpd.pid'}\nopt subnet 255.255.255.0\nopt router {NET}.1\n"
+    )
+    other_dhcp = subprocess.Popen(net.argv("busybox", "udhcpd", "-f", str(conf)))
+    write_lab_site(site_dir, net.bridge, [node_entry("lab1", 1)], dhcp_mode="proxy")
+    serve = start_serve(net, site_dir)
+    try:
+        assert not list((site_dir / "state" / "dhcp" / "hosts").glob("*"))  # no addresses of ours
+        with net.client_ns("52:54:00:4a:00:01") as ns:
+            # a plain DHCP client: its address comes from the other server, no proxy answer
+            leased = udhcpc(ns)
+            assert leased is not None and 100 <= int(leased.rsplit(".", 1)[1]) <= 150
+            assert "proxy" not in serve.log()
+            # a PXE client (vendor class PXEClient, architecture 0: BIOS) gets the
+            # proxy answer (udhcpc itself is no PXE client, so its outcome is moot)
+            pxe = ("-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000")
+            udhcpc(ns, tries=2, extra=pxe, limit=15)
+        serve.wait_log("52:54:00:4a:00:01 proxy")
+        log = serve.log()
+        assert re.search(r"dhcp: node lab1: .*PXE\(.*\) 52:54:00:4a:00:01 proxy", log)
+        assert "unknown MAC" not in log
+    finally:
+        serve.stop()
+        other_dhcp.terminate()
+        other_dhcp.wait(10)
