@@ -8,7 +8,6 @@ SIGTERM or SIGINT everything stops, dnsmasq and the HTTP workers included.
 
 from __future__ import annotations
 
-import ctypes
 import getpass
 import logging
 import os
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provisioner.bootserver.dhcp import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
-from provisioner.bootserver.dnsmasq import Dnsmasq
+from provisioner.bootserver.dnsmasq import Dnsmasq, die_with_parent
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService, stage_ipxe_binaries
 from provisioner.errors import ProvisionerError
 from provisioner.inventory import Site
@@ -67,15 +66,6 @@ def _split_bind(value: str, what: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise ServeError(f"{what}: '{value}' is not address:port")
     return host or "0.0.0.0", int(port)
-
-
-def _die_with_parent() -> None:
-    """In a child before exec: get SIGTERM if this process dies (Linux)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class NodeByAddress:
@@ -183,9 +173,7 @@ class BootServer:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p
         )
-        self.http_proc = subprocess.Popen(
-            argv, pass_fds=(fd,), env=env, preexec_fn=_die_with_parent
-        )
+        self.http_proc = subprocess.Popen(argv, pass_fds=(fd,), env=env, preexec_fn=die_with_parent)
         self._wait_http_ready()
 
     def _wait_http_ready(self, timeout: float = 60.0) -> None:

@@ -18,6 +18,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -167,12 +168,21 @@ class TftpService:
         self._filter = _TftpyRefusals(self.files)
 
     def _run(self) -> None:
-        try:
-            self._server.listen(self.address, self.port)
-        except BaseException as exc:  # reported by start() or logged
-            self._error = exc
-            log.error("tftp: server stopped: %s", exc)
-            self._server.is_running.set()  # wake start()
+        """tftpy's loop; if it ever dies on an unexpected error, start it again."""
+        while True:
+            try:
+                self._server.listen(self.address, self.port)
+                return  # stopped
+            except Exception as exc:
+                if not self._server.is_running.is_set() or self._filter.stopping:
+                    self._error = exc  # could not bind: start() reports it
+                    self._server.is_running.set()  # wake start()
+                    return
+                log.exception("tftp: server loop failed; starting it again")
+                with contextlib.suppress(OSError):
+                    self._server.sock.close()
+                self._server.sessions = {}
+                time.sleep(1)
 
     def start(self, timeout: float = 10.0) -> None:
         tftpy_log = logging.getLogger("tftpy")
