@@ -21,13 +21,20 @@ APT_TEST += curl debconf dash
 APT_TEST += haproxy keepalived corosync pacemaker pacemaker-cli-utils mariadb-server \
 	memcached galera-4 rsync iproute2 iputils-ping openssh-server openssh-client curl
 APT_TEST += ipmitool openipmi freeipmi-tools
+# boot server (issue 4); dnsmasq-base: the binary without the system service
+APT_TEST += dnsmasq-base ipxe ipxe-qemu ovmf qemu-system-x86 tftp-hpa curl iproute2
 APT_TEST += $(APT_LAB)
 APT_DEMO := $(APT_BASE) $(APT_LAB)
+# reference servers the benchmarks compare against (benchmarks/bootserver.py)
+APT_BENCH := tftpd-hpa nginx
 
-.PHONY: demo test lint venv deps-test deps-demo clean
+.PHONY: demo test lint venv deps-test deps-demo deps-bench clean
 
 deps-test:
 	scripts/apt-install $(APT_TEST)
+
+deps-bench:
+	scripts/apt-install $(APT_BENCH)
 
 deps-demo:
 	scripts/apt-install $(APT_DEMO)

@@ -70,6 +70,7 @@ COMMAND_MODULES = [
     "render",
     "hooks",
     "power",
+    "serve",
 ]
 
 

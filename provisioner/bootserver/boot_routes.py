@@ -1,0 +1,78 @@
+"""GET /boot/<mac>.ipxe: the iPXE script a MAC boots next.
+
+A node in build mode gets its installer (kernel, initrd, kickstart URL with the
+deploy's token); any other known node boots its local disk; an unknown MAC gets
+the discovery script (open sites) or a clean exit, never another node's
+install. Each request is logged with the node's name and recorded as a "boot"
+event on the node (written by a background thread, see bootevents.py), which
+the pipeline waits for.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, request
+
+from provisioner.bootserver.bootevents import BootEventWriter
+from provisioner.bootserver.bootscript import (
+    BootTemplateError,
+    BootTemplates,
+    MacIndex,
+    decide,
+    normalise_mac,
+)
+from provisioner.bootserver.context import ServerContext
+
+log = logging.getLogger(__name__)
+
+IPXE_MIMETYPE = "text/plain"
+
+
+def _script(text: str, status: int = 200) -> Response:
+    return Response(
+        text, status=status, mimetype=IPXE_MIMETYPE, headers={"Cache-Control": "no-store"}
+    )
+
+
+def blueprint(ctx: ServerContext) -> Blueprint:
+    bp = Blueprint("boot", __name__)
+    templates = BootTemplates()
+    macs = MacIndex()
+    events = BootEventWriter(ctx.store)
+
+    @bp.get("/boot/<raw_mac>.ipxe")
+    def boot_script(raw_mac: str) -> Response:
+        client = request.remote_addr or "?"
+        mac = normalise_mac(raw_mac)
+        if mac is None:
+            log.warning("boot: client %s asked for a script for %r: not a MAC", client, raw_mac)
+            return _script("#!ipxe\necho not a MAC address\nexit 1\n", 404)
+        site = ctx.site()
+        node = macs.lookup(site, mac)
+        record = ctx.store.find(node.name) if node else None
+        token = ctx.tokens.token_for(record) if record else None
+        decision = decide(
+            site,
+            mac,
+            node,
+            build_mode=bool(record and record.build_mode),
+            token=token,
+            base_url=ctx.base_url(),
+        )
+        try:
+            text = templates.render(decision, ctx.content().search_path("pxe"))
+        except BootTemplateError as exc:
+            log.error("boot: %s", exc)
+            return _script("#!ipxe\necho boot script error, see the provisioner log\nexit 1\n", 500)
+        if node is None:
+            log.info("boot: unknown MAC %s (client %s): %s", mac, client, decision.message)
+            return _script(text)
+        log.info("boot: node %s (MAC %s, client %s): %s", node.name, mac, client, decision.message)
+        if record is None:
+            log.warning("boot: node %s is not enrolled; no event recorded", node.name)
+        else:
+            events.record(node.name, decision.message)
+        return _script(text)
+
+    return bp

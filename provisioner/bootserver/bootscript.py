@@ -1,0 +1,150 @@
+"""Which iPXE script a MAC gets, and its text. Pure: no store, no HTTP.
+
+``decide`` picks install / local / discovery / unknown from the site and the
+node's record; ``BootTemplates.render`` fills the pxe/ template found first on
+the content search path (a site's copies win), in a sandbox with
+StrictUndefined so a typo in a template is an error, not an empty string.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from provisioner.errors import ConfigError
+from provisioner.inventory import Site
+from provisioner.inventory.models import Node
+
+BootKind = Literal["install", "local", "discovery", "unknown"]
+TEMPLATES: dict[BootKind, str] = {
+    "install": "boot.ipxe.j2",
+    "local": "local.ipxe.j2",
+    "discovery": "discovery.ipxe.j2",
+    "unknown": "unknown.ipxe.j2",
+}
+_HEX = re.compile(r"^[0-9a-f]{12}$")
+
+
+class BootTemplateError(ConfigError):
+    """A pxe/ template is missing or fails to render."""
+
+
+def normalise_mac(raw: str) -> str | None:
+    """'52-54-00-12-34-56', '52:54:00:12:34:56' or '525400123456' -> colon form."""
+    digits = raw.strip().lower().replace(":", "").replace("-", "").replace(".", "")
+    if not _HEX.match(digits):
+        return None
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+@dataclass(frozen=True)
+class BootDecision:
+    kind: BootKind
+    mac: str
+    node: Node | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def template(self) -> str:
+        return TEMPLATES[self.kind]
+
+    @property
+    def message(self) -> str:
+        what = {"install": "install", "local": "local disk"}.get(self.kind, self.kind)
+        return f"boot script served ({what})"
+
+
+def file_url(base_url: str, ref: str) -> str:
+    """A profile's kernel/initrd: a URL as is, else a path under /files/."""
+    if "://" in ref:
+        return ref
+    return f"{base_url}/files/{ref.lstrip('/')}"
+
+
+def decide(
+    site: Site,
+    mac: str,
+    node: Node | None,
+    build_mode: bool,
+    token: str | None,
+    base_url: str,
+) -> BootDecision:
+    """What ``mac`` boots. An unknown MAC never gets anyone's install."""
+    common: dict[str, Any] = {"mac": mac, "base_url": base_url, "site_name": site.site.name}
+    if node is None:
+        kind: BootKind = "discovery" if site.network.unknown_macs == "discover" else "unknown"
+        return BootDecision(kind, mac, None, common)
+    common["node"] = node
+    if not build_mode or token is None:
+        return BootDecision("local", mac, node, common)
+    profile_name = site.profile_of(node)
+    if profile_name is None or profile_name not in site.profiles:
+        raise BootTemplateError(f"node {node.name}: profile: none set (or unknown), cannot install")
+    profile = site.profiles[profile_name]
+    initrd_url = file_url(base_url, profile.initrd)
+    common.update(
+        profile=profile,
+        profile_name=profile_name,
+        kernel_url=file_url(base_url, profile.kernel),
+        initrd_url=initrd_url,
+        initrd_name=PurePosixPath(initrd_url.split("?", 1)[0]).name,
+        ks_url=f"{base_url}/ks/{node.name}?token={token}",
+    )
+    return BootDecision("install", mac, node, common)
+
+
+class BootTemplates:
+    """Sandboxed Jinja2 environments, one per content search path (cached)."""
+
+    def __init__(self) -> None:
+        self._envs: dict[tuple[Path, ...], SandboxedEnvironment] = {}
+        self._lock = threading.Lock()
+
+    def env(self, search_path: list[Path]) -> SandboxedEnvironment:
+        key = tuple(search_path)
+        with self._lock:
+            env = self._envs.get(key)
+            if env is None:
+                env = SandboxedEnvironment(
+                    loader=FileSystemLoader([str(p) for p in search_path]),
+                    undefined=StrictUndefined,
+                    autoescape=False,
+                    keep_trailing_newline=True,
+                    trim_blocks=True,
+                    lstrip_blocks=True,
+                )
+                self._envs[key] = env
+        return env
+
+    def render(self, decision: BootDecision, search_path: list[Path]) -> str:
+        who = f"node {decision.node.name}" if decision.node else f"MAC {decision.mac}"
+        try:
+            template = self.env(search_path).get_template(decision.template)
+            text = template.render(**decision.context)
+        except TemplateError as exc:
+            raise BootTemplateError(
+                f"{who}: pxe/{decision.template}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return text if text.endswith("\n") else text + "\n"
+
+
+class MacIndex:
+    """MAC -> node for the current site, rebuilt when the site object changes."""
+
+    def __init__(self) -> None:
+        self._site: Site | None = None
+        self._index: dict[str, Node] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, site: Site, mac: str) -> Node | None:
+        with self._lock:
+            if site is not self._site:
+                self._index = {m: n for n in site.nodes for m in n.macs}
+                self._site = site
+            return self._index.get(mac)

@@ -1,0 +1,27 @@
+"""GET /files/<path>: kernels and initrds from the boot files folder.
+
+Flask's send_from_directory refuses paths that leave the folder and, under a
+server with ``wsgi.file_wrapper`` (gunicorn), sends with sendfile; Range,
+ETag and Last-Modified come with it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, request, send_from_directory
+
+from provisioner.bootserver.context import ServerContext
+
+log = logging.getLogger(__name__)
+
+
+def blueprint(ctx: ServerContext) -> Blueprint:
+    bp = Blueprint("files", __name__)
+
+    @bp.get("/files/<path:name>")
+    def boot_file(name: str) -> Response:
+        log.info("files: client %s: GET %s", request.remote_addr, name)
+        return send_from_directory(ctx.boot_files_dir, name, max_age=0, conditional=True)
+
+    return bp

@@ -1,0 +1,115 @@
+"""The HTTP side: the Flask app under gunicorn, in its own process.
+
+Why a separate process: gunicorn pre-forks its workers, and threads started
+before a fork (TFTP, the dnsmasq supervisor) do not exist in the children, and
+forking a threaded process can leave locks held. So ``provisioner serve`` keeps
+DHCP and TFTP in its own process and starts this module as a child, handing it
+the already-bound listening socket (``fd://N``), so the port is known (even
+port 0) before any worker runs. Workers are gthread: a slow download holds one
+thread, not the whole worker; files go out with sendfile.
+
+Each worker builds its own ServerContext (store connections are not shared
+across a fork).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from provisioner.bootserver.app import create_app
+from provisioner.bootserver.context import ServerContext
+from provisioner.sitesource import SiteSource
+from provisioner.store import Store
+from provisioner.tokens import DeployTokens
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def build_context(
+    site_path: Path, state_dir: Path, db_url: str | None, boot_files_dir: Path
+) -> ServerContext:
+    return ServerContext(
+        sites=SiteSource(site_path),
+        store=Store.open(state_dir, db_url),
+        tokens=DeployTokens.from_state_dir(state_dir),
+        boot_files_dir=boot_files_dir,
+    )
+
+
+class GunicornServer(BaseApplication):
+    """gunicorn run from code: options passed in, the app built in each worker."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        super().__init__()
+
+    def load_config(self) -> None:
+        a = self.args
+        options: dict[str, Any] = {
+            "bind": [f"fd://{a.fd}"],
+            "worker_class": "gthread",
+            "workers": a.workers,
+            "threads": a.threads,
+            "timeout": 120,
+            "graceful_timeout": 5,
+            "keepalive": 5,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": a.log_level.lower(),
+            "proc_name": "provisioner-http",
+            "control_socket_disable": True,
+        }
+        # no "sendfile" key: gunicorn reads ANY value of that setting, True included,
+        # as --no-sendfile; left unset, sendfile is on
+        for key, value in options.items():
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        a = self.args
+        _setup_logging(a.log_level, a.log_file)
+        ctx = build_context(Path(a.site), Path(a.state_dir), a.db_url, Path(a.boot_files))
+        return create_app(ctx)
+
+
+def _setup_logging(level: str, log_file: str | None) -> None:
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    root.setLevel(level)
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="provisioner-http")
+    p.add_argument("--fd", type=int, required=True, help="listening socket inherited")
+    p.add_argument("--site", required=True)
+    p.add_argument("--state-dir", required=True)
+    p.add_argument("--db-url")
+    p.add_argument("--boot-files", required=True)
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--threads", type=int, default=32)
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-file")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    GunicornServer(args).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""``provisioner serve``: DHCP (dnsmasq), TFTP (tftpy) and HTTP (gunicorn) together.
+
+This process runs the dnsmasq supervisor and the TFTP thread, and starts the
+HTTP side as a child process (see http.py for why). It follows site.yaml: when
+the inventory changes, the DHCP host files are rewritten (no restart). On
+SIGTERM or SIGINT everything stops, dnsmasq and the HTTP workers included.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provisioner.bootserver.dhcp import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
+from provisioner.bootserver.dnsmasq import Dnsmasq, die_with_parent
+from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService, stage_ipxe_binaries
+from provisioner.errors import ProvisionerError
+from provisioner.inventory import Site
+from provisioner.sitesource import SiteSource
+
+log = logging.getLogger(__name__)
+
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent.parent
+
+
+class ServeError(ProvisionerError):
+    """The boot server cannot start."""
+
+
+@dataclass
+class ServeOptions:
+    site_path: Path
+    state_dir: Path
+    db_url: str | None = None
+    boot_files_dir: Path | None = None  # default: <state dir>/boot-files
+    tftp_root: Path | None = None  # default: Debian's iPXE binaries, staged
+    http_bind: str | None = None  # "address:port"; default: the site's provisioner endpoint
+    tftp_bind: str | None = None
+    dhcp: bool = True
+    tftp: bool = True
+    workers: int = 4
+    threads: int = 32
+    efi_binary: str = DEFAULT_EFI_BINARY
+    poll_interval: float = 1.0
+    log_level: str = "INFO"
+    log_file: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def boot_files(self) -> Path:
+        return self.boot_files_dir or self.state_dir / "boot-files"
+
+
+def _split_bind(value: str, what: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ServeError(f"{what}: '{value}' is not address:port")
+    return host or "0.0.0.0", int(port)
+
+
+class NodeByAddress:
+    """IP -> node name for log lines (rebuilt when the site changes)."""
+
+    def __init__(self, sites: SiteSource) -> None:
+        self.sites = sites
+        self._site: Site | None = None
+        self._by_ip: dict[str, str] = {}
+        self._by_mac: dict[str, str] = {}
+
+    def _refresh(self) -> None:
+        site = self.sites.current()
+        if site is not self._site:
+            self._by_ip = {str(n.ip): n.name for n in site.nodes}
+            self._by_mac = {m: n.name for n in site.nodes for m in n.macs}
+            self._site = site
+
+    def by_ip(self, ip: str) -> str | None:
+        self._refresh()
+        return self._by_ip.get(ip)
+
+    def by_mac(self, mac: str) -> str | None:
+        self._refresh()
+        return self._by_mac.get(mac.lower())
+
+
+class BootServer:
+    def __init__(self, opts: ServeOptions) -> None:
+        self.opts = opts
+        self.sites = SiteSource(opts.site_path)
+        self.names = NodeByAddress(self.sites)
+        self.dhcp_paths = DhcpPaths(opts.state_dir / "dhcp")
+        self.dnsmasq: Dnsmasq | None = None
+        self.tftp: TftpService | None = None
+        self.http_proc: subprocess.Popen[bytes] | None = None
+        self.http_sock: socket.socket | None = None
+        self.http_address: tuple[str, int] | None = None
+        self._generation = -1
+        self.stop_event = threading.Event()
+
+    # -- DHCP ------------------------------------------------------------------
+    def sync_dhcp(self) -> None:
+        if self.dnsmasq is None:
+            return
+        site = self.sites.current()
+        plan = plan_dhcp(site, self.dhcp_paths, self.opts.efi_binary, user=getpass.getuser())
+        self.dnsmasq.apply(plan)
+        self._generation = self.sites.generation
+
+    def _start_dhcp(self) -> None:
+        self.dnsmasq = Dnsmasq(self.dhcp_paths, node_of_mac=self.names.by_mac)
+        _stop_stale_dnsmasq(self.dhcp_paths)
+        self.sync_dhcp()
+        self.dnsmasq.start()
+
+    # -- TFTP ------------------------------------------------------------------
+    def _start_tftp(self) -> None:
+        prov = self.sites.current().network.provisioner
+        host, port = _split_bind(
+            self.opts.tftp_bind or f"{prov.address}:{prov.tftp_port}", "--tftp-bind"
+        )
+        root = self.opts.tftp_root
+        if root is None:  # Debian's package, copied into a root of our own
+            root = stage_ipxe_binaries(DEBIAN_IPXE_DIR, self.opts.state_dir / "tftp")
+        self.tftp = TftpService(root, host, port, who=self.names.by_ip)
+        self.tftp.start()
+
+    # -- HTTP ------------------------------------------------------------------
+    def _start_http(self) -> None:
+        prov = self.sites.current().network.provisioner
+        host, port = _split_bind(
+            self.opts.http_bind or f"{prov.address}:{prov.http_port}", "--http-bind"
+        )
+        if self.http_sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                sock.close()
+                raise ServeError(f"HTTP: cannot listen on {host}:{port}: {exc}") from exc
+            sock.listen(1024)
+            self.http_sock = sock
+            self.http_address = sock.getsockname()[:2]
+        self.opts.boot_files.mkdir(parents=True, exist_ok=True)
+        fd = self.http_sock.fileno()
+        argv = [
+            sys.executable,
+            "-m",
+            "provisioner.bootserver.http",
+            f"--fd={fd}",
+            f"--site={self.opts.site_path.resolve()}",
+            f"--state-dir={self.opts.state_dir.resolve()}",
+            f"--boot-files={self.opts.boot_files.resolve()}",
+            f"--workers={self.opts.workers}",
+            f"--threads={self.opts.threads}",
+            f"--log-level={self.opts.log_level}",
+        ]
+        if self.opts.db_url:
+            argv.append(f"--db-url={self.opts.db_url}")
+        if self.opts.log_file:
+            argv.append(f"--log-file={self.opts.log_file}")
+        env = dict(os.environ, **self.opts.extra_env)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p
+        )
+        self.http_proc = subprocess.Popen(argv, pass_fds=(fd,), env=env, preexec_fn=die_with_parent)
+        self._wait_http_ready()
+
+    def _wait_http_ready(self, timeout: float = 60.0) -> None:
+        assert self.http_address is not None
+        host, port = self.http_address
+        if host == "0.0.0.0":
+            host = "127.0.0.1"
+        url = f"http://{host}:{port}/healthz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.http_proc is not None and self.http_proc.poll() is not None:
+                raise ServeError(f"HTTP server exited at start (code {self.http_proc.returncode})")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as reply:
+                    if reply.status == 200:
+                        log.info("http: serving on %s:%d", host, port)
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise ServeError(f"HTTP server not ready at {url} after {timeout:.0f} s")
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        try:
+            if self.opts.dhcp:
+                self._start_dhcp()
+            if self.opts.tftp:
+                self._start_tftp()
+            self._start_http()
+        except BaseException:
+            self.stop()
+            raise
+
+    def run(self) -> None:
+        """Until stop_event: follow site.yaml edits, keep the HTTP side alive."""
+        while not self.stop_event.wait(self.opts.poll_interval):
+            self.sites.current()
+            if self.sites.generation != self._generation:
+                try:
+                    self.sync_dhcp()
+                except ProvisionerError as exc:
+                    log.error("dhcp: site change not applied: %s", exc)
+                    self._generation = self.sites.generation
+            proc = self.http_proc
+            if proc is not None and proc.poll() is not None and not self.stop_event.is_set():
+                log.error("http: server exited (code %s); starting it again", proc.returncode)
+                try:
+                    self._start_http()
+                except ServeError as exc:
+                    log.error("%s", exc)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        proc, self.http_proc = self.http_proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.http_sock is not None:
+            self.http_sock.close()
+            self.http_sock = None
+        if self.tftp is not None:
+            self.tftp.stop()
+            self.tftp = None
+        if self.dnsmasq is not None:
+            self.dnsmasq.stop()
+            self.dnsmasq = None
+        log.info("serve: stopped")
+
+
+def _stop_stale_dnsmasq(paths: DhcpPaths) -> None:
+    """A dnsmasq left by a killed earlier run would hold port 67: end it."""
+    try:
+        pid = int(paths.pidfile.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError, IndexError):
+        return
+    if "dnsmasq" in cmdline and str(paths.conf) in cmdline:
+        log.warning("dhcp: stopping dnsmasq pid %d left by an earlier run", pid)
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.05)
+
+
+def serve_forever(opts: ServeOptions) -> None:
+    """Start everything, run until SIGTERM/SIGINT, stop everything."""
+    server = BootServer(opts)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("serve: %s received, stopping", signal.Signals(signum).name)
+        server.stop_event.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.start()
+        server.run()
+    finally:
+        server.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

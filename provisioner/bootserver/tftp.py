@@ -1,0 +1,225 @@
+"""TFTP for the iPXE binaries only (tftpy), read-only, in its own thread.
+
+tftpy is given an empty private root, so it never opens a file by itself: every
+read goes through ``IpxeFiles.open``, which refuses absolute paths, ``..``,
+anything that resolves outside the real root (symlinks included) and anything
+that is not a regular file. Writes are refused by an ``upload_open`` that
+returns nothing (tftpy would otherwise accept uploads). tftpy's own check
+refuses names that climb out of its root before we see them; a log filter
+reports those too. Every refusal is logged with the client and, when known,
+the node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import tftpy
+
+from provisioner.errors import ProvisionerError
+
+log = logging.getLogger(__name__)
+
+DEBIAN_IPXE_DIR = Path("/usr/lib/ipxe")
+#: The iPXE binaries taken from Debian's ipxe package (some are symlinks into /boot).
+IPXE_BINARIES = ("undionly.kpxe", "undionly.kkpxe", "ipxe.pxe", "ipxe.efi", "snponly.efi")
+
+
+class TftpError(ProvisionerError):
+    """The TFTP server cannot start."""
+
+
+class IpxeFiles:
+    """Read-only view of one folder of boot binaries."""
+
+    def __init__(self, root: Path, who: Callable[[str], str | None] = lambda ip: None) -> None:
+        self.root = root.resolve()
+        self.who = who
+        self.refused = 0
+
+    def _client(self, address: str) -> str:
+        node = self.who(address)
+        return f"node {node} ({address})" if node else f"client {address}"
+
+    def refuse(self, name: str, address: str, why: str) -> None:
+        self.refused += 1
+        log.warning("tftp: %s: refused %r: %s", self._client(address), name, why)
+
+    def resolve(self, name: str) -> Path | str:
+        """The file to serve for a requested ``name``, or why it is refused."""
+        if not name or "\0" in name:
+            return "empty or malformed name"
+        if name.startswith(("/", "\\")):
+            return "absolute path"
+        parts = name.replace("\\", "/").split("/")
+        if ".." in parts:
+            return "'..' in path"
+        try:
+            path = (self.root / name).resolve(strict=True)
+        except (OSError, RuntimeError):
+            return "no such file"
+        if not path.is_relative_to(self.root):
+            return "leads outside the TFTP root"
+        if not path.is_file():
+            return "not a regular file"
+        return path
+
+    def open(self, name: str, raddress: str = "?", rport: int = 0, **_: Any) -> IO[bytes] | None:
+        """tftpy's dyn_file_func: a real file object (never BytesIO, see LIBRARIES.md)."""
+        found = self.resolve(name)
+        if isinstance(found, str):
+            self.refuse(name, raddress, found)
+            return None
+        log.info("tftp: %s: sending %s", self._client(raddress), name)
+        return found.open("rb")
+
+    def refuse_upload(self, path: str, context: Any) -> None:
+        """tftpy's upload_open: never accept a write."""
+        self.refuse(os.path.basename(path), getattr(context, "host", "?"), "write request")
+        return None
+
+
+def stage_ipxe_binaries(source: Path, dest: Path) -> Path:
+    """Copy the iPXE binaries of a trusted package folder into ``dest``.
+
+    Debian's folder links ipxe.efi to /boot, which a strict root would refuse;
+    serving a private copy keeps the rule simple: nothing in the served root
+    may lead outside it.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    staged = 0
+    for name in IPXE_BINARIES:
+        src = source / name
+        if not src.is_file():
+            continue
+        target = dest / name
+        data = src.read_bytes()
+        if not target.is_file() or target.is_symlink() or target.read_bytes() != data:
+            tmp = dest / f".{name}.tmp"
+            tmp.write_bytes(data)
+            tmp.chmod(0o444)
+            os.replace(tmp, target)
+        staged += 1
+    if staged == 0:
+        raise TftpError(f"no iPXE binaries in {source} (install Debian's ipxe package)")
+    return dest
+
+
+class _TftpyRefusals(logging.Filter):
+    """Turn tftpy's own 'bad file path' refusals into our refusal log lines."""
+
+    def __init__(self, files: IpxeFiles) -> None:
+        super().__init__()
+        self.files = files
+        self.stopping = False  # our own wake-up packet is not worth a line
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("Fatal exception thrown from session"):
+            return True
+        if self.stopping:
+            return False
+        if message.endswith("bad file path"):
+            # "Fatal exception thrown from session 1.2.3.4:5678: bad file path"
+            address = message.split("session", 1)[1].strip().split(":", 1)[0]
+            self.files.refuse("(a path)", address, "climbs out of the root")
+            return False
+        if "Received ERR packet from peer" in message:
+            # firmware often asks for tsize, then aborts and asks again: not an error
+            log.debug("tftp: client ended a transfer: %s", message.split(":", 2)[-1].strip())
+            return False
+        # refusals we made ourselves were logged already
+        return not ("File not found" in message or "not permitted" in message)
+
+
+class TftpService:
+    """tftpy in a daemon thread; ``start`` returns once the socket is bound."""
+
+    def __init__(
+        self,
+        root: Path,
+        address: str = "0.0.0.0",
+        port: int = 69,
+        who: Callable[[str], str | None] = lambda ip: None,
+    ) -> None:
+        if not root.is_dir():
+            raise TftpError(f"TFTP root {root} is not a folder (install ipxe, or set --tftp-root)")
+        self.files = IpxeFiles(root, who)
+        self.address = address
+        self.port = port
+        self._empty = tempfile.TemporaryDirectory(prefix="provisioner-tftp-")
+        os.chmod(self._empty.name, 0o500)
+        self._server = tftpy.TftpServer(
+            self._empty.name,
+            dyn_file_func=self.files.open,
+            upload_open=self.files.refuse_upload,
+        )
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._filter = _TftpyRefusals(self.files)
+
+    def _run(self) -> None:
+        """tftpy's loop; if it ever dies on an unexpected error, start it again."""
+        while True:
+            try:
+                self._server.listen(self.address, self.port)
+                return  # stopped
+            except Exception as exc:
+                if not self._server.is_running.is_set() or self._filter.stopping:
+                    self._error = exc  # could not bind: start() reports it
+                    self._server.is_running.set()  # wake start()
+                    return
+                log.exception("tftp: server loop failed; starting it again")
+                with contextlib.suppress(OSError):
+                    self._server.sock.close()
+                self._server.sessions = {}
+                time.sleep(1)
+
+    def start(self, timeout: float = 10.0) -> None:
+        tftpy_log = logging.getLogger("tftpy")
+        if tftpy_log.level == logging.NOTSET:
+            # its INFO lines cost time on every packet; its per-session errors are
+            # reported through the server's "Fatal exception" line (filtered below)
+            tftpy_log.setLevel(logging.CRITICAL)
+            logging.getLogger("tftpy.TftpServer").setLevel(logging.ERROR)
+        logging.getLogger("tftpy.TftpServer").addFilter(self._filter)
+        self._thread = threading.Thread(target=self._run, name="tftp", daemon=True)
+        self._thread.start()
+        if not self._server.is_running.wait(timeout) or self._error is not None:
+            raise TftpError(
+                f"TFTP server cannot listen on {self.address}:{self.port}: {self._error}"
+            ) from self._error
+        self.port = self._server.listenport
+        log.info("tftp: serving %s on %s:%d", self.files.root, self.address, self.port)
+
+    @property
+    def sock(self) -> socket.socket | None:
+        return self._server.sock
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None:
+            return
+        self._server.stop(now=True)
+        self._filter.stopping = True
+        sock = self._server.sock
+        if sock is not None:
+            # tftpy looks at the stop flag only when select() returns: wake it
+            host = "127.0.0.1" if self.address in ("", "0.0.0.0") else self.address
+            with (
+                contextlib.suppress(OSError),
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s,
+            ):
+                s.sendto(b"\0\0", (host, self.port))
+        self._thread.join(timeout)
+        self._thread = None
+        logging.getLogger("tftpy.TftpServer").removeFilter(self._filter)
+        self._empty.cleanup()

@@ -1,0 +1,86 @@
+"""`provisioner serve`: the boot server (DHCP, TFTP, HTTP) in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from provisioner.bootserver.dhcp import DEFAULT_EFI_BINARY
+from provisioner.bootserver.server import ServeOptions, serve_forever
+from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR
+from provisioner.cli.context import App
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.command()
+@click.option(
+    "--http-bind",
+    metavar="ADDR:PORT",
+    help="HTTP listen address [default: the site's provisioner address and http_port].",
+)
+@click.option(
+    "--tftp-bind",
+    metavar="ADDR:PORT",
+    help="TFTP listen address [default: the site's provisioner address and tftp_port].",
+)
+@click.option(
+    "--tftp-root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Your own folder of iPXE binaries to serve over TFTP "
+    f"[default: copies of Debian's, from {DEBIAN_IPXE_DIR}].",
+)
+@click.option(
+    "--boot-files",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Kernels and initrds served under /files/ [default: <state dir>/boot-files].",
+)
+@click.option("--no-dhcp", is_flag=True, help="Do not run dnsmasq (DHCP is someone else's).")
+@click.option("--no-tftp", is_flag=True, help="Do not run the TFTP server.")
+@click.option(
+    "--efi-binary",
+    type=click.Choice(["ipxe.efi", "snponly.efi"]),
+    default=DEFAULT_EFI_BINARY,
+    show_default=True,
+    help="iPXE binary for x86-64 UEFI clients.",
+)
+@click.option("--workers", default=4, show_default=True, help="HTTP worker processes.")
+@click.option("--threads", default=32, show_default=True, help="Threads per HTTP worker.")
+@pass_app
+def serve(
+    app: App,
+    http_bind: str | None,
+    tftp_bind: str | None,
+    tftp_root: Path | None,
+    boot_files: Path | None,
+    no_dhcp: bool,
+    no_tftp: bool,
+    efi_binary: str,
+    workers: int,
+    threads: int,
+) -> None:
+    """Run DHCP (dnsmasq), TFTP (iPXE binaries) and HTTP (boot scripts, kernels)
+    in the foreground until SIGTERM. Follows edits of site.yaml."""
+    app.verbose = max(app.verbose, 1)  # a server logs its requests
+    app.setup_logging()
+    app.site()  # fail early, with the site's problems listed
+    opts = ServeOptions(
+        site_path=app.settings.site_path,
+        state_dir=app.settings.state_dir,
+        db_url=app.settings.db_url,
+        boot_files_dir=boot_files,
+        tftp_root=tftp_root,
+        http_bind=http_bind,
+        tftp_bind=tftp_bind,
+        dhcp=not no_dhcp,
+        tftp=not no_tftp,
+        workers=workers,
+        threads=threads,
+        efi_binary=efi_binary,
+        log_level="DEBUG" if app.verbose > 1 else "INFO",
+    )
+    serve_forever(opts)
+
+
+COMMANDS = [serve]

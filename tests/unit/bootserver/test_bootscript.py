@@ -1,0 +1,88 @@
+"""Which script a MAC gets, rendered from the pxe/ templates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from provisioner.bootserver.bootscript import (
+    BootTemplateError,
+    BootTemplates,
+    decide,
+    normalise_mac,
+)
+from provisioner.inventory import load_site
+
+BASE = "http://192.0.2.2:8080"
+
+
+@pytest.fixture
+def site(site_dir: Path):  # type: ignore[no-untyped-def]
+    return load_site(site_dir / "site.yaml")
+
+
+def render(site, mac: str, build_mode: bool, token: str | None) -> str:  # type: ignore[no-untyped-def]
+    node = site.node_by_mac(mac)
+    decision = decide(site, mac, node, build_mode, token, BASE)
+    return BootTemplates().render(decision, site.content_paths().search_path("pxe"))
+
+
+def test_build_mode_installs_with_kickstart_and_token(site) -> None:  # type: ignore[no-untyped-def]
+    script = render(site, "52:54:00:00:02:0b", True, "tok-ctl1")
+    assert script.startswith("#!ipxe\n")
+    kernel = f"kernel {BASE}/files/rocky9/vmlinuz initrd=initrd.img "
+    assert kernel + f"inst.ks={BASE}/ks/ctl1?token=tok-ctl1" in script
+    assert f"initrd {BASE}/files/rocky9/initrd.img\n" in script
+    assert script.rstrip().endswith("boot")
+
+
+def test_not_in_build_mode_exits_to_local_disk(site) -> None:  # type: ignore[no-untyped-def]
+    script = render(site, "52:54:00:00:02:0b", False, None)
+    assert "exit 1" in script and "kernel" not in script
+
+
+def test_unknown_mac_never_gets_an_install(site) -> None:  # type: ignore[no-untyped-def]
+    script = render(site, "52:54:00:ff:ff:ff", True, "tok-ctl1")
+    assert "kernel" not in script and "tok-ctl1" not in script and "exit 1" in script
+
+
+def test_site_template_overrides_bundled(site_dir: Path) -> None:
+    (site_dir / "pxe").mkdir()
+    (site_dir / "pxe" / "local.ipxe.j2").write_text("#!ipxe\necho site {{ node.name }}\nexit 1\n")
+    path = site_dir / "site.yaml"
+    path.write_text(path.read_text() + "content:\n  pxe: pxe\n")
+    site = load_site(path)
+    assert "echo site ctl1" in render(site, "52:54:00:00:02:0b", False, None)
+
+
+def test_template_typo_names_node_and_template(site_dir: Path) -> None:
+    (site_dir / "pxe").mkdir()
+    (site_dir / "pxe" / "local.ipxe.j2").write_text("#!ipxe\necho {{ node.nmae }}\n")
+    path = site_dir / "site.yaml"
+    path.write_text(path.read_text() + "content:\n  pxe: pxe\n")
+    with pytest.raises(BootTemplateError, match=r"node ctl1: pxe/local\.ipxe\.j2"):
+        render(load_site(path), "52:54:00:00:02:0b", False, None)
+
+
+def test_sandbox_refuses_unsafe_templates(site_dir: Path) -> None:
+    (site_dir / "pxe").mkdir()
+    (site_dir / "pxe" / "local.ipxe.j2").write_text("{{ node.__class__.__mro__ }}\n")
+    path = site_dir / "site.yaml"
+    path.write_text(path.read_text() + "content:\n  pxe: pxe\n")
+    with pytest.raises(BootTemplateError):
+        render(load_site(path), "52:54:00:00:02:0b", False, None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "mac"),
+    [
+        ("52-54-00-00-02-0B", "52:54:00:00:02:0b"),
+        ("52:54:00:00:02:0b", "52:54:00:00:02:0b"),
+        ("5254000002 0b", None),
+        ("52540000020b", "52:54:00:00:02:0b"),
+        ("../etc/passwd", None),
+    ],
+)
+def test_normalise_mac(raw: str, mac: str | None) -> None:
+    assert normalise_mac(raw) == mac
