@@ -135,16 +135,26 @@ class BootTemplates:
 
 
 class MacIndex:
-    """MAC -> node for the current site, rebuilt when the site object changes."""
+    """MAC (and IP) -> node for the current site, rebuilt when the site object changes."""
 
     def __init__(self) -> None:
         self._site: Site | None = None
-        self._index: dict[str, Node] = {}
+        self._by_mac: dict[str, Node] = {}
+        self._by_ip: dict[str, Node] = {}
         self._lock = threading.Lock()
+
+    def _refresh(self, site: Site) -> None:
+        if site is not self._site:
+            self._by_mac = {m: n for n in site.nodes for m in n.macs}
+            self._by_ip = {str(n.ip): n for n in site.nodes}
+            self._site = site
 
     def lookup(self, site: Site, mac: str) -> Node | None:
         with self._lock:
-            if site is not self._site:
-                self._index = {m: n for n in site.nodes for m in n.macs}
-                self._site = site
-            return self._index.get(mac)
+            self._refresh(site)
+            return self._by_mac.get(mac)
+
+    def by_ip(self, site: Site, ip: str) -> Node | None:
+        with self._lock:
+            self._refresh(site)
+            return self._by_ip.get(ip)

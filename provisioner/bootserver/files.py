@@ -11,6 +11,7 @@ import logging
 
 from flask import Blueprint, Response, request, send_from_directory
 
+from provisioner.bootserver.bootscript import MacIndex
 from provisioner.bootserver.context import ServerContext
 
 log = logging.getLogger(__name__)
@@ -18,10 +19,14 @@ log = logging.getLogger(__name__)
 
 def blueprint(ctx: ServerContext) -> Blueprint:
     bp = Blueprint("files", __name__)
+    nodes = MacIndex()
 
     @bp.get("/files/<path:name>")
     def boot_file(name: str) -> Response:
-        log.info("files: client %s: GET %s", request.remote_addr, name)
+        client = request.remote_addr or "?"
+        node = nodes.by_ip(ctx.site(), client)
+        who = f"node {node.name} ({client})" if node else f"client {client}"
+        log.info("files: %s: GET %s", who, name)
         return send_from_directory(ctx.boot_files_dir, name, max_age=0, conditional=True)
 
     return bp

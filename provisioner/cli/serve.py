@@ -79,6 +79,7 @@ def serve(
         threads=threads,
         efi_binary=efi_binary,
         log_level="DEBUG" if app.verbose > 1 else "INFO",
+        log_file=app.settings.log_path,  # the HTTP process logs there too
     )
     serve_forever(opts)
 

@@ -134,6 +134,7 @@ def test_uefi_node_boots_the_whole_chain(lab: tuple[LabNet, Serve, Path], tmp_pa
         "the boot event", lambda: boot_events(state, "uefi1") == ["boot script served (install)"]
     )
     assert "boot: node uefi1" in log and "DHCPACK" in log
+    assert "files: node uefi1 (198.51.100.12): GET lab/initrd.img" in log
 
 
 def test_bios_node_boots_the_whole_chain(lab: tuple[LabNet, Serve, Path], tmp_path: Path) -> None:

@@ -86,3 +86,11 @@ def test_sandbox_refuses_unsafe_templates(site_dir: Path) -> None:
 )
 def test_normalise_mac(raw: str, mac: str | None) -> None:
     assert normalise_mac(raw) == mac
+
+
+def test_open_site_gives_unknown_macs_the_discovery_script(site_dir: Path) -> None:
+    path = site_dir / "site.yaml"
+    path.write_text(path.read_text().replace("unknown_macs: ignore", "unknown_macs: discover"))
+    script = render(load_site(path), "52:54:00:ff:ff:fe", True, "tok")
+    assert "unknown machine 52:54:00:ff:ff:fe" in script
+    assert "kernel" not in script and "tok" not in script
