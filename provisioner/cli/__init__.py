@@ -71,6 +71,7 @@ COMMAND_MODULES = [
     "hooks",
     "power",
     "serve",
+    "pipeline",
 ]
 
 

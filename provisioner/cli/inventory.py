@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from provisioner.cli.context import App
-from provisioner.errors import InventoryInvalid
 from provisioner.inventory.loader import validate_site_file
 from provisioner.output import ago, console, print_json, styled_state, table
 from provisioner.schema import site_schema_text
@@ -44,7 +43,10 @@ def validate(app: App, as_json: bool, strict: bool) -> None:
             out.print(f"{path}: OK: site {site.site.name}, {len(site.nodes)} nodes ({summary})")
     if site is None or errors:
         if not as_json:
-            raise InventoryInvalid(str(path), [])  # the list is already printed
+            count = len(errors) if site is not None else len(problems)
+            console(stderr=True).print(
+                f"error: {path}: {count} problem(s) found", markup=False
+            )
         raise SystemExit(1)
 
 

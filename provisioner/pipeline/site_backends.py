@@ -1,0 +1,62 @@
+"""The real backends of the pipeline: BMCs, the DNS server, dnsmasq's host files."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from provisioner.bootserver.dhcp import DhcpPaths, host_file_name, host_line
+from provisioner.dnspublish import publish_node, unpublish_node
+from provisioner.inventory import Node, Site
+from provisioner.pipeline.backends import BootDevice
+from provisioner.power import PowerSettings, driver_for
+
+log = logging.getLogger(__name__)
+
+
+class SiteBackends:
+    def __init__(
+        self, state_dir: Path, power: PowerSettings | None = None, dns_retry_for: float = 30.0
+    ) -> None:
+        self.dhcp = DhcpPaths(state_dir / "dhcp")
+        self.power = power
+        self.dns_retry_for = dns_retry_for
+
+    def publish_dns(self, site: Site, node: Node) -> None:
+        report = publish_node(site, node, retry_for=self.dns_retry_for)
+        log.info("node %s: DNS published (%d change(s))", node.name, report.changes)
+
+    def unpublish_dns(self, site: Site, node: Node) -> None:
+        unpublish_node(site, node, retry_for=self.dns_retry_for)
+
+    def add_dhcp_host(self, site: Site, node: Node) -> None:
+        """The node's dnsmasq host file (dnsmasq picks new files up by itself)."""
+        if site.network.dhcp_mode == "proxy":
+            return
+        hostsdir = self.dhcp.hostsdir
+        hostsdir.mkdir(parents=True, exist_ok=True)
+        path = hostsdir / host_file_name(node)
+        wanted = host_line(site, node)
+        if path.exists() and path.read_text() == wanted:
+            return
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(wanted)
+        os.replace(tmp, path)
+        log.info("node %s: DHCP host entry written", node.name)
+
+    def remove_dhcp_host(self, site: Site, node: Node) -> None:
+        (self.dhcp.hostsdir / host_file_name(node)).unlink(missing_ok=True)
+
+    def set_boot_device(
+        self, site: Site, node: Node, device: BootDevice, persistent: bool
+    ) -> None:
+        driver_for(site, node, self.power).set_boot_device(
+            device, persistent=persistent, uefi=site.boot_mode_of(node) == "uefi"
+        )
+
+    def power_cycle(self, site: Site, node: Node) -> None:
+        driver_for(site, node, self.power).power_cycle()
+
+    def power_off(self, site: Site, node: Node) -> None:
+        driver_for(site, node, self.power).power_off()
