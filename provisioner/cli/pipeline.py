@@ -23,13 +23,18 @@ pass_app = click.make_pass_decorator(App)
 
 
 def _in_process_operations(app: App) -> Operations:
-    from provisioner.pipeline.runner import Pipeline
+    from provisioner.pipeline.runner import Pipeline, Timeouts
     from provisioner.pipeline.site_backends import SiteBackends
 
     site = app.site()
+    settings = site.pipeline
+    timeouts = Timeouts(**settings.timeouts.model_dump(), poll=settings.poll_interval)
     backends = SiteBackends(app.settings.state_dir)
-    pipeline = Pipeline(app.store(), lambda: site, backends, actor=app.actor)
-    return Operations(pipeline)
+    pipeline = Pipeline(
+        app.store(), lambda: site, backends, timeouts=timeouts,
+        power_retries=settings.power_retries, actor=app.actor,
+    )
+    return Operations(pipeline, fanout=settings.fanout)
 
 
 def _run(

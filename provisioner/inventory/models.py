@@ -229,6 +229,26 @@ class Defaults(Model):
     language: str = "en_US.UTF-8"
 
 
+class PipelineTimeouts(Model):
+    boot_script: Annotated[float, Field(gt=0)] = Field(
+        600, description="Seconds from power cycle to the boot script fetch"
+    )
+    kickstart: Annotated[float, Field(gt=0)] = 600
+    installed: Annotated[float, Field(gt=0)] = Field(
+        3600, description="Seconds from kickstart fetch to the installed callback"
+    )
+    active: Annotated[float, Field(gt=0)] = Field(1800, description="Seconds for the hooks")
+
+
+class PipelineSettings(Model):
+    timeouts: PipelineTimeouts = Field(default_factory=PipelineTimeouts)
+    power_retries: Annotated[int, Field(ge=0, le=10)] = Field(
+        1, description="Extra power cycles when a node does not fetch its boot script"
+    )
+    fanout: Annotated[int, Field(ge=1, le=500)] = Field(10, description="Nodes driven at once")
+    poll_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+
 class ContentOverrides(Model):
     pxe: str | None = None
     kickstart: str | None = None
@@ -244,6 +264,7 @@ class Site(Model):
     profiles: dict[str, Profile] = Field(min_length=1)
     roles: dict[str, Role] = Field(min_length=1)
     nodes: list[Node] = Field(default_factory=list)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     content: ContentOverrides = Field(
         default_factory=ContentOverrides,
         description="Site copies of content folders; their files take precedence",

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from provisioner.bootserver.dhcp import DhcpPaths, host_file_name, host_line
-from provisioner.dnspublish import publish_node, unpublish_node
+from provisioner.dnspublish import publish_node, publish_vips, unpublish_node
 from provisioner.inventory import Node, Site
 from provisioner.pipeline.backends import BootDevice
 from provisioner.power import PowerSettings, driver_for
@@ -24,8 +24,9 @@ class SiteBackends:
         self.dns_retry_for = dns_retry_for
 
     def publish_dns(self, site: Site, node: Node) -> None:
-        report = publish_node(site, node, retry_for=self.dns_retry_for)
-        log.info("node %s: DNS published (%d change(s))", node.name, report.changes)
+        publish_node(site, node, retry_for=self.dns_retry_for)
+        if site.roles[node.role].ha.vips:  # the role's VIPs and service names go with it
+            publish_vips(site, retry_for=self.dns_retry_for)
 
     def unpublish_dns(self, site: Site, node: Node) -> None:
         unpublish_node(site, node, retry_for=self.dns_retry_for)

@@ -1,0 +1,161 @@
+"""A loopback lab for pipeline tests: real BIND, real `serve` (TFTP + HTTP),
+virtual BMCs whose nodes run simulated firmware and installer (no VMs).
+
+Everything listens on 127.0.0.1; the site uses 127.0.0.0/24 as its
+provisioning network so the nodes' URLs and DNS records point at loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.dnslab import BindServer, render_bind_config
+from provisioner.inventory import load_site
+from tests.functional.bindlab import free_port
+from tests.functional.bootserver_support import Serve
+
+REPO = Path(__file__).resolve().parents[2]
+
+# name, role, behaviour of the simulated node, BMC ("ipmi" served by vbmc, "dead")
+NODES = [
+    ("ctl1", "controller", "normal", "ipmi"),
+    ("ctl2", "controller", "normal", "ipmi"),
+    ("ctl3", "controller", "never-callback", "ipmi"),
+    ("cmp1", "compute", "normal", "ipmi"),
+    ("cmp2", "compute", "normal", "dead"),
+]
+
+
+def write_site(root: Path, http: int, tftp: int, dns: int, bmc_ports: list[int]) -> Path:
+    secrets = root / "secrets"
+    shutil.copytree(REPO / "examples" / "secrets", secrets)
+    for f in secrets.iterdir():
+        f.chmod(0o600)
+    nodes = []
+    for i, (name, role, _behaviour, bmc) in enumerate(NODES):
+        driver = "redfish" if bmc == "dead" else "ipmi"
+        address = f"http://127.0.0.1:{bmc_ports[i]}" if bmc == "dead" else "127.0.0.1"
+        port = "" if bmc == "dead" else f", port: {bmc_ports[i]}"
+        nodes.append(
+            f"  - name: {name}\n    role: {role}\n    macs: [\"52:54:00:7f:00:{11 + i:02x}\"]\n"
+            f"    ip: 127.0.0.{11 + i}\n    boot_mode: {'bios' if i % 2 else 'uefi'}\n"
+            f"    bmc: {{driver: {driver}, address: \"{address}\"{port}, user: admin, "
+            "password: {file: secrets/bmc-password}}\n"
+        )
+    text = f"""site: {{name: simlab, domain: sim.example.test}}
+network:
+  cidr: 127.0.0.0/24
+  provisioner: {{address: 127.0.0.1, http_port: {http}, tftp_port: {tftp}}}
+dns:
+  server: 127.0.0.1
+  port: {dns}
+  forward_zone: sim.example.test
+  reverse_zone: 0.0.127.in-addr.arpa
+  tsig: {{name: provisioner-key, secret: {{file: secrets/tsig.secret}}}}
+defaults:
+  profile: sim
+  root_password_hash: {{file: secrets/root-password.hash}}
+profiles:
+  sim: {{kernel: sim/vmlinuz, initrd: sim/initrd.img, repo: "http://127.0.0.1:{http}/repo/"}}
+roles:
+  controller:
+    layout: controller
+    ha:
+      vips: [{{name: api, address: 127.0.0.10, aliases: [keystone]}}]
+  compute: {{layout: compute}}
+pipeline:
+  timeouts: {{boot_script: 30, kickstart: 30, installed: 20, active: 90}}
+  power_retries: 0
+  poll_interval: 0.3
+nodes:
+{"".join(nodes)}"""
+    path = root / "site.yaml"
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class SimLab:
+    root: Path
+    site_path: Path
+    state: Path
+    dns_port: int
+    bmc_ports: list[int]
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "provisioner", "--site", str(self.site_path),
+             "--state-dir", str(self.state), *args],
+            capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        )
+
+    def dig(self, *args: str) -> str:
+        return subprocess.run(
+            ["dig", "@127.0.0.1", "-p", str(self.dns_port), "+short", *args],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout.strip()
+
+    def ipmitool(self, node_index: int, *args: str) -> str:
+        return subprocess.run(
+            ["ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p",
+             str(self.bmc_ports[node_index]), "-U", "admin", "-P", "lab-only-bmc", *args],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout
+
+
+@contextmanager
+def sim_lab(root: Path) -> Iterator[SimLab]:
+    http, tftp, dns = free_port(), free_port(), free_port()
+    bmc_ports = [free_port() for _ in NODES]
+    site_path = write_site(root, http, tftp, dns, bmc_ports)
+    state = root / "state"
+    files = state / "boot-files" / "sim"
+    files.mkdir(parents=True)
+    (files / "vmlinuz").write_bytes(b"\0" * 8192)
+    (files / "initrd.img").write_bytes(b"\0" * 8192)
+
+    bind = BindServer(render_bind_config(load_site(site_path), root / "bind", dns))
+    bind.start(timeout=60)
+    serve = Serve([], site_path, state, "--no-dhcp", "--workers", "1", "--threads", "8")
+    behaviours = [f"--sim-behaviour={n}={b}" for n, _r, b, bmc in NODES
+                  if b != "normal" and bmc != "dead"]
+    vbmc_log = (root / "vbmc.log").open("w")
+    vbmc = subprocess.Popen(
+        [sys.executable, "-m", "provisioner", "--site", str(site_path), "--state-dir",
+         str(state), "vbmc", "serve", "--from-site", "--sim-firmware", *behaviours],
+        cwd=REPO, stdout=vbmc_log, stderr=subprocess.STDOUT,
+    )
+    lab = SimLab(root, site_path, state, dns, bmc_ports)
+    try:
+        serve.wait_log("http: serving on", timeout=90)
+        deadline = time.monotonic() + 90
+        while True:
+            status = lab.cli("power", "status", "ctl1", "ctl2", "ctl3", "cmp1", "--json")
+            if status.returncode == 0:
+                break
+            assert vbmc.poll() is None, (root / "vbmc.log").read_text()
+            assert time.monotonic() < deadline, status.stdout + status.stderr
+            time.sleep(0.5)
+        yield lab
+    finally:
+        vbmc.terminate()
+        try:
+            vbmc.wait(30)
+        except subprocess.TimeoutExpired:
+            vbmc.kill()
+            vbmc.wait()
+        vbmc_log.close()
+        serve.stop()
+        bind.stop()
+
+
+def results_by_node(stdout: str) -> dict[str, dict[str, object]]:
+    return {r["name"]: r for r in json.loads(stdout)}

@@ -1,0 +1,54 @@
+"""Provision and reprovision through the whole pipeline with real servers.
+
+Real BIND (RFC 2136), real `provisioner serve` (TFTP + HTTP + kickstart +
+callbacks + hooks), virtual IPMI BMCs; the nodes' firmware and installer are
+simulated but fetch over TFTP/HTTP and call back like the real ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.functional.pipeline_lab import results_by_node, sim_lab
+
+
+def test_provision_then_reprovision_with_failures_and_quorum_guard(tmp_path: Path) -> None:
+    with sim_lab(tmp_path) as lab:
+        run = lab.cli("provision", "--all", "--json", timeout=600)
+        results = results_by_node(run.stdout)
+        assert run.returncode == 1, run.stderr  # some nodes failed, on purpose
+        for name in ("ctl1", "ctl2", "cmp1"):
+            assert results[name]["state"] == "active", results[name]
+        # a node that never calls back fails at that step, after its timeout
+        assert results["ctl3"]["state"] == "installing failed"
+        assert "wait for installed callback" in str(results["ctl3"]["reason"])
+        assert "never called back" in str(results["ctl3"]["reason"])
+        # a dead BMC fails its node at the first BMC step; the others went on
+        assert results["cmp2"]["state"] == "provisioning failed"
+        assert "one-time network boot" in str(results["cmp2"]["reason"])
+
+        # DNS: forward and reverse, checked with dig
+        assert lab.dig("ctl1.sim.example.test", "A") == "127.0.0.11"
+        assert lab.dig("-x", "127.0.0.14") == "cmp1.sim.example.test."
+        assert lab.dig("keystone.sim.example.test", "CNAME") == "api.sim.example.test."
+
+        # after the install the BMC boots the node from disk, persistently
+        bootparam = lab.ipmitool(0, "chassis", "bootparam", "get", "5")
+        assert "Hard-Drive" in bootparam, bootparam
+        # and the boot server now sends the node to its local disk
+        events = lab.cli("events", "ctl1", "--json").stdout
+        assert "boot script served (install" in events
+        assert "kickstart served" in events
+
+        # quorum guard: ctl3 is down, so taking ctl1 would leave 1 of 3
+        refused = lab.cli("reprovision", "ctl1", "--yes")
+        assert refused.returncode == 1
+        assert "ctl3" in refused.stderr and "--force" in refused.stderr
+        assert results_by_node(lab.cli("nodes", "--json").stdout)["ctl1"]["state"] == "active"
+
+        # one command reprovisions a node (the failed-node case)
+        again = lab.cli("reprovision", "cmp1", "--yes", "--json", timeout=300)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert results_by_node(again.stdout)["cmp1"]["state"] == "active"
+        history = lab.cli("events", "cmp1", "--json").stdout
+        assert history.count("kickstart served") == 2
