@@ -72,6 +72,7 @@ COMMAND_MODULES = [
     "power",
     "serve",
     "pipeline",
+    "lab",
 ]
 
 

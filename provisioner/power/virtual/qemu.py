@@ -99,9 +99,13 @@ def build_qemu_argv(spec: QemuSpec, boot_device: str, qmp_socket: Path | None = 
         "-monitor",
         "none",
         "-no-reboot",
-        "-serial",
-        f"file:{spec.serial_log}" if spec.serial_log else "null",
     ]
+    if spec.serial_log:
+        # append: every boot of the node (installer, then local disk) stays in one log
+        argv += ["-chardev", f"file,id=serial0,path={spec.serial_log},append=on"]
+        argv += ["-serial", "chardev:serial0"]
+    else:
+        argv += ["-serial", "null"]
     if qmp_socket is not None:
         argv += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
     if spec.boot_mode == "uefi":

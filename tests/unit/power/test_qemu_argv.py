@@ -48,7 +48,8 @@ def test_software_emulation_no_display_serial_to_file_and_no_reboot() -> None:
     joined = " ".join(argv)
     assert "-accel tcg" in joined
     assert "-display none" in joined
-    assert "-serial file:/logs/cmp1.serial" in joined
+    assert "-chardev file,id=serial0,path=/logs/cmp1.serial,append=on" in joined
+    assert "-serial chardev:serial0" in joined
     assert "-no-reboot" in argv
     assert "-qmp unix:/run/cmp1.qmp,server=on,wait=off" in joined
     assert "file=/img/b.raw,if=none,id=disk1,format=raw" in joined

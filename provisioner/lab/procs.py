@@ -1,0 +1,144 @@
+"""The lab's long-running processes: started detached, recorded by pid, stopped by pid.
+
+``lab up`` returns while BIND, ``provisioner serve`` and the virtual BMCs keep
+running; ``lab down`` (another process) stops exactly those, found by the pids
+recorded in ``lab.json`` and checked against their command line, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from provisioner.errors import ProvisionerError
+
+log = logging.getLogger(__name__)
+
+
+class LabProcessError(ProvisionerError):
+    """A lab process did not start or stop as it should."""
+
+
+@dataclass(frozen=True)
+class ProcRecord:
+    name: str  # "bind", "serve", "vbmc"
+    pid: int
+    marker: str  # a string its /proc/<pid>/cmdline contains (guards against pid reuse)
+    log: str
+
+
+@dataclass
+class LabRecord:
+    """What ``lab up`` started: written to ``lab.json`` in the lab's state dir."""
+
+    mode: str
+    namespace: str
+    reason: str
+    nodes: list[str] = field(default_factory=list)
+    procs: list[ProcRecord] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".partial")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> LabRecord | None:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        procs = [ProcRecord(**p) for p in data.pop("procs", [])]
+        return cls(**data, procs=procs)
+
+
+def cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def alive(rec: ProcRecord) -> bool:
+    """The recorded process still runs (and is the same program, not a reused pid)."""
+    text = cmdline(rec.pid)
+    if not text or rec.marker not in text:
+        return False
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{rec.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            return False
+    return True
+
+
+def start_detached(name: str, argv: list[str], log_path: Path, marker: str) -> ProcRecord:
+    """Start ``argv`` in its own session with output to ``log_path``; returns its record."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise LabProcessError(f"lab: cannot start {name} ({argv[0]}): {exc}") from exc
+    log.info("lab: %s started, pid %d, log %s", name, proc.pid, log_path)
+    return ProcRecord(name, proc.pid, marker, str(log_path))
+
+
+def wait_for(
+    rec: ProcRecord, ready: Callable[[], bool], timeout: float, what: str
+) -> None:
+    """Poll ``ready`` until true; fail early (with the log's tail) when the process died."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if not alive(rec):
+            raise LabProcessError(f"lab: {rec.name} exited before {what}:\n{log_tail(rec.log)}")
+        if time.monotonic() > deadline:
+            raise LabProcessError(
+                f"lab: {rec.name}: no {what} within {timeout:g}s:\n{log_tail(rec.log)}"
+            )
+        time.sleep(0.5)
+
+
+def log_has(path: str, text: str) -> bool:
+    try:
+        return text in Path(path).read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def log_tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop(rec: ProcRecord, timeout: float = 40.0) -> bool:
+    """SIGTERM the recorded process, then SIGKILL its session if it lingers."""
+    if not alive(rec):
+        return False
+    log.info("lab: stopping %s (pid %d)", rec.name, rec.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(rec.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(rec) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if alive(rec):
+        log.warning("lab: %s (pid %d) ignored SIGTERM; killing its session", rec.name, rec.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(rec.pid, signal.SIGKILL)
+    return True
