@@ -212,9 +212,7 @@ def up(opts: LabOptions) -> procs.LabRecord:
     return record
 
 
-def _start_bind(
-    paths: LabPaths, site: Site, record: procs.LabRecord, prefix: list[str]
-) -> None:
+def _start_bind(paths: LabPaths, site: Site, record: procs.LabRecord, prefix: list[str]) -> None:
     server, port = dns_endpoint(site)
     config = render_bind_config(site, paths.root / "bind", port, address=server)
     named = [*prefix, "named", "-g", "-c", str(config.conf), "-n", "1"]

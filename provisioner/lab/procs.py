@@ -98,9 +98,7 @@ def start_detached(name: str, argv: list[str], log_path: Path, marker: str) -> P
     return ProcRecord(name, proc.pid, marker, str(log_path))
 
 
-def wait_for(
-    rec: ProcRecord, ready: Callable[[], bool], timeout: float, what: str
-) -> None:
+def wait_for(rec: ProcRecord, ready: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll ``ready`` until true; fail early (with the log's tail) when the process died."""
     deadline = time.monotonic() + timeout
     while not ready():
