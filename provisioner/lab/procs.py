@@ -69,15 +69,18 @@ def cmdline(pid: int) -> str:
 
 
 def alive(rec: ProcRecord) -> bool:
-    """The recorded process still runs (and is the same program, not a reused pid)."""
-    text = cmdline(rec.pid)
-    if not text or rec.marker not in text:
-        return False
-    with contextlib.suppress(OSError):
+    """The recorded process still runs (and is the same program, not a reused pid).
+
+    An empty command line is read while the process is between ``ip netns exec``,
+    ``env`` and its program (execve in progress): that is still our process."""
+    try:
         state = Path(f"/proc/{rec.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        if state == "Z":
-            return False
-    return True
+    except (OSError, IndexError):
+        return False
+    if state == "Z":
+        return False
+    text = cmdline(rec.pid)
+    return not text or rec.marker in text
 
 
 def start_detached(name: str, argv: list[str], log_path: Path, marker: str) -> ProcRecord:
