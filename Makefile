@@ -6,12 +6,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SITE ?= examples/site.yaml
 DEMO_STATE ?= .demo/state
+# `make demo LAB_ARGS=--small` for 3 controllers + 1 compute instead of the 6-node lab
+LAB_ARGS ?=
 
 # Debian packages, by purpose (scripts/apt-install only installs the missing ones).
 APT_BASE := python3 python3-venv python3-pip make
 # The lab (issue 9): qemu nodes, the lab installer's tools (copied into its initramfs), netns.
 APT_LAB := qemu-system-x86 qemu-utils ovmf ipxe-qemu busybox-static cpio kmod fdisk dosfstools \
 	e2fsprogs mdadm lvm2 curl iproute2 iputils-ping openssl dnsmasq-base
+APT_LAB += bind9 bind9-utils bind9-dnsutils
 # One `+=` line per capability keeps merges simple.
 APT_TEST := $(APT_BASE)
 APT_TEST += cpio busybox-static kmod
@@ -55,12 +58,15 @@ lint: venv
 	$(BIN)/ruff check provisioner tests
 	$(BIN)/mypy provisioner
 
+# The main job on the built-in virtual lab: qemu nodes provisioned for real
+# (lab up: site, installer image, network, BIND, serve, BMCs; then a rebuild).
 demo: deps-demo venv
 	$(BIN)/pip install --quiet .
-	chmod 600 examples/secrets/*.* 2>/dev/null || true
-	$(BIN)/provisioner --site $(SITE) validate
-	$(BIN)/provisioner --site $(SITE) --state-dir $(DEMO_STATE) enroll --all
-	$(BIN)/provisioner --site $(SITE) --state-dir $(DEMO_STATE) nodes
+	-$(BIN)/provisioner --state-dir $(DEMO_STATE) lab down 2>/dev/null
+	$(BIN)/provisioner --state-dir $(DEMO_STATE) lab up $(LAB_ARGS)
+	$(BIN)/provisioner --state-dir $(DEMO_STATE) lab rebuild
+	$(BIN)/provisioner --state-dir $(DEMO_STATE) lab status
+	@echo "the lab keeps running: $(BIN)/provisioner --state-dir $(DEMO_STATE) lab down"
 
 clean:
 	rm -rf $(VENV) .demo build dist .pytest_cache .ruff_cache .mypy_cache
