@@ -55,15 +55,30 @@ def lab() -> None:
 @click.option("--namespace", default="provisioner-lab", show_default=True)
 @click.option("--user-mode", is_flag=True, help="qemu user-mode networking even as root.")
 @click.option("--fanout", default=2, show_default=True, help="Nodes installed at once.")
+@click.option("--bmc-base-port", default=6230, show_default=True, help="First node's BMC port.")
+@click.option("--http-port", default=8080, show_default=True)
 @pass_app
 def up(
-    app: App, lab_dir: Path | None, small: bool, namespace: str, user_mode: bool, fanout: int
+    app: App,
+    lab_dir: Path | None,
+    small: bool,
+    namespace: str,
+    user_mode: bool,
+    fanout: int,
+    bmc_base_port: int,
+    http_port: int,
 ) -> None:
     """Write the lab site, build the lab installer, start network, BIND, serve and BMCs."""
     app.setup_logging()
     root = _lab_dir(app, lab_dir)
     opts = orchestrate.LabOptions(
-        root, small=small, namespace=namespace, mode="user" if user_mode else None, fanout=fanout
+        root,
+        small=small,
+        namespace=namespace,
+        mode="user" if user_mode else None,
+        fanout=fanout,
+        bmc_base_port=bmc_base_port,
+        http_port=http_port,
     )
     record = orchestrate.up(opts)
     out = console()

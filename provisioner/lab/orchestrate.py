@@ -64,6 +64,8 @@ class LabOptions:
     mode: NetworkMode | None = None  # None: netns when root networking works
     fanout: int = 2  # TCG on 2 cores: two installs at once keep both cores busy
     cache_dir: Path | None = None
+    bmc_base_port: int = 6230
+    http_port: int = 8080
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,13 @@ class LabPaths:
 
 def lab_spec(opts: LabOptions, mode: NetworkMode) -> LabSpec:
     nodes = SMALL_NODES if opts.small else LabSpec().nodes
-    return LabSpec(mode=mode, nodes=nodes, extra={"pipeline": {"fanout": opts.fanout}})
+    return LabSpec(
+        mode=mode,
+        nodes=nodes,
+        bmc_base_port=opts.bmc_base_port,
+        http_port=opts.http_port,
+        extra={"pipeline": {"fanout": opts.fanout}},
+    )
 
 
 def vbmc_config(paths: LabPaths, spec: LabSpec, plan: LabNetworkPlan) -> dict[str, Any]:
@@ -107,7 +115,12 @@ def vbmc_config(paths: LabPaths, spec: LabSpec, plan: LabNetworkPlan) -> dict[st
             nic["tap"] = plan.tap(node.name)
         else:
             netdev = qemu_netdev(plan, node.name, ip, spec.effective_tftp_port())
-            nic["user"] = netdev.split(",", 2)[2]  # drop "user,id=..."
+            # qemu's NIC ROM is iPXE already (BIOS and UEFI): point it at the node's
+            # boot script over HTTP, so UEFI nodes need no UEFI binary over slirp's TFTP
+            script = f"http://{plan.addresses[0].ip}:{spec.http_port}/boot/"
+            script += node_mac(i).replace(":", "-") + ".ipxe"
+            options = netdev.split(",", 2)[2].split(",bootfile=")[0]  # drop "user,id=..."
+            nic["user"] = f"{options},bootfile={script}"
         bmcs.append(
             {
                 "name": node.name,
