@@ -57,6 +57,8 @@ def lab() -> None:
 @click.option("--fanout", default=2, show_default=True, help="Nodes installed at once.")
 @click.option("--bmc-base-port", default=6230, show_default=True, help="First node's BMC port.")
 @click.option("--http-port", default=8080, show_default=True)
+@click.option("--dns-port", type=int, help="Lab BIND port [default: 53 netns, 5353 user].")
+@click.option("--tftp-port", type=int, help="TFTP port [default: 69 netns, 6969 user].")
 @pass_app
 def up(
     app: App,
@@ -67,6 +69,8 @@ def up(
     fanout: int,
     bmc_base_port: int,
     http_port: int,
+    dns_port: int | None,
+    tftp_port: int | None,
 ) -> None:
     """Write the lab site, build the lab installer, start network, BIND, serve and BMCs."""
     app.setup_logging()
@@ -79,6 +83,8 @@ def up(
         fanout=fanout,
         bmc_base_port=bmc_base_port,
         http_port=http_port,
+        dns_port=dns_port,
+        tftp_port=tftp_port,
     )
     record = orchestrate.up(opts)
     out = console()

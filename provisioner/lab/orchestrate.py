@@ -66,6 +66,8 @@ class LabOptions:
     cache_dir: Path | None = None
     bmc_base_port: int = 6230
     http_port: int = 8080
+    dns_port: int | None = None  # default: 53 in a namespace, 5353 on the loopback
+    tftp_port: int | None = None  # default: 69 in a namespace, 6969 on the loopback
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ def lab_spec(opts: LabOptions, mode: NetworkMode) -> LabSpec:
         nodes=nodes,
         bmc_base_port=opts.bmc_base_port,
         http_port=opts.http_port,
+        dns_port=opts.dns_port,
+        tftp_port=opts.tftp_port,
         extra={"pipeline": {"fanout": opts.fanout}},
     )
 
