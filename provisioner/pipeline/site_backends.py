@@ -49,9 +49,7 @@ class SiteBackends:
     def remove_dhcp_host(self, site: Site, node: Node) -> None:
         (self.dhcp.hostsdir / host_file_name(node)).unlink(missing_ok=True)
 
-    def set_boot_device(
-        self, site: Site, node: Node, device: BootDevice, persistent: bool
-    ) -> None:
+    def set_boot_device(self, site: Site, node: Node, device: BootDevice, persistent: bool) -> None:
         driver_for(site, node, self.power).set_boot_device(
             device, persistent=persistent, uefi=site.boot_mode_of(node) == "uefi"
         )

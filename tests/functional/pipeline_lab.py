@@ -89,6 +89,12 @@ class SimLab:
     state: Path
     dns_port: int
     bmc_ports: list[int]
+    serve_args: tuple[str, ...]
+    serve: Serve | None = None
+
+    def restart_serve(self) -> None:
+        """A new daemon (after the test killed the old one)."""
+        self.serve = Serve([], self.site_path, self.state, *self.serve_args)
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -113,7 +119,7 @@ class SimLab:
 
 @contextmanager
 def sim_lab(root: Path) -> Iterator[SimLab]:
-    http, tftp, dns = free_port(), free_port(), free_port()
+    http, tftp, dns, api = free_port(), free_port(), free_port(), free_port()
     bmc_ports = [free_port() for _ in NODES]
     site_path = write_site(root, http, tftp, dns, bmc_ports)
     state = root / "state"
@@ -124,7 +130,8 @@ def sim_lab(root: Path) -> Iterator[SimLab]:
 
     bind = BindServer(render_bind_config(load_site(site_path), root / "bind", dns))
     bind.start(timeout=60)
-    serve = Serve([], site_path, state, "--no-dhcp", "--workers", "1", "--threads", "8")
+    serve_args = ("--no-dhcp", "--workers", "1", "--threads", "8", f"--api-bind=127.0.0.1:{api}")
+    serve = Serve([], site_path, state, *serve_args)
     behaviours = [f"--sim-behaviour={n}={b}" for n, _r, b, bmc in NODES
                   if b != "normal" and bmc != "dead"]
     vbmc_log = (root / "vbmc.log").open("w")
@@ -133,9 +140,10 @@ def sim_lab(root: Path) -> Iterator[SimLab]:
          str(state), "vbmc", "serve", "--from-site", "--sim-firmware", *behaviours],
         cwd=REPO, stdout=vbmc_log, stderr=subprocess.STDOUT,
     )
-    lab = SimLab(root, site_path, state, dns, bmc_ports)
+    lab = SimLab(root, site_path, state, dns, bmc_ports, serve_args)
+    lab.serve = serve
     try:
-        serve.wait_log("http: serving on", timeout=90)
+        serve.wait_log("api: serving on", timeout=90)
         deadline = time.monotonic() + 90
         while True:
             status = lab.cli("power", "status", "ctl1", "ctl2", "ctl3", "cmp1", "--json")
@@ -153,7 +161,7 @@ def sim_lab(root: Path) -> Iterator[SimLab]:
             vbmc.kill()
             vbmc.wait()
         vbmc_log.close()
-        serve.stop()
+        lab.serve.stop()
         bind.stop()
 
 

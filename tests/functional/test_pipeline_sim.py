@@ -7,9 +7,13 @@ simulated but fetch over TFTP/HTTP and call back like the real ones.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from tests.functional.pipeline_lab import results_by_node, sim_lab
+from tests.functional.pipeline_lab import SimLab, results_by_node, sim_lab
 
 
 def test_provision_then_reprovision_with_failures_and_quorum_guard(tmp_path: Path) -> None:
@@ -39,6 +43,8 @@ def test_provision_then_reprovision_with_failures_and_quorum_guard(tmp_path: Pat
         events = lab.cli("events", "ctl1", "--json").stdout
         assert "boot script served (install" in events
         assert "kickstart served" in events
+        # the CLI found the running daemon and the work ran there, not in the CLI
+        assert '"actor": "daemon"' in events
 
         # quorum guard: ctl3 is down, so taking ctl1 would leave 1 of 3
         refused = lab.cli("reprovision", "ctl1", "--yes")
@@ -52,3 +58,42 @@ def test_provision_then_reprovision_with_failures_and_quorum_guard(tmp_path: Pat
         assert results_by_node(again.stdout)["cmp1"]["state"] == "active"
         history = lab.cli("events", "cmp1", "--json").stdout
         assert history.count("kickstart served") == 2
+
+
+
+def test_daemon_killed_mid_install_resumes_without_a_second_power_cycle(
+    tmp_path: Path,
+) -> None:
+    with sim_lab(tmp_path) as lab:
+        assert lab.serve is not None
+        # ctl3's installer never calls back: it waits in the "installed" step
+        client = subprocess.Popen(
+            [sys.executable, "-m", "provisioner", "--site", str(lab.site_path),
+             "--state-dir", str(lab.state), "provision", "ctl3", "--json"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while _state(lab, "ctl3") != "installing":
+            assert time.monotonic() < deadline, _state(lab, "ctl3")
+            time.sleep(0.3)
+        lab.serve.proc.kill()  # kill -9 of the daemon mid-deployment
+        lab.serve.proc.wait()
+        client.wait(timeout=60)
+
+        lab.restart_serve()
+        lab.serve.wait_log("daemon: resuming ctl3", timeout=90)
+        deadline = time.monotonic() + 90
+        while _state(lab, "ctl3") == "installing":
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        events = json.loads(lab.cli("events", "ctl3", "--json").stdout)
+        assert _state(lab, "ctl3") == "installing failed"  # it never calls back
+        messages = [e["message"] for e in events]
+        assert "resuming at step 'wait for installed callback'" in messages
+        assert sum(1 for e in events if e["kind"] == "power") == 1  # no second power cycle
+        assert any("took over stale reservation" in m for m in messages)
+
+
+def _state(lab: SimLab, name: str) -> str | None:
+    nodes = results_by_node(lab.cli("nodes", "--json").stdout)
+    return nodes[name]["state"]  # type: ignore[return-value]
