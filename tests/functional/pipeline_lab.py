@@ -34,13 +34,24 @@ NODES = [
 ]
 
 
-def write_site(root: Path, http: int, tftp: int, dns: int, bmc_ports: list[int]) -> Path:
+ALL_GOOD = [
+    ("ctl1", "controller", "normal", "ipmi"),
+    ("ctl2", "controller", "normal", "ipmi"),
+    ("ctl3", "controller", "normal", "ipmi"),
+    ("cmp1", "compute", "normal", "ipmi"),
+]
+Spec = list[tuple[str, str, str, str]]
+
+
+def write_site(
+    root: Path, http: int, tftp: int, dns: int, bmc_ports: list[int], nodes_spec: Spec
+) -> Path:
     secrets = root / "secrets"
     shutil.copytree(REPO / "examples" / "secrets", secrets)
     for f in secrets.iterdir():
         f.chmod(0o600)
     nodes = []
-    for i, (name, role, _behaviour, bmc) in enumerate(NODES):
+    for i, (name, role, _behaviour, bmc) in enumerate(nodes_spec):
         driver = "redfish" if bmc == "dead" else "ipmi"
         address = f"http://127.0.0.1:{bmc_ports[i]}" if bmc == "dead" else "127.0.0.1"
         port = "" if bmc == "dead" else f", port: {bmc_ports[i]}"
@@ -118,10 +129,11 @@ class SimLab:
 
 
 @contextmanager
-def sim_lab(root: Path) -> Iterator[SimLab]:
+def sim_lab(root: Path, nodes_spec: Spec | None = None) -> Iterator[SimLab]:
+    nodes_spec = nodes_spec or NODES
     http, tftp, dns, api = free_port(), free_port(), free_port(), free_port()
-    bmc_ports = [free_port() for _ in NODES]
-    site_path = write_site(root, http, tftp, dns, bmc_ports)
+    bmc_ports = [free_port() for _ in nodes_spec]
+    site_path = write_site(root, http, tftp, dns, bmc_ports, nodes_spec)
     state = root / "state"
     files = state / "boot-files" / "sim"
     files.mkdir(parents=True)
@@ -132,7 +144,7 @@ def sim_lab(root: Path) -> Iterator[SimLab]:
     bind.start(timeout=60)
     serve_args = ("--no-dhcp", "--workers", "1", "--threads", "8", f"--api-bind=127.0.0.1:{api}")
     serve = Serve([], site_path, state, *serve_args)
-    behaviours = [f"--sim-behaviour={n}={b}" for n, _r, b, bmc in NODES
+    behaviours = [f"--sim-behaviour={n}={b}" for n, _r, b, bmc in nodes_spec
                   if b != "normal" and bmc != "dead"]
     vbmc_log = (root / "vbmc.log").open("w")
     vbmc = subprocess.Popen(
@@ -146,7 +158,8 @@ def sim_lab(root: Path) -> Iterator[SimLab]:
         serve.wait_log("api: serving on", timeout=90)
         deadline = time.monotonic() + 90
         while True:
-            status = lab.cli("power", "status", "ctl1", "ctl2", "ctl3", "cmp1", "--json")
+            served = [n for n, _r, _b, bmc in nodes_spec if bmc != "dead"]
+            status = lab.cli("power", "status", *served, "--json")
             if status.returncode == 0:
                 break
             assert vbmc.poll() is None, (root / "vbmc.log").read_text()

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.functional.pipeline_lab import SimLab, results_by_node, sim_lab
+from tests.functional.pipeline_lab import ALL_GOOD, SimLab, results_by_node, sim_lab
 
 
 def test_provision_then_reprovision_with_failures_and_quorum_guard(tmp_path: Path) -> None:
@@ -97,3 +97,30 @@ def test_daemon_killed_mid_install_resumes_without_a_second_power_cycle(
 def _state(lab: SimLab, name: str) -> str | None:
     nodes = results_by_node(lab.cli("nodes", "--json").stdout)
     return nodes[name]["state"]  # type: ignore[return-value]
+
+
+def test_first_rebuild_bootstraps_one_controller_then_decommission(tmp_path: Path) -> None:
+    with sim_lab(tmp_path, ALL_GOOD) as lab:
+        run = lab.cli("rebuild", "--all", "--yes", "--json", timeout=600)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert {r["state"] for r in json.loads(run.stdout)} == {"active"}
+
+        def first(name: str, message: str) -> str:
+            events = json.loads(lab.cli("events", name, "--json").stdout)
+            return next(e["at"] for e in events if message in e["message"] or
+                        e.get("to") == message)
+
+        # one controller bootstraps alone; the others start once it is active
+        ctl1_active = first("ctl1", "active")
+        for other in ("ctl2", "ctl3", "cmp1"):
+            assert first(other, "provisioning") >= ctl1_active
+
+        # decommission: powered off, out of DNS and DHCP, kept in the inventory
+        gone = lab.cli("decommission", "cmp1", "--yes", "--json")
+        assert gone.returncode == 0, gone.stdout + gone.stderr
+        assert results_by_node(gone.stdout)["cmp1"]["state"] == "decommissioned"
+        assert lab.dig("cmp1.sim.example.test", "A") == ""
+        assert lab.dig("-x", "127.0.0.14") == ""
+        assert not (lab.state / "dhcp" / "hosts" / "cmp1.host").exists()
+        assert "Chassis Power is off" in lab.ipmitool(3, "chassis", "power", "status")
+        assert "cmp1" in lab.cli("nodes").stdout
