@@ -119,9 +119,25 @@ class BootServer:
         if self.dnsmasq is None:
             return
         site = self.sites.current()
-        plan = plan_dhcp(site, self.dhcp_paths, self.opts.efi_binary, user=getpass.getuser())
+        plan = plan_dhcp(
+            site,
+            self.dhcp_paths,
+            self.opts.efi_binary,
+            user=getpass.getuser(),
+            exclude=self._decommissioned(),
+        )
         self.dnsmasq.apply(plan)
         self._generation = self.sites.generation
+
+    def _decommissioned(self) -> frozenset[str]:
+        from provisioner.states import NodeState
+        from provisioner.store import Store
+
+        store = Store.open(self.opts.state_dir, self.opts.db_url)
+        try:
+            return frozenset(r.name for r in store.all() if r.state is NodeState.DECOMMISSIONED)
+        finally:
+            store.close()
 
     def _start_dhcp(self) -> None:
         self.dnsmasq = Dnsmasq(self.dhcp_paths, node_of_mac=self.names.by_mac)
