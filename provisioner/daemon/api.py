@@ -235,14 +235,6 @@ def _work(operations: Operations, op: OperationIn, names: list[str]) -> Work:
         guard(operations.site(), operations.states(), names, f"{op.action}ing", op.force)
 
     def work(on_result: Callable[[NodeResult], None]) -> list[NodeResult]:
-        if op.action == "provision":
-            return operations.provision(names, on_result=on_result)
-        if op.action == "reprovision":
-            return operations.provision(
-                names, reprovision=True, force=op.force, on_result=on_result
-            )
-        if op.action == "rebuild":
-            return operations.rebuild(names, force=op.force, on_result=on_result)
-        return operations.decommission(names, force=op.force, on_result=on_result)
+        return operations.run(op.action, names, op.force, on_result)
 
     return work
