@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from provisioner.secretfile import create_once
 from provisioner.store import NodeRecord, utcnow
 
 KEY_FILE = "deploy-token.key"
@@ -36,17 +36,8 @@ class DeployTokens:
     @classmethod
     def from_state_dir(cls, state_dir: Path, max_age: timedelta = DEFAULT_MAX_AGE) -> DeployTokens:
         """Load the key, creating it (mode 0600) on first use."""
-        path = state_dir / KEY_FILE
-        if not path.exists():
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # created concurrently
-            else:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(secrets.token_bytes(32))
-        return cls(path.read_bytes(), max_age)
+        key = create_once(state_dir / KEY_FILE, secrets.token_bytes(32))
+        return cls(key, max_age)
 
     def token(self, node: str, deploy_id: str) -> str:
         mac = hmac.new(self._key, f"{node}\0{deploy_id}".encode(), hashlib.sha256).digest()

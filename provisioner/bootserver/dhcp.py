@@ -164,9 +164,17 @@ def _proxy_lines(site: Site, efi_binary: str) -> list[str]:
 
 
 def plan_dhcp(
-    site: Site, paths: DhcpPaths, efi_binary: str = DEFAULT_EFI_BINARY, user: str = "root"
+    site: Site,
+    paths: DhcpPaths,
+    efi_binary: str = DEFAULT_EFI_BINARY,
+    user: str = "root",
+    exclude: frozenset[str] = frozenset(),
 ) -> DhcpPlan:
-    return DhcpPlan(plan_conf(site, paths, efi_binary, user), plan_hosts(site))
+    """``exclude``: nodes that get no host entry (decommissioned ones)."""
+    hosts = plan_hosts(site)
+    for name in exclude:
+        hosts.pop(f"{name}.host", None)
+    return DhcpPlan(plan_conf(site, paths, efi_binary, user), hosts)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provisioner.bootserver.dhcp import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.bootserver.dnsmasq import Dnsmasq, die_with_parent
@@ -27,6 +28,9 @@ from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService, stage_ipxe
 from provisioner.errors import ProvisionerError
 from provisioner.inventory import Site
 from provisioner.sitesource import SiteSource
+
+if TYPE_CHECKING:
+    from provisioner.daemon.service import DaemonService
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,8 @@ class ServeOptions:
     tftp_bind: str | None = None
     dhcp: bool = True
     tftp: bool = True
+    api: bool = True  # the pipeline daemon and its admin REST API
+    api_bind: str | None = None  # default: 127.0.0.1:<http_port + 1>
     workers: int = 4
     threads: int = 32
     efi_binary: str = DEFAULT_EFI_BINARY
@@ -106,15 +112,32 @@ class BootServer:
         self.http_address: tuple[str, int] | None = None
         self._generation = -1
         self.stop_event = threading.Event()
+        self.daemon: DaemonService | None = None
 
     # -- DHCP ------------------------------------------------------------------
     def sync_dhcp(self) -> None:
         if self.dnsmasq is None:
             return
         site = self.sites.current()
-        plan = plan_dhcp(site, self.dhcp_paths, self.opts.efi_binary, user=getpass.getuser())
+        plan = plan_dhcp(
+            site,
+            self.dhcp_paths,
+            self.opts.efi_binary,
+            user=getpass.getuser(),
+            exclude=self._decommissioned(),
+        )
         self.dnsmasq.apply(plan)
         self._generation = self.sites.generation
+
+    def _decommissioned(self) -> frozenset[str]:
+        from provisioner.states import NodeState
+        from provisioner.store import Store
+
+        store = Store.open(self.opts.state_dir, self.opts.db_url)
+        try:
+            return frozenset(r.name for r in store.all() if r.state is NodeState.DECOMMISSIONED)
+        finally:
+            store.close()
 
     def _start_dhcp(self) -> None:
         self.dnsmasq = Dnsmasq(self.dhcp_paths, node_of_mac=self.names.by_mac)
@@ -196,6 +219,17 @@ class BootServer:
             time.sleep(0.1)
         raise ServeError(f"HTTP server not ready at {url} after {timeout:.0f} s")
 
+    # -- pipeline daemon + admin API -------------------------------------------
+    def _start_api(self) -> None:
+        from provisioner.daemon.service import DaemonService
+
+        prov = self.sites.current().network.provisioner
+        host, port = _split_bind(
+            self.opts.api_bind or f"127.0.0.1:{prov.http_port + 1}", "--api-bind"
+        )
+        self.daemon = DaemonService(self.sites, self.opts.state_dir, self.opts.db_url, host, port)
+        self.daemon.start()
+
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
         try:
@@ -204,6 +238,8 @@ class BootServer:
             if self.opts.tftp:
                 self._start_tftp()
             self._start_http()
+            if self.opts.api:
+                self._start_api()
         except BaseException:
             self.stop()
             raise
@@ -228,6 +264,9 @@ class BootServer:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.daemon is not None:
+            self.daemon.stop()
+            self.daemon = None
         proc, self.http_proc = self.http_proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()

@@ -44,9 +44,7 @@ def validate(app: App, as_json: bool, strict: bool) -> None:
     if site is None or errors:
         if not as_json:
             count = len(errors) if site is not None else len(problems)
-            console(stderr=True).print(
-                f"error: {path}: {count} problem(s) found", markup=False
-            )
+            console(stderr=True).print(f"error: {path}: {count} problem(s) found", markup=False)
         raise SystemExit(1)
 
 

@@ -31,8 +31,12 @@ def _in_process_operations(app: App) -> Operations:
     timeouts = Timeouts(**settings.timeouts.model_dump(), poll=settings.poll_interval)
     backends = SiteBackends(app.settings.state_dir)
     pipeline = Pipeline(
-        app.store(), lambda: site, backends, timeouts=timeouts,
-        power_retries=settings.power_retries, actor=app.actor,
+        app.store(),
+        lambda: site,
+        backends,
+        timeouts=timeouts,
+        power_retries=settings.power_retries,
+        actor=app.actor,
     )
     return Operations(pipeline, fanout=settings.fanout)
 
@@ -112,14 +116,7 @@ def _in_process(
 
     def work() -> None:
         try:
-            if action == "provision":
-                outcome.extend(ops.provision(chosen))
-            elif action == "reprovision":
-                outcome.extend(ops.provision(chosen, reprovision=True, force=force))
-            elif action == "rebuild":
-                outcome.extend(ops.rebuild(chosen, force=force))
-            else:
-                outcome.extend(ops.decommission(chosen, force=force))
+            outcome.extend(ops.run(action, chosen, force))
         except BaseException as exc:  # re-raised in the main thread
             failure.append(exc)
 

@@ -47,6 +47,12 @@ pass_app = click.make_pass_decorator(App)
 )
 @click.option("--workers", default=4, show_default=True, help="HTTP worker processes.")
 @click.option("--threads", default=32, show_default=True, help="Threads per HTTP worker.")
+@click.option(
+    "--api-bind",
+    metavar="ADDR:PORT",
+    help="Admin REST API of the pipeline daemon [default: 127.0.0.1:<http_port + 1>].",
+)
+@click.option("--no-api", is_flag=True, help="Do not host the pipeline daemon and its API.")
 @pass_app
 def serve(
     app: App,
@@ -59,6 +65,8 @@ def serve(
     efi_binary: str,
     workers: int,
     threads: int,
+    api_bind: str | None,
+    no_api: bool,
 ) -> None:
     """Run DHCP (dnsmasq), TFTP (iPXE binaries) and HTTP (boot scripts, kernels)
     in the foreground until SIGTERM. Follows edits of site.yaml."""
@@ -78,6 +86,8 @@ def serve(
         workers=workers,
         threads=threads,
         efi_binary=efi_binary,
+        api=not no_api,
+        api_bind=api_bind,
         log_level="DEBUG" if app.verbose > 1 else "INFO",
         log_file=app.settings.log_path,  # the HTTP process logs there too
     )

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from flask import Blueprint, Flask, request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
 
@@ -88,6 +88,21 @@ class ErrorOut(BaseModel):
     error: str
 
 
+class ValidationIssue(BaseModel):
+    """One problem with a request body, as pydantic reports it."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+    url: str | None = None
+
+
+class ValidationIssues(RootModel[list[ValidationIssue]]):
+    pass
+
+
 def _spec() -> SpecTree:
     return SpecTree(
         "flask",
@@ -101,6 +116,7 @@ def _spec() -> SpecTree:
             )
         ],
         security={"bearer": []},
+        validation_error_model=ValidationIssues,
         annotations=True,
     )
 
@@ -121,6 +137,8 @@ def register_api(app: Flask, operations: Operations, jobs: JobManager, api_token
                 request.remote_addr,
             )
             return {"error": "a valid API token is required"}, 401
+        if request.method == "POST" and not request.is_json:
+            return {"error": "send the request body as application/json"}, 415
         return None
 
     def node_out(name: str) -> NodeOut:
@@ -170,6 +188,7 @@ def register_api(app: Flask, operations: Operations, jobs: JobManager, api_token
             HTTP_404=ErrorOut,
             HTTP_409=ErrorOut,
             HTTP_401=ErrorOut,
+            HTTP_415=ErrorOut,
         ),
         tags=["operations"],
     )
@@ -216,14 +235,6 @@ def _work(operations: Operations, op: OperationIn, names: list[str]) -> Work:
         guard(operations.site(), operations.states(), names, f"{op.action}ing", op.force)
 
     def work(on_result: Callable[[NodeResult], None]) -> list[NodeResult]:
-        if op.action == "provision":
-            return operations.provision(names, on_result=on_result)
-        if op.action == "reprovision":
-            return operations.provision(
-                names, reprovision=True, force=op.force, on_result=on_result
-            )
-        if op.action == "rebuild":
-            return operations.rebuild(names, force=op.force, on_result=on_result)
-        return operations.decommission(names, force=op.force, on_result=on_result)
+        return operations.run(op.action, names, op.force, on_result)
 
     return work

@@ -11,22 +11,15 @@ import os
 import secrets
 from pathlib import Path
 
+from provisioner.secretfile import create_once
+
 TOKEN_FILE = "api.token"
 DAEMON_FILE = "daemon.json"
 
 
 def ensure_api_token(state_dir: Path) -> str:
-    path = state_dir / TOKEN_FILE
-    if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+    made = secrets.token_urlsafe(32).encode()
+    return create_once(state_dir / TOKEN_FILE, made).decode().strip()
 
 
 def read_api_token(state_dir: Path) -> str | None:

@@ -84,6 +84,20 @@ class Operations:
         return chosen
 
     # ---- operations ---------------------------------------------------------------
+    def run(
+        self, action: str, names: Sequence[str], force: bool = False, on_result: OnResult = None
+    ) -> list[NodeResult]:
+        """One of provision, reprovision, rebuild, decommission by name."""
+        if action == "provision":
+            return self.provision(names, on_result=on_result)
+        if action == "reprovision":
+            return self.provision(names, reprovision=True, force=force, on_result=on_result)
+        if action == "rebuild":
+            return self.rebuild(names, force=force, on_result=on_result)
+        if action == "decommission":
+            return self.decommission(names, force=force, on_result=on_result)
+        raise ProvisionerError(f"unknown operation '{action}'")
+
     def provision(
         self,
         names: Sequence[str],

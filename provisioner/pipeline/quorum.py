@@ -45,10 +45,17 @@ def assess(
     site: Site, states: Mapping[str, NodeState | None], targets: Iterable[str]
 ) -> QuorumVerdict | None:
     """None when no controller is among the targets (nothing to guard)."""
-    members = [n.name for n in site.nodes_of_kind("controller")]
     targets = set(targets)
-    if not targets & set(members):
+    if not targets & {n.name for n in site.nodes_of_kind("controller")}:
         return None
+    # members: controllers ever deployed; one never installed (or decommissioned)
+    # is not in the cluster yet, so it is not "down" either
+    members = [
+        n.name
+        for n in site.nodes_of_kind("controller")
+        if states.get(n.name)
+        not in (None, NodeState.ENROLLED, NodeState.READY, NodeState.DECOMMISSIONED)
+    ]
     healthy = [m for m in members if states.get(m) is NodeState.ACTIVE]
     services: list[str] = []
     for name, role in site.roles.items():

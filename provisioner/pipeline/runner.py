@@ -157,11 +157,14 @@ class Pipeline:
         elif step is Step.POWER:
             if self.store.get(name).state is S.PROVISIONING:
                 self.store.transition(name, "boot", actor=self.actor)
-            self._mark = self.store.last_event_id(name)
-            self.backends.power_cycle(site, node)
+            # recorded first: boot script fetches count from this event on
             self.store.add_event(
-                name, "power cycled into a one-time network boot", actor=self.actor
+                name,
+                "power cycling into a one-time network boot",
+                kind="power",
+                actor=self.actor,
             )
+            self.backends.power_cycle(site, node)
         elif step is Step.WAIT_BOOT_SCRIPT:
             self._wait_boot_script(site, node, token)
         elif step is Step.WAIT_KICKSTART:
@@ -195,7 +198,7 @@ class Pipeline:
                 self.store.add_event(
                     name,
                     f"no boot script fetch: power cycling again (retry {attempt})",
-                    kind="error",
+                    kind="power",
                     actor=self.actor,
                 )
                 mark = self.store.last_event_id(name)

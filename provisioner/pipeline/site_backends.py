@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 from provisioner.bootserver.dhcp import DhcpPaths, host_file_name, host_line
@@ -47,11 +48,24 @@ class SiteBackends:
         log.info("node %s: DHCP host entry written", node.name)
 
     def remove_dhcp_host(self, site: Site, node: Node) -> None:
-        (self.dhcp.hostsdir / host_file_name(node)).unlink(missing_ok=True)
+        path = self.dhcp.hostsdir / host_file_name(node)
+        if not path.exists():
+            return
+        path.unlink()
+        log.info("node %s: DHCP host entry removed", node.name)
+        self._reload_dnsmasq()
 
-    def set_boot_device(
-        self, site: Site, node: Node, device: BootDevice, persistent: bool
-    ) -> None:
+    def _reload_dnsmasq(self) -> None:
+        """dnsmasq forgets a removed host file only when told to re-read (SIGHUP)."""
+        try:
+            pid = int(self.dhcp.pidfile.read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return  # no dnsmasq of ours running
+        if b"dnsmasq" in cmdline and str(self.dhcp.conf).encode() in cmdline:
+            os.kill(pid, signal.SIGHUP)
+
+    def set_boot_device(self, site: Site, node: Node, device: BootDevice, persistent: bool) -> None:
         driver_for(site, node, self.power).set_boot_device(
             device, persistent=persistent, uefi=site.boot_mode_of(node) == "uefi"
         )

@@ -34,13 +34,24 @@ NODES = [
 ]
 
 
-def write_site(root: Path, http: int, tftp: int, dns: int, bmc_ports: list[int]) -> Path:
+ALL_GOOD = [
+    ("ctl1", "controller", "normal", "ipmi"),
+    ("ctl2", "controller", "normal", "ipmi"),
+    ("ctl3", "controller", "normal", "ipmi"),
+    ("cmp1", "compute", "normal", "ipmi"),
+]
+Spec = list[tuple[str, str, str, str]]
+
+
+def write_site(
+    root: Path, http: int, tftp: int, dns: int, bmc_ports: list[int], nodes_spec: Spec
+) -> Path:
     secrets = root / "secrets"
     shutil.copytree(REPO / "examples" / "secrets", secrets)
     for f in secrets.iterdir():
         f.chmod(0o600)
     nodes = []
-    for i, (name, role, _behaviour, bmc) in enumerate(NODES):
+    for i, (name, role, _behaviour, bmc) in enumerate(nodes_spec):
         driver = "redfish" if bmc == "dead" else "ipmi"
         address = f"http://127.0.0.1:{bmc_ports[i]}" if bmc == "dead" else "127.0.0.1"
         port = "" if bmc == "dead" else f", port: {bmc_ports[i]}"
@@ -89,6 +100,12 @@ class SimLab:
     state: Path
     dns_port: int
     bmc_ports: list[int]
+    serve_args: tuple[str, ...]
+    serve: Serve | None = None
+
+    def restart_serve(self) -> None:
+        """A new daemon (after the test killed the old one)."""
+        self.serve = Serve([], self.site_path, self.state, *self.serve_args)
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -112,10 +129,11 @@ class SimLab:
 
 
 @contextmanager
-def sim_lab(root: Path) -> Iterator[SimLab]:
-    http, tftp, dns = free_port(), free_port(), free_port()
-    bmc_ports = [free_port() for _ in NODES]
-    site_path = write_site(root, http, tftp, dns, bmc_ports)
+def sim_lab(root: Path, nodes_spec: Spec | None = None) -> Iterator[SimLab]:
+    nodes_spec = nodes_spec or NODES
+    http, tftp, dns, api = free_port(), free_port(), free_port(), free_port()
+    bmc_ports = [free_port() for _ in nodes_spec]
+    site_path = write_site(root, http, tftp, dns, bmc_ports, nodes_spec)
     state = root / "state"
     files = state / "boot-files" / "sim"
     files.mkdir(parents=True)
@@ -124,8 +142,9 @@ def sim_lab(root: Path) -> Iterator[SimLab]:
 
     bind = BindServer(render_bind_config(load_site(site_path), root / "bind", dns))
     bind.start(timeout=60)
-    serve = Serve([], site_path, state, "--no-dhcp", "--workers", "1", "--threads", "8")
-    behaviours = [f"--sim-behaviour={n}={b}" for n, _r, b, bmc in NODES
+    serve_args = ("--no-dhcp", "--workers", "1", "--threads", "8", f"--api-bind=127.0.0.1:{api}")
+    serve = Serve([], site_path, state, *serve_args)
+    behaviours = [f"--sim-behaviour={n}={b}" for n, _r, b, bmc in nodes_spec
                   if b != "normal" and bmc != "dead"]
     vbmc_log = (root / "vbmc.log").open("w")
     vbmc = subprocess.Popen(
@@ -133,12 +152,14 @@ def sim_lab(root: Path) -> Iterator[SimLab]:
          str(state), "vbmc", "serve", "--from-site", "--sim-firmware", *behaviours],
         cwd=REPO, stdout=vbmc_log, stderr=subprocess.STDOUT,
     )
-    lab = SimLab(root, site_path, state, dns, bmc_ports)
+    lab = SimLab(root, site_path, state, dns, bmc_ports, serve_args)
+    lab.serve = serve
     try:
-        serve.wait_log("http: serving on", timeout=90)
+        serve.wait_log("api: serving on", timeout=90)
         deadline = time.monotonic() + 90
         while True:
-            status = lab.cli("power", "status", "ctl1", "ctl2", "ctl3", "cmp1", "--json")
+            served = [n for n, _r, _b, bmc in nodes_spec if bmc != "dead"]
+            status = lab.cli("power", "status", *served, "--json")
             if status.returncode == 0:
                 break
             assert vbmc.poll() is None, (root / "vbmc.log").read_text()
@@ -153,7 +174,7 @@ def sim_lab(root: Path) -> Iterator[SimLab]:
             vbmc.kill()
             vbmc.wait()
         vbmc_log.close()
-        serve.stop()
+        lab.serve.stop()
         bind.stop()
 
 

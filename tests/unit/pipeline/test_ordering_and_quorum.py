@@ -53,3 +53,10 @@ def test_quorum_guard_refuses_when_a_majority_would_be_lost(site) -> None:
 def test_quorum_guard_ignores_non_controllers_and_first_deployments(site) -> None:
     guard(site, dict.fromkeys(ALL, NodeState.ACTIVE), ["cmp1", "cmp2", "cmp3"], "power off")
     guard(site, {}, ["ctl1", "ctl2", "ctl3"], "provision")
+
+
+def test_controllers_never_deployed_are_not_members_down(site) -> None:
+    # first deployment, second wave: ctl1 bootstrapped, ctl2/ctl3 join now
+    guard(site, {"ctl1": NodeState.ACTIVE}, ["ctl2", "ctl3"], "rebuilding")
+    with pytest.raises(QuorumAtRisk):
+        guard(site, {"ctl1": NodeState.ACTIVE, "ctl2": NodeState.ACTIVE}, ["ctl1"], "reprovision")

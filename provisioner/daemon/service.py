@@ -1,0 +1,73 @@
+"""The pipeline as a service inside `provisioner serve`.
+
+It owns the operations (one job per request), serves the admin REST API on a
+loopback address by default (waitress, a production WSGI server, in this
+process so jobs and API share memory), publishes where it listens for the CLI,
+and on start resumes every node a previous daemon left in flight (kill -9
+included): the nodes' recorded steps say where to continue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from flask import Flask
+from waitress.server import create_server
+
+from provisioner.daemon.api import register_api
+from provisioner.daemon.apitoken import ensure_api_token, remove_daemon_file, write_daemon_file
+from provisioner.daemon.jobs import JobManager
+from provisioner.errors import ProvisionerError
+from provisioner.pipeline.operations import Operations
+from provisioner.pipeline.runner import Pipeline, Timeouts
+from provisioner.pipeline.site_backends import SiteBackends
+from provisioner.sitesource import SiteSource
+from provisioner.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class DaemonService:
+    def __init__(
+        self, sites: SiteSource, state_dir: Path, db_url: str | None, host: str, port: int
+    ) -> None:
+        self.sites, self.state_dir = sites, state_dir
+        self.store = Store.open(state_dir, db_url)
+        settings = sites.current().pipeline
+        pipeline = Pipeline(
+            self.store,
+            sites.current,
+            SiteBackends(state_dir),
+            timeouts=Timeouts(**settings.timeouts.model_dump(), poll=settings.poll_interval),
+            power_retries=settings.power_retries,
+            actor="daemon",
+        )
+        self.operations = Operations(pipeline, fanout=settings.fanout)
+        self.jobs = JobManager()
+        app = Flask("provisioner.daemon")
+        register_api(app, self.operations, self.jobs, ensure_api_token(state_dir))
+        try:
+            self._server = create_server(app, host=host, port=port, threads=8, ident=None)
+        except OSError as exc:
+            raise ProvisionerError(f"API: cannot listen on {host}:{port}: {exc}") from exc
+        self.url = f"http://{host}:{self._server.effective_port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
+        self._thread.start()
+        write_daemon_file(self.state_dir, self.url)
+        log.info("api: serving on %s", self.url)
+        busy = [r.name for r in self.store.all() if r.state.is_busy and r.state.value != "active"]
+        if busy:
+            log.info("daemon: resuming %s", ", ".join(busy))
+            self.jobs.submit("resume", busy, lambda on: self.operations.resume_all(on))
+
+    def stop(self) -> None:
+        remove_daemon_file(self.state_dir)
+        self._server.close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.store.close()
