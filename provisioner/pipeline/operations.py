@@ -125,13 +125,8 @@ class Operations:
                     why = f"skipped: controller {', '.join(failed)} failed first"
                     results += [self._skipped(n, why, on_result) for n in wave]
                     continue
-                # only controllers that are ACTIVE now go down; installing one that is
-                # not (a first deployment's later waves, a failed one) costs no quorum
-                states = self.states()
-                going_down = [n for n in wave if states.get(n) is NodeState.ACTIVE]
                 try:
-                    if going_down:
-                        guard(self.site(), states, going_down, "rebuilding", force)
+                    guard(self.site(), self.states(), wave, "rebuilding", force)
                 except ProvisionerError as exc:
                     results += [self._skipped(n, str(exc), on_result) for n in wave]
                     continue
