@@ -257,9 +257,8 @@ def pct(values: list[float], q: float) -> float:
 def bench_render(site_path: Path, samples: int = 5000) -> None:
     t0 = time.perf_counter()
     site = load_site(site_path)
-    print(
-        f"\nBoot scripts: {len(site.nodes)}-node inventory (loaded in {time.perf_counter() - t0:.1f} s)"
-    )
+    loaded = time.perf_counter() - t0
+    print(f"\nBoot scripts: {len(site.nodes)}-node inventory (loaded in {loaded:.1f} s)")
     templates, index = BootTemplates(), MacIndex()
     search = site.content_paths().search_path("pxe")
     macs = [n.macs[0] for n in site.nodes]
@@ -268,7 +267,7 @@ def bench_render(site_path: Path, samples: int = 5000) -> None:
         mac = random.choice(macs) if i % 10 else "52:54:00:ff:ff:ff"
         start = time.perf_counter()
         node = index.lookup(site, mac)
-        decision = decide(site, mac, node, bool(i % 2), "t" * 43, "http://198.18.0.2:8080")
+        decision = decide(site, mac, node, bool(i % 2), "t" * 43, "http://192.0.2.2:8080")
         templates.render(decision, search)
         times.append((time.perf_counter() - start) * 1000)
     print(
@@ -297,7 +296,11 @@ def bench_boot_requests(site_path: Path, tmp: Path, workers: int, threads: int) 
             latencies: list[float] = []
             lock = threading.Lock()
 
-            def client() -> None:
+            def client(
+                per_client: int = per_client,
+                lock: threading.Lock = lock,
+                latencies: list[float] = latencies,
+            ) -> None:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 mine = []
                 for _ in range(per_client):
