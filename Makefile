@@ -50,12 +50,12 @@ venv: $(BIN)/python
 
 test: deps-test venv
 	$(BIN)/pip install --quiet -e '.[test]'
-	$(BIN)/ruff check provisioner tests
+	$(BIN)/ruff check provisioner tests benchmarks
 	$(BIN)/mypy provisioner
 	$(BIN)/pytest -q
 
 lint: venv
-	$(BIN)/ruff check provisioner tests
+	$(BIN)/ruff check provisioner tests benchmarks
 	$(BIN)/mypy provisioner
 
 # The main job on the built-in virtual lab: qemu nodes provisioned for real
