@@ -117,28 +117,28 @@ class PowerDriver(ABC):
     # -- public operations --
     def validate(self) -> None:
         """Raise unless the BMC answers and accepts the credentials."""
-        with self._operation():
+        with self._operation("validate"):
             self._call("validate", self._check, self._deadline())
 
     def power_state(self) -> PowerState:
-        with self._operation():
+        with self._operation("power status"):
             return self._call("power status", self._read_power, self._deadline())
 
     def power_on(self) -> None:
-        with self._operation():
+        with self._operation("power on"):
             self._set_power("on", "on")
 
     def power_off(self) -> None:
-        with self._operation():
+        with self._operation("power off"):
             self._set_power("off", "off")
 
     def soft_off(self) -> None:
-        with self._operation():
+        with self._operation("power soft"):
             self._set_power("soft", "off")
 
     def power_cycle(self) -> None:
         """Off (hard) then on, each confirmed: a real cold boot that takes the boot flags."""
-        with self._operation():
+        with self._operation("power cycle"):
             deadline = self._deadline()
             self._set_power("off", "off", deadline)
             self._set_power("on", "on", deadline)
@@ -157,7 +157,7 @@ class PowerDriver(ABC):
             "persistent" if persistent else "next boot only",
             "UEFI" if uefi else "legacy",
         )
-        with self._operation():
+        with self._operation(f"set boot device {device}"):
             self._call(
                 f"set boot device {device}",
                 lambda: self._write_boot(device, persistent, uefi),
@@ -166,14 +166,31 @@ class PowerDriver(ABC):
 
     # -- machinery --
     @contextmanager
-    def _operation(self) -> Iterator[None]:
-        """One public operation: a backend may keep a session for it, closed after."""
+    def _operation(self, what: str) -> Iterator[None]:
+        """One public operation: a backend may keep a session for it, closed after.
+
+        Operations on one BMC run one at a time in this process, the way a
+        conductor holds a node lock: many BMCs allow few sessions, and pyghmi's
+        session setup races when two logins to one BMC overlap (a half-built
+        session is handed to the second caller).
+        """
+        lock = _bmc_lock(self.endpoint.label)
+        if not lock.acquire(timeout=self.settings.timeout):
+            raise BmcTimeout(
+                self.node,
+                self.endpoint.label,
+                f"{what}: another operation on this BMC did not finish within "
+                f"the {self.settings.timeout:g}s timeout",
+            )
         try:
-            yield
-        except BaseException:
-            self._close(failed=True)
-            raise
-        self._close(failed=False)
+            try:
+                yield
+            except BaseException:
+                self._close(failed=True)
+                raise
+            self._close(failed=False)
+        finally:
+            lock.release()
 
     def _close(self, failed: bool) -> None:
         """End what the operation opened (a session); never raises, never blocks
@@ -242,7 +259,13 @@ class PowerDriver(ABC):
 
 _last_command: dict[str, float] = {}
 _throttle_locks: dict[str, threading.Lock] = {}
+_bmc_locks: dict[str, threading.Lock] = {}
 _registry_lock = threading.Lock()
+
+
+def _bmc_lock(key: str) -> threading.Lock:
+    with _registry_lock:
+        return _bmc_locks.setdefault(key, threading.Lock())
 
 
 def _throttle(key: str, min_interval: float, deadline: float) -> None:

@@ -179,5 +179,5 @@ class IpmiPower(PowerDriver):
                 "uefi": bool(flags & 0x20),
             }
 
-        with self._operation():
+        with self._operation("get boot device"):
             return self._call("get boot device", read, self._deadline())

@@ -14,6 +14,11 @@ Applied once, explicitly (``apply()``), never at import time. See LIBRARIES.md:
    ``MSG_DONTWAIT`` does not depend on the socket's mode.
 4. A lost wake-up in the IO thread's waiter hand-off stalls single commands by
    0.5-1 s at random (see ``_io_wait_factory``).
+5. A failed login (wrong password) marks the session broken in the IO thread,
+   and ``_mark_broken`` logs out, which flags the session broken, before it
+   stores the reason: the logging-in caller can wake in between and dies with
+   ``AttributeError: errormsg`` instead of "Incorrect password provided". The
+   reason is now stored first.
 """
 
 from __future__ import annotations
@@ -115,4 +120,12 @@ def apply(server: bool = False) -> None:
             return original(self, data)
 
         session.Session._got_rmcp_response = _got_rmcp_response
+
+        mark_broken = session.Session._mark_broken
+
+        def _mark_broken(self: Any, error: Any = None) -> None:
+            self.errormsg = error  # before logout() flags the session broken
+            mark_broken(self, error)
+
+        session.Session._mark_broken = _mark_broken
         _applied = True

@@ -156,7 +156,7 @@ class RedfishPower(PowerDriver):
                 "uefi": mode == "UEFI",
             }
 
-        with self._operation():
+        with self._operation("get boot device"):
             return self._call(
                 "get boot device", lambda: self._do("get boot", read), self._deadline()
             )

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from power_support import driver, free_ports, running, spec
 
+from provisioner.power.base import PowerDriver, PowerError
 from provisioner.power.fanout import run_many
 
 pytestmark = pytest.mark.functional
@@ -137,3 +138,41 @@ def test_power_command_shows_a_table_with_each_node_result(site_dir: Path) -> No
     assert elapsed < 60  # one command, not ten timeouts in a row
     assert password not in result.stdout + result.stderr
     assert "definitely-wrong" not in result.stdout + result.stderr
+
+
+def test_overlapping_logins_to_one_bmc_each_get_their_own_answer(tmp_path: Path) -> None:
+    """Two operators (or a job and a status poll) on one BMC at once, one with a
+    wrong password: the right ones read the power state, the wrong one is told
+    its credentials were rejected, every time."""
+    ports = free_ports(3)
+    specs = [spec(f"bmc{i}", p, PASSWORD, tmp_path) for i, p in enumerate(ports)]
+    outcomes: list[tuple[str, str]] = []
+
+    def read(d: PowerDriver) -> None:
+        try:
+            outcomes.append((d.node, d.power_state()))
+        except PowerError as exc:
+            outcomes.append((d.node, type(exc).__name__))
+        except Exception as exc:  # what this test is about: nothing unmapped escapes
+            outcomes.append((d.node, f"unmapped {type(exc).__name__}: {exc}"))
+
+    with running(specs):
+        for _ in range(20):
+            drivers = [driver(f"good{i}", p, PASSWORD, TIMEOUT) for i, p in enumerate(ports)]
+            drivers += [driver(f"twin{i}", p, PASSWORD, TIMEOUT) for i, p in enumerate(ports)]
+            drivers += [
+                driver(f"bad{i}", p, "wrong-password", TIMEOUT) for i, p in enumerate(ports)
+            ]
+            threads = [threading.Thread(target=read, args=(d,)) for d in drivers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=3 * TIMEOUT)
+
+    assert len(outcomes) == 20 * 9
+    wrong = [(node, what) for node, what in outcomes if what != _expected(node)]
+    assert not wrong, wrong
+
+
+def _expected(node: str) -> str:
+    return "BmcAuthError" if node.startswith("bad") else "off"
