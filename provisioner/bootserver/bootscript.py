@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 
 from provisioner.errors import ConfigError
 from provisioner.inventory import Site
 from provisioner.inventory.models import Node
+from provisioner.templating import environment
 
 BootKind = Literal["install", "local", "discovery", "unknown"]
 TEMPLATES: dict[BootKind, str] = {
@@ -100,32 +100,14 @@ def decide(
 
 
 class BootTemplates:
-    """Sandboxed Jinja2 environments, one per content search path (cached)."""
-
-    def __init__(self) -> None:
-        self._envs: dict[tuple[Path, ...], SandboxedEnvironment] = {}
-        self._lock = threading.Lock()
-
-    def env(self, search_path: list[Path]) -> SandboxedEnvironment:
-        key = tuple(search_path)
-        with self._lock:
-            env = self._envs.get(key)
-            if env is None:
-                env = SandboxedEnvironment(
-                    loader=FileSystemLoader([str(p) for p in search_path]),
-                    undefined=StrictUndefined,
-                    autoescape=False,
-                    keep_trailing_newline=True,
-                    trim_blocks=True,
-                    lstrip_blocks=True,
-                )
-                self._envs[key] = env
-        return env
+    """Renders pxe/ templates in the project's one sandboxed Jinja2 environment
+    (``provisioner.templating``: StrictUndefined, ``<# #>`` comments, cached per
+    content search path)."""
 
     def render(self, decision: BootDecision, search_path: list[Path]) -> str:
         who = f"node {decision.node.name}" if decision.node else f"MAC {decision.mac}"
         try:
-            template = self.env(search_path).get_template(decision.template)
+            template = environment(search_path).get_template(decision.template)
             text = template.render(**decision.context)
         except TemplateError as exc:
             raise BootTemplateError(

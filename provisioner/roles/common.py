@@ -12,11 +12,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
-
 from provisioner.errors import ConfigError
 from provisioner.inventory import Node, Site
+from provisioner.templating import environment
 
 Bundle = dict[str, str]
 
@@ -108,14 +106,12 @@ def vrrp_router_id(address: IPv4Address) -> int:
 
 
 def render(kind: str, template: str, site: Site, **values: Any) -> str:
-    """Render hooks/<kind>/templates/<template> (site copy first)."""
-    paths = [str(p / kind / "templates") for p in site.content_paths().search_path("hooks")]
-    env = SandboxedEnvironment(
-        loader=FileSystemLoader(paths),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    return env.get_template(template).render(**values)
+    """Render hooks/<kind>/templates/<template> (site copy first), in the project's
+    sandboxed Jinja2 environment (``provisioner.templating``)."""
+    paths = [p / kind / "templates" for p in site.content_paths().search_path("hooks")]
+    return environment(paths).get_template(template).render(**values)
+
+
+def node_context(site: Site, node: Node) -> dict[str, Any]:
+    """What every role's templates are given: the node, the controllers and their VIP."""
+    return {"node": node, "controllers": controllers(site), "vip": controller_vip(site, node.name)}

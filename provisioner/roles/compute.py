@@ -6,8 +6,7 @@ from provisioner.inventory import Node, Site
 from provisioner.roles.common import (
     Bundle,
     DeployFacts,
-    controller_vip,
-    controllers,
+    node_context,
     render,
     str_setting,
 )
@@ -16,11 +15,7 @@ KIND = "compute"
 
 
 def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
-    common = {
-        "node": node,
-        "controllers": controllers(site),
-        "vip": controller_vip(site, node.name),
-    }
+    common = node_context(site, node)
     return {
         "nova/nova-compute.conf": render(KIND, "nova-compute.conf.j2", site, **common),
         "neutron/neutron.conf.d/l2-agent.conf": render(KIND, "neutron-l2.conf.j2", site, **common),

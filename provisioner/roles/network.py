@@ -7,10 +7,9 @@ from provisioner.roles.common import (
     Bundle,
     DeployFacts,
     RoleConfigError,
-    controller_vip,
-    controllers,
     int_setting,
     members,
+    node_context,
     render,
     str_setting,
 )
@@ -29,10 +28,8 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     nodes = members(site, node)
     max_l3, min_l3, dhcp = agent_counts(len(nodes))
     common = {
-        "node": node,
+        **node_context(site, node),
         "members": nodes,
-        "controllers": controllers(site),
-        "vip": controller_vip(site, node.name),
         "dhcp_agents": int_setting(site, node, "dhcp_agents_per_network", dhcp, minimum=1),
     }
     return {

@@ -8,9 +8,8 @@ from provisioner.roles.common import (
     Bundle,
     DeployFacts,
     RoleConfigError,
-    controller_vip,
-    controllers,
     int_setting,
+    node_context,
     render,
     role_settings,
     str_setting,
@@ -34,9 +33,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     data_disks = max(0, node.disks.count - os_disks)
     cinder_disks = 1 if backend == "lvm" and data_disks else 0
     common = {
-        "node": node,
-        "controllers": controllers(site),
-        "vip": controller_vip(site, node.name),
+        **node_context(site, node),
         "volume_group": str_setting(site, node, "volume_group", "cinder-volumes", NAME),
     }
     files: Bundle = {
