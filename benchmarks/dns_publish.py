@@ -12,15 +12,15 @@ import argparse
 import base64
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "functional"))
 
-import yaml
+from bindlab import free_port, point_site_at, write_big_site
 
 from provisioner.dnsclient import DnsServer
 from provisioner.dnslab import BindServer, render_bind_config
@@ -31,42 +31,17 @@ from provisioner.inventory import Site, load_site
 REPO = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def big_site(folder: Path, n: int, port: int) -> Site:
-    raw = yaml.safe_load((REPO / "examples" / "site.yaml").read_text())
-    raw["network"] = {
-        "cidr": "198.18.0.0/16",
-        "provisioner": {"address": "198.18.255.2"},
-    }
-    raw["dns"].update(server="127.0.0.1", port=port, reverse_zone="18.198.in-addr.arpa")
-    raw["roles"]["controller"]["ha"]["vips"][0]["address"] = "198.18.255.10"
-    secret = {"file": "secrets/bmc-password"}
-    raw["nodes"] = [
-        {
-            "name": f"n{i:04d}",
-            "role": "controller" if i < 3 else "compute",
-            "macs": [f"52:54:00:00:{i // 256:02x}:{i % 256:02x}"],
-            "ip": f"198.18.{i // 250}.{i % 250 + 1}",
-            "bmc": {
-                "driver": "ipmi",
-                "address": "127.0.0.1",
-                "port": 20000 + i,
-                "user": "a",
-                "password": secret,
-            },
-        }
-        for i in range(n)
-    ]
+    """The example site grown to ``n`` nodes (the DNS tests' generator), its
+    DNS pointed at the benchmark's BIND, with a fresh TSIG secret."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "examples" / "site.yaml", folder / "site.yaml")
     shutil.copytree(REPO / "examples" / "secrets", folder / "secrets", dirs_exist_ok=True)
     for path in (folder / "secrets").iterdir():
         path.chmod(0o600)
     (folder / "secrets" / "tsig.secret").write_text(base64.b64encode(os.urandom(32)).decode())
-    (folder / "site.yaml").write_text(yaml.safe_dump(raw))
+    point_site_at(folder, port)
+    write_big_site(folder, n)
     return load_site(folder / "site.yaml")
 
 

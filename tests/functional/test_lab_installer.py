@@ -177,15 +177,7 @@ def _install(
         "-device", "virtio-rng-pci",
         "-serial", f"file:{console}", "-monitor", "none",
     ]  # fmt: skip
-    for i, disk in enumerate(disks):
-        argv += ["-drive", f"file={disk},format=raw,if=virtio,index={i},cache=unsafe"]
-    if uefi:
-        vars_copy = tmp_path / "OVMF_VARS.fd"
-        shutil.copy(OVMF_VARS, vars_copy)
-        argv += [
-            "-drive", f"if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on",
-            "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
-        ]  # fmt: skip
+    argv += _disks_and_firmware(disks, uefi, tmp_path / "OVMF_VARS.fd")
     started = time.monotonic()
     try:
         done = subprocess.run(argv, capture_output=True, timeout=QEMU_TIMEOUT)
@@ -204,15 +196,7 @@ def _boot_from_disk(tmp_path: Path, disks: list[Path], uefi: bool, expect: str) 
         "-accel", "tcg", "-m", "256", "-nographic", "-no-reboot", "-nic", "none",
         "-serial", f"file:{console}", "-monitor", "none",
     ]  # fmt: skip
-    for i, disk in enumerate(disks):
-        argv += ["-drive", f"file={disk},format=raw,if=virtio,index={i},cache=unsafe"]
-    if uefi:
-        vars_copy = tmp_path / "OVMF_VARS.second.fd"
-        shutil.copy(OVMF_VARS, vars_copy)
-        argv += [
-            "-drive", f"if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on",
-            "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
-        ]  # fmt: skip
+    argv += _disks_and_firmware(disks, uefi, tmp_path / "OVMF_VARS.second.fd")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     text = ""
     try:
@@ -398,3 +382,18 @@ def _qemu_present() -> Iterator[None]:
     for tool in ("qemu-system-x86_64", "sfdisk", "debugfs"):
         assert shutil.which(tool), f"{tool} missing: run make deps-test"
     yield
+
+
+def _disks_and_firmware(disks: list[Path], uefi: bool, vars_copy: Path) -> list[str]:
+    """qemu arguments for the node's virtio disks and, for UEFI, OVMF with its own
+    copy of the variable store."""
+    argv: list[str] = []
+    for i, disk in enumerate(disks):
+        argv += ["-drive", f"file={disk},format=raw,if=virtio,index={i},cache=unsafe"]
+    if uefi:
+        shutil.copy(OVMF_VARS, vars_copy)
+        argv += [
+            "-drive", f"if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on",
+            "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
+        ]  # fmt: skip
+    return argv

@@ -210,5 +210,21 @@ def test_reprovision_a_killed_controller_rejoins_and_leaves_the_others_alone(lab
         assert _count(lab.events(name), "kickstart served") == served[name]
 
 
+def test_no_secret_reaches_a_log_or_the_status_output(lab: Lab) -> None:
+    secrets = {
+        f.name: f.read_text().strip()
+        for f in [*(lab.root / "secrets").iterdir(), lab.root / "api.token"]
+    }
+    assert all(len(v) >= 8 for v in secrets.values()), secrets.keys()
+    logs = [*(lab.root / "logs").iterdir(), lab.root / "provisioner.log"]
+    shown = lab.lab("status").stdout + lab.run("nodes").stdout + lab.run("events", "ctl2").stdout
+    for name, value in secrets.items():
+        for log in logs:
+            assert value not in log.read_text(errors="replace"), f"{name} in {log.name}"
+        assert value not in shown, f"{name} printed by status, nodes or events"
+    for log in logs:  # the one-time deploy tokens travel in kickstart URLs
+        assert "token=" not in log.read_text(errors="replace"), log.name
+
+
 def _count(events: list[dict[str, Any]], message: str) -> int:
     return sum(1 for e in events if e["message"] == message)
