@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from provisioner.store import Store
+
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "pv4"
 NET = "198.51.100"
@@ -234,3 +236,12 @@ def lab_boot_files(boot_files: Path, marker: str) -> None:
     shutil.copy(kernel.vmlinuz, lab / "vmlinuz")
     init = INIT_PROLOGUE + (f'echo "{marker}"\necho "cmdline: $(cat /proc/cmdline)"\npoweroff -f\n')
     build_initramfs(lab / "initrd.img", init)
+
+
+def boot_events(state: Path, node: str) -> list[str]:
+    """The messages of a node's boot events (which scripts and files it was served)."""
+    store = Store.open(state)
+    try:
+        return [e.message for e in store.events(node) if e.kind == "boot"]
+    finally:
+        store.close()

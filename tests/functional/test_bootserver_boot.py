@@ -22,6 +22,7 @@ import pytest
 from bootserver_support import (
     LabNet,
     Serve,
+    boot_events,
     lab_boot_files,
     lab_net,
     node_entry,
@@ -107,14 +108,6 @@ def token_of(state: Path, node: str) -> str:
         token = DeployTokens.from_state_dir(state).token_for(store.get(node))
         assert token
         return token
-    finally:
-        store.close()
-
-
-def boot_events(state: Path, node: str) -> list[str]:
-    store = Store.open(state)
-    try:
-        return [e.message for e in store.events(node) if e.kind == "boot"]
     finally:
         store.close()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from bootserver_support import Serve, alive, descendants, wait_for
+from bootserver_support import Serve, alive, boot_events, descendants, wait_for
 
 from provisioner.store import Store
 from provisioner.tokens import DeployTokens
@@ -60,14 +60,6 @@ def running(site_dir: Path) -> Iterator[Running]:
         yield Running(serve, f"http://127.0.0.1:{port.group(1)}", state, boot_files)
     finally:
         serve.stop()
-
-
-def boot_events(state: Path, node: str) -> list[str]:
-    store = Store.open(state)
-    try:
-        return [e.message for e in store.events(node) if e.kind == "boot"]
-    finally:
-        store.close()
 
 
 def test_node_not_in_build_mode_boots_local_disk(running: Running) -> None:

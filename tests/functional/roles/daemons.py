@@ -11,6 +11,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def stop(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """TERM, then KILL if it is still there after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
+
+
 @contextmanager
 def background(cmd: list[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A process with its output in ``log_path``; stopped (TERM, then KILL) on exit."""
@@ -19,13 +31,7 @@ def background(cmd: list[str], log_path: Path) -> Iterator[subprocess.Popen[byte
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+        stop(proc)
         log.close()
 
 
@@ -53,10 +59,5 @@ def keepalived(ns: str, conf: Path, run_dir: Path) -> Iterator[subprocess.Popen[
             for pid in keepalived_pids(proc, run_dir):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGCONT)  # a frozen one must wake up to stop
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+        stop(proc)
         log.close()

@@ -19,6 +19,7 @@ import pytest
 from provisioner.inventory import Site
 from provisioner.roles import DeployFacts, generate
 from tests.functional.roles.conftest import bridge_lab, needs_root, run, wait_for
+from tests.functional.roles.daemons import stop
 
 pytestmark = [pytest.mark.functional, needs_root]
 CONTROLLERS = ["ctl1", "ctl2", "ctl3"]
@@ -78,13 +79,7 @@ class Member:
         try:
             yield proc
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=15)
+            stop(proc, grace=60)
 
     def status(self, name: str) -> str | None:
         result = subprocess.run(
