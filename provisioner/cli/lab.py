@@ -190,6 +190,7 @@ def rebuild(app: App, lab_dir: Path | None, as_json: bool) -> None:
     server, port = orchestrate.dns_endpoint(site)
     prefix = ["ip", "netns", "exec", record.namespace] if record.mode == "netns" else []
     rows: list[dict[str, Any]] = []
+    network_boot = orchestrate.network_boot_of(paths)
     for node in site.nodes:
         r = results.get(node.name, {})
         rows.append(
@@ -199,6 +200,7 @@ def rebuild(app: App, lab_dir: Path | None, as_json: bool) -> None:
                 "ip": str(node.ip),
                 "dns_name": _dig(prefix, server, port, "-x", str(node.ip)).rstrip("."),
                 "boot_mode": site.boot_mode_of(node),
+                "network_boot": network_boot.get(node.name, "-"),
                 "state": r.get("state"),
                 "seconds": r.get("seconds"),
                 "reason": r.get("reason"),
@@ -211,8 +213,8 @@ def rebuild(app: App, lab_dir: Path | None, as_json: bool) -> None:
         out.print(
             table(
                 f"lab rebuild ({record.mode} mode, {time.monotonic() - started:.0f}s in all)",
-                ["NODE", "ROLE", "IP", "DNS NAME", "BOOT", "STATE", "TIME", "REASON"],
-                [[r["name"], r["role"], r["ip"], r["dns_name"], r["boot_mode"],
+                ["NODE", "ROLE", "IP", "DNS NAME", "BOOT", "NET BOOT", "STATE", "TIME", "REASON"],
+                [[r["name"], r["role"], r["ip"], r["dns_name"], r["boot_mode"], r["network_boot"],
                   _state(r["state"]),
                   f"{r['seconds']:.0f}s" if r["seconds"] is not None else "-",
                   r["reason"] or ""] for r in rows],

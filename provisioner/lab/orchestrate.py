@@ -48,7 +48,7 @@ SMALL_NODES: tuple[LabNode, ...] = (
     LabNode("ctl1", "controller", "uefi", disks=2),
     LabNode("ctl2", "controller", "bios", disks=2),
     LabNode("ctl3", "controller", "bios", disks=2),
-    LabNode("cmp1", "compute", "uefi"),
+    LabNode("cmp1", "compute", "uefi", network_boot="firmware-pxe"),
 )
 
 
@@ -117,10 +117,12 @@ def vbmc_config(paths: LabPaths, spec: LabSpec, plan: LabNetworkPlan) -> dict[st
         nic: dict[str, Any] = {"mac": node_mac(i)}
         if plan.mode == "netns":
             nic["tap"] = plan.tap(node.name)
+            nic["firmware_pxe"] = node.network_boot == "firmware-pxe"
         else:
             netdev = qemu_netdev(plan, node.name, ip, spec.effective_tftp_port())
             # qemu's NIC ROM is iPXE already (BIOS and UEFI): point it at the node's
             # boot script over HTTP, so UEFI nodes need no UEFI binary over slirp's TFTP
+            # (user mode keeps the iPXE ROM even for "firmware-pxe" nodes)
             script = f"http://{plan.addresses[0].ip}:{spec.http_port}/boot/"
             script += node_mac(i).replace(":", "-") + ".ipxe"
             options = netdev.split(",", 2)[2].split(",bootfile=")[0]  # drop "user,id=..."
@@ -151,6 +153,17 @@ def vbmc_config(paths: LabPaths, spec: LabSpec, plan: LabNetworkPlan) -> dict[st
             "state_dir": str(paths.root / "vbmc"),
         },
         "bmcs": bmcs,
+    }
+
+
+def network_boot_of(paths: LabPaths) -> dict[str, str]:
+    """How each node starts its network boot, read back from the BMCs' config."""
+    config = yaml.safe_load(paths.vbmc_config.read_text())
+    return {
+        bmc["name"]: "PXE+TFTP"
+        if any(nic.get("firmware_pxe") for nic in bmc["qemu"]["nics"])
+        else "iPXE ROM"
+        for bmc in config["bmcs"]
     }
 
 

@@ -16,7 +16,7 @@ import secrets
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -30,6 +30,9 @@ LAB_DOMAIN = "lab.example.test"
 INSTALLER_DIR = "lab-installer"  # under the boot files folder: vmlinuz, initrd.img
 
 
+NetworkBoot = Literal["ipxe-rom", "firmware-pxe"]
+
+
 class LabSiteError(ProvisionerError):
     """The lab's site could not be written."""
 
@@ -41,12 +44,16 @@ class LabNode:
     boot_mode: BootMode
     disks: int = 1
     memory_mib: int = 1024  # sized so six nodes fit a 24 GB, 2-core machine with room
+    #: "ipxe-rom": qemu's NIC ROM is iPXE, so the chain starts at DHCP -> HTTP;
+    #: "firmware-pxe" (UEFI, netns mode): OVMF's own PXE client, DHCP -> TFTP
+    #: ipxe.efi -> HTTP, the path a node with a vendor NIC takes
+    network_boot: NetworkBoot = "ipxe-rom"
 
 
 DEFAULT_NODES: tuple[LabNode, ...] = (
     LabNode("ctl1", "controller", "uefi", disks=2),
     LabNode("ctl2", "controller", "bios", disks=2),
-    LabNode("ctl3", "controller", "uefi", disks=2),
+    LabNode("ctl3", "controller", "uefi", disks=2, network_boot="firmware-pxe"),
     LabNode("net1", "network", "bios"),
     LabNode("sto1", "storage", "uefi", disks=3),
     LabNode("cmp1", "compute", "bios"),

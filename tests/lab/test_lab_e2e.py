@@ -124,6 +124,17 @@ def test_rebuild_brings_every_node_active_with_its_dns_name(lab: Lab) -> None:
     assert {r["boot_mode"] for r in lab.results.values()} == {"bios", "uefi"}
 
 
+def test_the_firmware_pxe_node_fetched_ipxe_over_tftp_and_the_rom_nodes_did_not(lab: Lab) -> None:
+    firmware = [n for n, r in lab.results.items() if r["network_boot"] == "PXE+TFTP"]
+    assert firmware == ["cmp1"] and lab.results["cmp1"]["boot_mode"] == "uefi"
+    serve_log = (lab.root / "logs" / "serve.log").read_text()
+    assert f"tftp: node cmp1 ({lab.results['cmp1']['ip']}): sending ipxe.efi" in serve_log
+    for name, row in lab.results.items():
+        if name != "cmp1":
+            assert row["network_boot"] == "iPXE ROM"
+            assert f"tftp: node {name} " not in serve_log  # qemu's ROM is iPXE already
+
+
 def test_each_disk_has_the_partition_table_of_its_roles_layout(lab: Lab) -> None:
     site = load_site(lab.root / "site.yaml")
     for node in site.nodes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from provisioner.inventory.models import MacAddress
 
@@ -38,6 +38,17 @@ class NicSpec(BaseModel):
         "'bootfile=tftp://10.0.2.2:6969/boot.ipxe'); used when tap is not set",
     )
     rom: Path | None = Field(None, description="NIC option ROM; default: qemu's (iPXE)")
+    firmware_pxe: bool = Field(
+        False,
+        description="No option ROM: the firmware's own PXE client (OVMF's; UEFI only) "
+        "starts the boot and fetches iPXE over TFTP, as a vendor NIC does",
+    )
+
+    @model_validator(mode="after")
+    def _one_rom_choice(self) -> NicSpec:
+        if self.firmware_pxe and self.rom is not None:
+            raise ValueError(f"NIC {self.mac}: rom and firmware_pxe exclude each other")
+        return self
 
 
 class DiskSpec(BaseModel):
@@ -66,6 +77,16 @@ class QemuSpec(BaseModel):
     )
     qemu_binary: str = "qemu-system-x86_64"
     extra_args: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _firmware_pxe_needs_uefi(self) -> QemuSpec:
+        for i, nic in enumerate(self.nics):
+            if nic.firmware_pxe and self.boot_mode != "uefi":
+                raise ValueError(
+                    f"node {self.name}: nics[{i}].firmware_pxe needs boot_mode uefi "
+                    "(SeaBIOS has no PXE client of its own)"
+                )
+        return self
 
 
 def boot_indexes(spec: QemuSpec, device: str) -> tuple[list[int], list[int]]:
@@ -135,7 +156,7 @@ def build_qemu_argv(spec: QemuSpec, boot_device: str, qmp_socket: Path | None = 
             netdev,
             "-device",
             f"virtio-net-pci,netdev=net{i},mac={nic.mac},bootindex={index}"
-            + (f",romfile={nic.rom}" if nic.rom else ""),
+            + (f",romfile={nic.rom}" if nic.rom else ",romfile=" if nic.firmware_pxe else ""),
         ]
     if not spec.nics:
         argv += ["-nic", "none"]

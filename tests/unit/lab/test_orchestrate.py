@@ -42,6 +42,17 @@ def test_small_lab_keeps_three_controllers_for_quorum() -> None:
     assert [b["name"] for b in config["bmcs"]] == ["ctl1", "ctl2", "ctl3", "cmp1"]
 
 
+def test_one_uefi_node_boots_through_its_firmware_pxe_and_tftp_in_each_lab() -> None:
+    for small in (False, True):
+        _, config = _config("netns", small=small)
+        firmware = [b["qemu"] for b in config["bmcs"] if b["qemu"]["nics"][0]["firmware_pxe"]]
+        assert len(firmware) == 1 and firmware[0]["boot_mode"] == "uefi"
+        others = [b["qemu"] for b in config["bmcs"] if not b["qemu"]["nics"][0]["firmware_pxe"]]
+        assert {q["boot_mode"] for q in others} == {"bios", "uefi"}  # both ROM paths stay
+    _, user = _config("user")
+    assert not any(b["qemu"]["nics"][0].get("firmware_pxe") for b in user["bmcs"])
+
+
 def test_user_mode_nodes_boot_their_script_over_slirp() -> None:
     _, config = _config("user")
     nic = config["bmcs"][0]["qemu"]["nics"][0]

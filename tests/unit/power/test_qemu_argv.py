@@ -96,3 +96,21 @@ def test_unknown_boot_device_is_refused() -> None:
 def test_a_node_without_nics_gets_no_default_nic() -> None:
     argv = build_qemu_argv(_spec(nics=[]), "disk")
     assert argv[argv.index("-nic") + 1] == "none"
+
+
+def test_firmware_pxe_drops_the_nic_rom_so_ovmf_starts_the_chain() -> None:
+    nic = NicSpec(mac="52:54:00:00:02:12", tap="pv3tap0", firmware_pxe=True)
+    spec = _spec(nics=[nic], boot_mode="uefi", ovmf_vars=Path("/v"))
+    (device,) = _devices(build_qemu_argv(spec, "network"), "virtio-net-pci")
+    assert device.endswith(",romfile=")
+    (default,) = _devices(build_qemu_argv(_spec(), "network"), "virtio-net-pci")
+    assert "romfile" not in default  # qemu's own iPXE ROM
+
+
+def test_firmware_pxe_is_refused_for_bios_and_together_with_a_rom() -> None:
+    nic = {"mac": "52:54:00:00:02:12", "tap": "pv3tap0", "firmware_pxe": True}
+    needs_uefi = r"node cmp1: nics\[0\]\.firmware_pxe needs boot_mode uefi"
+    with pytest.raises(ValueError, match=needs_uefi):
+        _spec(nics=[nic])
+    with pytest.raises(ValueError, match="rom and firmware_pxe exclude each other"):
+        NicSpec.model_validate({**nic, "rom": "/usr/lib/ipxe/qemu/efi-virtio.rom"})
