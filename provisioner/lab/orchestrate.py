@@ -92,6 +92,10 @@ class LabPaths:
     def serial_log(self, node: str) -> Path:
         return self.root / "serial" / f"{node}.log"
 
+    def nvram(self, node: str) -> Path:
+        """A UEFI node's variable store (boot options), made from OVMF's template."""
+        return self.root / "vbmc" / f"{node}.OVMF_VARS.fd"
+
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
 
@@ -111,7 +115,7 @@ def lab_spec(opts: LabOptions, mode: NetworkMode) -> LabSpec:
 
 def vbmc_config(paths: LabPaths, spec: LabSpec, plan: LabNetworkPlan) -> dict[str, Any]:
     """The virtual BMCs' config: one qemu node per lab node (pure)."""
-    bmcs = []
+    bmcs: list[dict[str, Any]] = []
     for i, node in enumerate(spec.nodes):
         ip = f"192.0.2.{spec.first_host + i}"
         nic: dict[str, Any] = {"mac": node_mac(i)}
@@ -145,6 +149,8 @@ def vbmc_config(paths: LabPaths, spec: LabSpec, plan: LabNetworkPlan) -> dict[st
                 },
             }
         )
+        if node.boot_mode == "uefi":
+            bmcs[-1]["qemu"]["ovmf_vars"] = str(paths.nvram(node.name))
     return {
         "defaults": {
             "address": "127.0.0.1",
@@ -273,13 +279,31 @@ def _start_serve(
 def _start_vbmc(
     paths: LabPaths, record: procs.LabRecord, spec: LabSpec, plan: LabNetworkPlan
 ) -> None:
-    paths.vbmc_config.write_text(yaml.safe_dump(vbmc_config(paths, spec, plan), sort_keys=False))
+    config = vbmc_config(paths, spec, plan)
+    _forget_nvram_of_changed_nodes(paths, config)
+    paths.vbmc_config.write_text(yaml.safe_dump(config, sort_keys=False))
     paths.serial_log(spec.nodes[0].name).parent.mkdir(parents=True, exist_ok=True)
     argv = lab_command(paths, record, "vbmc", "serve", "--config", str(paths.vbmc_config))
     rec = procs.start_detached("vbmc", argv, paths.log("vbmc"), str(paths.vbmc_config))
     record.procs.append(rec)
     record.save(paths.record)
     procs.wait_for(rec, lambda: procs.log_has(rec.log, "virtual BMC(s) on"), 120, "BMCs")
+
+
+def _forget_nvram_of_changed_nodes(paths: LabPaths, config: dict[str, Any]) -> None:
+    """A node whose virtual hardware changed since the last `lab up` starts with
+    a fresh UEFI variable store, as a re-racked machine would. OVMF keeps the old
+    hardware's boot options first: a node that lost its iPXE ROM then tried PXE
+    over IPv6 and HTTP boot (minutes of timeouts) before PXE over IPv4."""
+    if not paths.vbmc_config.exists():
+        return
+    before = yaml.safe_load(paths.vbmc_config.read_text()) or {}
+    old = {b["name"]: b.get("qemu") for b in before.get("bmcs", [])}
+    for bmc in config["bmcs"]:
+        nvram = paths.nvram(bmc["name"])
+        if old.get(bmc["name"]) != bmc["qemu"] and nvram.exists():
+            log.info("lab: %s: virtual hardware changed, fresh UEFI variable store", bmc["name"])
+            nvram.unlink()
 
 
 def qemu_pids(paths: LabPaths) -> dict[str, int]:

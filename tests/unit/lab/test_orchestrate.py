@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from provisioner.lab.network import plan_network
-from provisioner.lab.orchestrate import LabOptions, LabPaths, lab_spec, vbmc_config
+from provisioner.lab.orchestrate import (
+    LabOptions,
+    LabPaths,
+    _forget_nvram_of_changed_nodes,
+    lab_spec,
+    vbmc_config,
+)
 from provisioner.lab.procs import LabRecord, ProcRecord, alive, cmdline
 from provisioner.power.virtual.qemu import QemuSpec, build_qemu_argv
 
@@ -69,3 +77,24 @@ def test_lab_record_round_trip_and_a_dead_pid_is_not_alive(tmp_path: Path) -> No
     assert cmdline(2**22 + 12345) == ""
     assert not alive(ProcRecord("gone", 2**22 + 12345, "m", "l"))
     assert not alive(ProcRecord("init", 1, "no-such-marker-in-init", "l"))  # a reused pid
+
+
+def test_a_node_whose_virtual_hardware_changed_gets_a_fresh_uefi_variable_store(
+    tmp_path: Path,
+) -> None:
+    opts = LabOptions(tmp_path)
+    spec = lab_spec(opts, "netns")
+    plan = plan_network([n.name for n in spec.nodes], "netns", namespace="pv9b-x")
+    paths = LabPaths(tmp_path)
+    before = vbmc_config(paths, spec, plan)
+    assert before["bmcs"][0]["qemu"]["ovmf_vars"] == str(paths.nvram("ctl1"))
+    before["bmcs"][2]["qemu"]["nics"][0]["firmware_pxe"] = False  # ctl3 had the iPXE ROM
+    paths.vbmc_config.write_text(yaml.safe_dump(before))
+    for name in ("ctl1", "ctl3", "sto1"):
+        paths.nvram(name).parent.mkdir(parents=True, exist_ok=True)
+        paths.nvram(name).write_bytes(b"boot options")
+
+    _forget_nvram_of_changed_nodes(paths, vbmc_config(paths, spec, plan))
+
+    assert not paths.nvram("ctl3").exists()
+    assert paths.nvram("ctl1").exists() and paths.nvram("sto1").exists()
