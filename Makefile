@@ -51,11 +51,13 @@ venv: $(BIN)/python
 test: deps-test venv
 	$(BIN)/pip install --quiet -e '.[test]'
 	$(BIN)/ruff check provisioner tests benchmarks
+	$(BIN)/ruff format --check provisioner tests benchmarks
 	$(BIN)/mypy provisioner
 	$(BIN)/pytest -q
 
 lint: venv
 	$(BIN)/ruff check provisioner tests benchmarks
+	$(BIN)/ruff format --check provisioner tests benchmarks
 	$(BIN)/mypy provisioner
 
 # The main job on the built-in virtual lab: qemu nodes provisioned for real

@@ -56,9 +56,9 @@ def write_site(
         address = f"http://127.0.0.1:{bmc_ports[i]}" if bmc == "dead" else "127.0.0.1"
         port = "" if bmc == "dead" else f", port: {bmc_ports[i]}"
         nodes.append(
-            f"  - name: {name}\n    role: {role}\n    macs: [\"52:54:00:7f:00:{11 + i:02x}\"]\n"
+            f'  - name: {name}\n    role: {role}\n    macs: ["52:54:00:7f:00:{11 + i:02x}"]\n'
             f"    ip: 127.0.0.{11 + i}\n    boot_mode: {'bios' if i % 2 else 'uefi'}\n"
-            f"    bmc: {{driver: {driver}, address: \"{address}\"{port}, user: admin, "
+            f'    bmc: {{driver: {driver}, address: "{address}"{port}, user: admin, '
             "password: {file: secrets/bmc-password}}\n"
         )
     text = f"""site: {{name: simlab, domain: sim.example.test}}
@@ -109,22 +109,53 @@ class SimLab:
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "provisioner", "--site", str(self.site_path),
-             "--state-dir", str(self.state), *args],
-            capture_output=True, text=True, timeout=timeout, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "provisioner",
+                "--site",
+                str(self.site_path),
+                "--state-dir",
+                str(self.state),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
         )
 
     def dig(self, *args: str) -> str:
         return subprocess.run(
             ["dig", "@127.0.0.1", "-p", str(self.dns_port), "+short", *args],
-            capture_output=True, text=True, timeout=30, check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout.strip()
 
     def ipmitool(self, node_index: int, *args: str) -> str:
         return subprocess.run(
-            ["ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p",
-             str(self.bmc_ports[node_index]), "-U", "admin", "-P", "lab-only-bmc", *args],
-            capture_output=True, text=True, timeout=30, check=True,
+            [
+                "ipmitool",
+                "-I",
+                "lanplus",
+                "-C",
+                "3",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(self.bmc_ports[node_index]),
+                "-U",
+                "admin",
+                "-P",
+                "lab-only-bmc",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout
 
 
@@ -144,13 +175,30 @@ def sim_lab(root: Path, nodes_spec: Spec | None = None) -> Iterator[SimLab]:
     bind.start(timeout=60)
     serve_args = ("--no-dhcp", "--workers", "1", "--threads", "8", f"--api-bind=127.0.0.1:{api}")
     serve = Serve([], site_path, state, *serve_args)
-    behaviours = [f"--sim-behaviour={n}={b}" for n, _r, b, bmc in nodes_spec
-                  if b != "normal" and bmc != "dead"]
+    behaviours = [
+        f"--sim-behaviour={n}={b}"
+        for n, _r, b, bmc in nodes_spec
+        if b != "normal" and bmc != "dead"
+    ]
     vbmc_log = (root / "vbmc.log").open("w")
     vbmc = subprocess.Popen(
-        [sys.executable, "-m", "provisioner", "--site", str(site_path), "--state-dir",
-         str(state), "vbmc", "serve", "--from-site", "--sim-firmware", *behaviours],
-        cwd=REPO, stdout=vbmc_log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "provisioner",
+            "--site",
+            str(site_path),
+            "--state-dir",
+            str(state),
+            "vbmc",
+            "serve",
+            "--from-site",
+            "--sim-firmware",
+            *behaviours,
+        ],
+        cwd=REPO,
+        stdout=vbmc_log,
+        stderr=subprocess.STDOUT,
     )
     lab = SimLab(root, site_path, state, dns, bmc_ports, serve_args)
     lab.serve = serve

@@ -60,7 +60,6 @@ def test_provision_then_reprovision_with_failures_and_quorum_guard(tmp_path: Pat
         assert history.count("kickstart served") == 2
 
 
-
 def test_daemon_killed_mid_install_resumes_without_a_second_power_cycle(
     tmp_path: Path,
 ) -> None:
@@ -68,9 +67,20 @@ def test_daemon_killed_mid_install_resumes_without_a_second_power_cycle(
         assert lab.serve is not None
         # ctl3's installer never calls back: it waits in the "installed" step
         client = subprocess.Popen(
-            [sys.executable, "-m", "provisioner", "--site", str(lab.site_path),
-             "--state-dir", str(lab.state), "provision", "ctl3", "--json"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "provisioner",
+                "--site",
+                str(lab.site_path),
+                "--state-dir",
+                str(lab.state),
+                "provision",
+                "ctl3",
+                "--json",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
         while _state(lab, "ctl3") != "installing":
@@ -107,8 +117,9 @@ def test_first_rebuild_bootstraps_one_controller_then_decommission(tmp_path: Pat
 
         def first(name: str, message: str) -> str:
             events = json.loads(lab.cli("events", name, "--json").stdout)
-            return next(e["at"] for e in events if message in e["message"] or
-                        e.get("to") == message)
+            return next(
+                e["at"] for e in events if message in e["message"] or e.get("to") == message
+            )
 
         # one controller bootstraps alone; the others start once it is active
         ctl1_active = first("ctl1", "active")

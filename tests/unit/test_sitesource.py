@@ -18,7 +18,7 @@ def test_follows_edits_and_keeps_the_last_good_site(site_dir: Path) -> None:
 
     text = path.read_text()
     added = text + (
-        "  - name: cmp4\n    role: compute\n    macs: [\"52:54:00:00:02:15\"]\n"
+        '  - name: cmp4\n    role: compute\n    macs: ["52:54:00:00:02:15"]\n'
         "    ip: 192.0.2.21\n    bmc: {driver: ipmi, address: 127.0.0.1, port: 6240, "
         "user: admin, password: {file: secrets/bmc-password}}\n"
     )
