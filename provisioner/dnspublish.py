@@ -8,6 +8,8 @@ change set before sending it.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +31,7 @@ from provisioner.inventory.models import Node, Site
 log = logging.getLogger(__name__)
 
 DEFAULT_RETRY_FOR = 30.0
+MAX_REPLANS = 8  # plans sent for one publish when other writers keep changing the zone
 
 
 class DnsConflict(DnsError):
@@ -89,16 +92,25 @@ def apply_plan(
     max_bytes: int = MAX_MESSAGE_BYTES,
     max_names: int | None = None,
 ) -> ApplyReport:
-    """Send a plan; if the zone changed since it was read, plan once more and retry."""
-    for attempt in (1, 2):
+    """Send a plan; if the zone changed since it was read, read it again, plan
+    again and retry (optimistic concurrency: the update's prerequisites are what
+    was read).
+
+    Concurrent writers of the same names are normal: with fan-out, every
+    controller publishes its role's VIP. The next plan then finds their work
+    done (or a conflict, which is an error). Bounded by ``MAX_REPLANS``, with a
+    short random pause so racing writers step apart.
+    """
+    for attempt in range(1, MAX_REPLANS + 1):
         if planned.changes.conflicts:
             raise DnsConflict(planned.changes.conflicts)
         try:
             return apply_changes(server, planned.changes, retry_for, max_bytes, max_names)
         except DnsChanged:
-            if attempt == 2:
+            if attempt == MAX_REPLANS:
                 raise
-            log.warning("dns: zone changed while updating, reading it again")
+            log.info("dns: zone changed while updating (attempt %d), reading it again", attempt)
+            time.sleep(random.uniform(0, 0.05 * attempt))
             planned = make_plan(site, server, planned.scope, retry_for)
     raise AssertionError("unreachable")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 import time
@@ -271,6 +272,7 @@ def test_update_for_a_zone_the_server_does_not_serve_is_notauth(lab: Lab) -> Non
 def test_record_added_between_plan_and_apply_is_never_overwritten(
     lab: Lab, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="provisioner.dnspublish")
     site = lab.site()
     server = DnsServer.from_site(site)
     planned = make_plan(site, server, site_scope(site), retry_for=0)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from bindlab import Lab, make_lab
 
-from provisioner.dnspublish import publish_node, publish_site, unpublish_node
+from provisioner.dnspublish import publish_node, publish_site, publish_vips, unpublish_node
+from provisioner.inventory import Node
 
 pytestmark = pytest.mark.functional
 
@@ -146,3 +147,30 @@ def test_nodes_published_concurrently_by_the_pipeline(lab: Lab) -> None:
     for node in site.nodes:
         assert lab.dig(f"{node.name}.{DOMAIN}", "A") == [str(node.ip)]
         assert lab.dig("-x", str(node.ip)) == [f"{node.name}.{DOMAIN}."]
+
+
+def test_controllers_publishing_their_shared_vip_at_once_all_succeed(lab: Lab) -> None:
+    """The pipeline publishes a role's VIP with each of its nodes; with fan-out the
+    controllers race to write the same names, and each must end up published."""
+    site = lab.site()
+    controllers = [n for n in site.nodes if site.roles[n.role].ha.vips]
+    assert len(controllers) >= 3
+
+    def publish(node: Node) -> None:
+        publish_node(site, node, retry_for=10)
+        publish_vips(site, retry_for=10)
+
+    for _ in range(5):  # fresh races: the first round writes, later ones find it done
+        with ThreadPoolExecutor(max_workers=len(controllers) * 2) as pool:
+            list(pool.map(publish, controllers * 2))
+    assert_site_published_for(lab, controllers)
+
+
+def assert_site_published_for(lab: Lab, nodes: list[Node]) -> None:
+    for node in nodes:
+        assert lab.dig(f"{node.name}.{DOMAIN}", "A") == [str(node.ip)], node.name
+        assert lab.dig("-x", str(node.ip)) == [f"{node.name}.{DOMAIN}."], node.name
+    assert lab.dig(f"api.{DOMAIN}", "A") == ["192.0.2.10"]
+    assert lab.dig("-x", "192.0.2.10") == [f"api.{DOMAIN}."]
+    for alias in ALIASES:
+        assert lab.dig(f"{alias}.{DOMAIN}", "CNAME") == [f"api.{DOMAIN}."], alias
