@@ -258,7 +258,6 @@ class PowerDriver(ABC):
 
 
 _last_command: dict[str, float] = {}
-_throttle_locks: dict[str, threading.Lock] = {}
 _bmc_locks: dict[str, threading.Lock] = {}
 _registry_lock = threading.Lock()
 
@@ -269,16 +268,16 @@ def _bmc_lock(key: str) -> threading.Lock:
 
 
 def _throttle(key: str, min_interval: float, deadline: float) -> None:
-    """Keep at least min_interval between two commands to one BMC (process-wide)."""
+    """Keep at least min_interval between two commands to one BMC (process-wide).
+
+    Called only inside an operation, so the caller holds that BMC's lock.
+    """
     if min_interval <= 0:
         return
-    with _registry_lock:
-        lock = _throttle_locks.setdefault(key, threading.Lock())
-    with lock:
-        wait = _last_command.get(key, 0.0) + min_interval - time.monotonic()
-        if wait > 0:
-            time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
-        _last_command[key] = time.monotonic()
+    wait = _last_command.get(key, 0.0) + min_interval - time.monotonic()
+    if wait > 0:
+        time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+    _last_command[key] = time.monotonic()
 
 
 def _run_before(deadline: float, fn: Callable[[], T], late: PowerError) -> T:

@@ -93,6 +93,12 @@ nodes:
     return path
 
 
+def provisioner_argv(site_path: Path, state: Path, *args: str) -> list[str]:
+    """`python -m provisioner --site SITE --state-dir STATE ARGS`."""
+    return [sys.executable, "-m", "provisioner", "--site", str(site_path),
+            "--state-dir", str(state), *args]  # fmt: skip
+
+
 @dataclass
 class SimLab:
     root: Path
@@ -107,22 +113,13 @@ class SimLab:
         """A new daemon (after the test killed the old one)."""
         self.serve = Serve([], self.site_path, self.state, *self.serve_args)
 
+    def argv(self, *args: str) -> list[str]:
+        """`provisioner ARGS` against this lab's site and state."""
+        return provisioner_argv(self.site_path, self.state, *args)
+
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "provisioner",
-                "--site",
-                str(self.site_path),
-                "--state-dir",
-                str(self.state),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO,
+            self.argv(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO
         )
 
     def dig(self, *args: str) -> str:
@@ -135,28 +132,10 @@ class SimLab:
         ).stdout.strip()
 
     def ipmitool(self, node_index: int, *args: str) -> str:
-        return subprocess.run(
-            [
-                "ipmitool",
-                "-I",
-                "lanplus",
-                "-C",
-                "3",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                str(self.bmc_ports[node_index]),
-                "-U",
-                "admin",
-                "-P",
-                "lab-only-bmc",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
+        argv = ["ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1",
+                "-p", str(self.bmc_ports[node_index]), "-U", "admin", "-P", "lab-only-bmc",
+                *args]  # fmt: skip
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout
 
 
 @contextmanager
@@ -182,20 +161,9 @@ def sim_lab(root: Path, nodes_spec: Spec | None = None) -> Iterator[SimLab]:
     ]
     vbmc_log = (root / "vbmc.log").open("w")
     vbmc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "provisioner",
-            "--site",
-            str(site_path),
-            "--state-dir",
-            str(state),
-            "vbmc",
-            "serve",
-            "--from-site",
-            "--sim-firmware",
-            *behaviours,
-        ],
+        provisioner_argv(
+            site_path, state, "vbmc", "serve", "--from-site", "--sim-firmware", *behaviours
+        ),
         cwd=REPO,
         stdout=vbmc_log,
         stderr=subprocess.STDOUT,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -67,18 +66,7 @@ def test_daemon_killed_mid_install_resumes_without_a_second_power_cycle(
         assert lab.serve is not None
         # ctl3's installer never calls back: it waits in the "installed" step
         client = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "provisioner",
-                "--site",
-                str(lab.site_path),
-                "--state-dir",
-                str(lab.state),
-                "provision",
-                "ctl3",
-                "--json",
-            ],
+            lab.argv("provision", "ctl3", "--json"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
