@@ -50,15 +50,15 @@ venv: $(BIN)/python
 
 test: deps-test venv
 	$(BIN)/pip install --quiet -e '.[test]'
-	$(BIN)/ruff check provisioner tests benchmarks
-	$(BIN)/ruff format --check provisioner tests benchmarks
-	$(BIN)/mypy provisioner
+	$(BIN)/ruff check provisioner provisioner_lab tests benchmarks
+	$(BIN)/ruff format --check provisioner provisioner_lab tests benchmarks
+	$(BIN)/mypy provisioner provisioner_lab
 	$(BIN)/pytest -q
 
 lint: venv
-	$(BIN)/ruff check provisioner tests benchmarks
-	$(BIN)/ruff format --check provisioner tests benchmarks
-	$(BIN)/mypy provisioner
+	$(BIN)/ruff check provisioner provisioner_lab tests benchmarks
+	$(BIN)/ruff format --check provisioner provisioner_lab tests benchmarks
+	$(BIN)/mypy provisioner provisioner_lab
 
 # The main job on the built-in virtual lab: qemu nodes provisioned for real
 # (lab up: site, installer image, network, BIND, serve, BMCs; then a rebuild).

@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from provisioner.bootserver.bootscript import BootTemplates, MacIndex, decide  # noqa: E402
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService, stage_ipxe_binaries  # noqa: E402
 from provisioner.inventory import load_site  # noqa: E402
-from provisioner.store import Store  # noqa: E402
+from provisioner.state.store import Store  # noqa: E402
 
 CONCURRENCY = (10, 50, 100)
 MB = 1_000_000

@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "funct
 
 from bindlab import free_port, point_site_at, write_big_site
 
-from provisioner.dnsclient import DnsServer
-from provisioner.dnslab import BindServer, render_bind_config
-from provisioner.dnspublish import make_plan, publish_node, site_scope
-from provisioner.dnsupdate import apply_changes
+from provisioner.ddns.client import DnsServer
+from provisioner.ddns.publish import make_plan, publish_node, site_scope
+from provisioner.ddns.update import apply_changes
 from provisioner.inventory import Site, load_site
+from provisioner_lab.bind import BindServer, render_bind_config
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provisioner.lab.installer import (
+from provisioner_lab.installer import (
     DEFAULT_CACHE_DIR,
     build_lab_installer,
     kernel_args,

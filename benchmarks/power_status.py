@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from provisioner.power.base import BmcEndpoint, PowerSettings
 from provisioner.power.fanout import run_many
 from provisioner.power.ipmi import IpmiPower
-from provisioner.power.virtual.serve import (
+from provisioner_lab.vbmc.serve import (
     VbmcError,
     VbmcSpec,
     start_children,

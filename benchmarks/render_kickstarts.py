@@ -24,10 +24,10 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from provisioner.install.kickstart import KickstartRenderer, render_kickstart  # noqa: E402
+from provisioner.install.partitioning import plan_for  # noqa: E402
+from provisioner.install.preseed import PreseedRenderer  # noqa: E402
 from provisioner.inventory import load_site  # noqa: E402
-from provisioner.kickstarts import KickstartRenderer, render_kickstart  # noqa: E402
-from provisioner.partitioning import plan_for  # noqa: E402
-from provisioner.preseed import PreseedRenderer  # noqa: E402
 
 ROLES = (("controller", 3), ("network", 4), ("storage", 20), ("compute", 73))  # per 100
 

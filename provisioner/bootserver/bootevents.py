@@ -15,7 +15,7 @@ import queue
 import threading
 
 from provisioner.errors import StateError
-from provisioner.store import Store
+from provisioner.state.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,16 @@ from pathlib import Path
 from flask import Blueprint, Response, jsonify, request
 
 from provisioner.bootserver.context import ServerContext
-from provisioner.bundles import BundleError, BundleStore
-from provisioner.callbacks import (
+from provisioner.errors import StateError
+from provisioner.pipeline.callbacks import (
     CallbackDeps,
     CallbackInvalid,
     CallbackRejected,
     handle_callback,
     state_dir_of,
 )
-from provisioner.errors import StateError
-from provisioner.hooks import HookRunner
+from provisioner.pipeline.hooks import HookRunner
+from provisioner.roles.bundles import BundleError, BundleStore
 
 log = logging.getLogger(__name__)
 

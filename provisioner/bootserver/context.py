@@ -7,9 +7,9 @@ from pathlib import Path
 
 from provisioner.content import ContentPaths
 from provisioner.inventory import Site
-from provisioner.sitesource import SiteSource
-from provisioner.store import Store
-from provisioner.tokens import DeployTokens
+from provisioner.inventory.source import SiteSource
+from provisioner.state.store import Store
+from provisioner.state.tokens import DeployTokens
 
 
 @dataclass

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from provisioner.bootserver.dhcp import DhcpPaths, DhcpPlan, HostsDiff, diff_hosts
+from provisioner.dhcp.hosts import DhcpPaths, DhcpPlan, HostsDiff, diff_hosts
 from provisioner.errors import ProvisionerError
 
 log = logging.getLogger(__name__)

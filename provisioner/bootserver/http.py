@@ -25,9 +25,9 @@ from gunicorn.app.base import BaseApplication
 
 from provisioner.bootserver.app import create_app
 from provisioner.bootserver.context import ServerContext
-from provisioner.sitesource import SiteSource
-from provisioner.store import Store
-from provisioner.tokens import DeployTokens
+from provisioner.inventory.source import SiteSource
+from provisioner.state.store import Store
+from provisioner.state.tokens import DeployTokens
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

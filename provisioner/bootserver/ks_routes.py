@@ -15,8 +15,8 @@ from flask import Blueprint, Response, request
 
 from provisioner.bootserver.context import ServerContext
 from provisioner.errors import ProvisionerError, StateError, UnknownNode
-from provisioner.kickstarts import render_kickstart
-from provisioner.states import NodeState
+from provisioner.install.kickstart import render_kickstart
+from provisioner.state.machine import NodeState
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from provisioner.bootserver.dhcp import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.bootserver.dnsmasq import Dnsmasq, die_with_parent
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService, stage_ipxe_binaries
+from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.errors import ProvisionerError
 from provisioner.inventory import Site
-from provisioner.sitesource import SiteSource
+from provisioner.inventory.source import SiteSource
 
 if TYPE_CHECKING:
     from provisioner.daemon.service import DaemonService
@@ -130,8 +130,8 @@ class BootServer:
         self._generation = self.sites.generation
 
     def _decommissioned(self) -> frozenset[str]:
-        from provisioner.states import NodeState
-        from provisioner.store import Store
+        from provisioner.state.machine import NodeState
+        from provisioner.state.store import Store
 
         store = Store.open(self.opts.state_dir, self.opts.db_url)
         try:

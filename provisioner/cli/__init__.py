@@ -15,8 +15,8 @@ import click
 
 from provisioner import __version__
 from provisioner.cli.context import App
+from provisioner.cli.output import console
 from provisioner.errors import InventoryInvalid, ProvisionerError
-from provisioner.output import console
 from provisioner.settings import Settings, default_state_dir
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,9 @@ COMMAND_MODULES = [
     "power",
     "serve",
     "pipeline",
-    "lab",
 ]
+#: entry point group through which add-ons (the lab) add their commands
+PLUGIN_GROUP = "provisioner.commands"
 
 
 def _register() -> None:
@@ -83,6 +84,10 @@ def _register() -> None:
         module = importlib.import_module(f"provisioner.cli.{module_name}")
         for command in module.COMMANDS:
             cli.add_command(command)
+    from importlib.metadata import entry_points
+
+    for plugin in entry_points(group=PLUGIN_GROUP):
+        plugin.load()(cli)
 
 
 _register()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from provisioner.inventory import Site, load_site
 from provisioner.settings import Settings
-from provisioner.store import Store
+from provisioner.state.store import Store
 
 _last_log_path: Path | None = None
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 import time
 from pathlib import Path
 
 import click
 
 from provisioner.cli.context import App
-from provisioner.dnscheck import expectations, run_checks
-from provisioner.dnsclient import DnsServer
-from provisioner.dnslab import render_bind_config
-from provisioner.dnsplan import ChangeSet
-from provisioner.dnspublish import (
+from provisioner.cli.output import console, print_json, table
+from provisioner.ddns.check import expectations, run_checks
+from provisioner.ddns.client import DnsServer
+from provisioner.ddns.plan import ChangeSet
+from provisioner.ddns.publish import (
     DEFAULT_RETRY_FOR,
     DnsConflict,
     apply_plan,
@@ -23,8 +20,7 @@ from provisioner.dnspublish import (
     site_scope,
     unpublish_node,
 )
-from provisioner.output import console, print_json, table
-from provisioner.zonefile import ZONE_KINDS, render_zone, zone_name
+from provisioner.ddns.zonefile import ZONE_KINDS, render_zone, zone_name
 
 pass_app = click.make_pass_decorator(App)
 
@@ -200,33 +196,6 @@ def export(app: App, out_dir: Path | None, serial: int | None) -> None:
         path = out_dir / f"{zone_name(site, kind).rstrip('.')}.db"
         path.write_text(text, encoding="utf-8")
         click.echo(f"wrote {path}")
-
-
-@dns.command("lab")
-@click.option(
-    "--workdir", type=click.Path(path_type=Path), required=True, help="Where config goes."
-)
-@click.option("--port", type=click.IntRange(1, 65535), default=5300, show_default=True)
-@click.option("--address", default="127.0.0.1", show_default=True)
-@click.option("--run", is_flag=True, help="Then run named in the foreground (Ctrl-C stops it).")
-@pass_app
-def lab(app: App, workdir: Path, port: int, address: str, run: bool) -> None:
-    """A BIND config serving this site's zones, updatable with its TSIG key."""
-    site = app.site()
-    config = render_bind_config(site, workdir, port, address)
-    out = console()
-    out.print(f"wrote {config.conf} (zones {', '.join(config.zones)})", markup=False)
-    if (str(site.dns.server), site.dns.port) != (address, port):
-        out.print(
-            f"note: site.yaml sends updates to {site.dns.server}:{site.dns.port}, "
-            f"not {address}:{port}",
-            markup=False,
-        )
-    argv = config.argv(shutil.which("named") or "/usr/sbin/named")
-    out.print(" ".join(argv), markup=False)
-    if run:
-        sys.stdout.flush()
-        os.execv(argv[0], argv)
 
 
 COMMANDS = [dns]

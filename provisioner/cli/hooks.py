@@ -7,21 +7,21 @@ from pathlib import Path
 
 import click
 
-from provisioner.bundles import BundleStore
 from provisioner.cli.context import App
-from provisioner.delivery import SshPush
+from provisioner.cli.output import console, print_json, table
 from provisioner.errors import ProvisionerError
-from provisioner.hooks import (
+from provisioner.pipeline.hooks import (
     DEFAULT_TIMEOUT_S,
     STEP_PREFIX,
     HookRunner,
     hook_context,
     plan_hooks,
 )
-from provisioner.output import console, print_json, table
 from provisioner.roles import DeployFacts, generate
+from provisioner.roles.bundles import BundleStore
+from provisioner.roles.delivery import SshPush
 from provisioner.roles.kolla import multinode_inventory
-from provisioner.states import NodeState
+from provisioner.state.machine import NodeState
 
 pass_app = click.make_pass_decorator(App)
 

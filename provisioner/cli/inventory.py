@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from provisioner.cli.context import App
+from provisioner.cli.output import ago, console, print_json, styled_state, table
 from provisioner.inventory.loader import validate_site_file
-from provisioner.output import ago, console, print_json, styled_state, table
-from provisioner.schema import site_schema_text
+from provisioner.inventory.schema import site_schema_text
 
 pass_app = click.make_pass_decorator(App)
 

@@ -13,10 +13,10 @@ from typing import Any
 import click
 
 from provisioner.cli.context import App
+from provisioner.cli.output import console, print_json, styled_state, table
 from provisioner.cli.progress import NodeView, watch
 from provisioner.daemon.client import DaemonClient
 from provisioner.errors import ProvisionerError
-from provisioner.output import console, print_json, styled_state, table
 from provisioner.pipeline.operations import NodeResult, Operations
 
 pass_app = click.make_pass_decorator(App)

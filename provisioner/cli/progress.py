@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from rich.live import Live
 from rich.table import Table
 
-from provisioner.output import console, styled_state
-from provisioner.states import NodeState
+from provisioner.cli.output import console, styled_state
+from provisioner.state.machine import NodeState
 
 
 @dataclass(frozen=True)

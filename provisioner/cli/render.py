@@ -7,10 +7,10 @@ import logging
 import click
 
 from provisioner.cli.context import App
+from provisioner.install.kickstart import TOKEN_PLACEHOLDER, render_kickstart
+from provisioner.install.preseed import render_preseed
 from provisioner.inventory import Node, Site
-from provisioner.kickstarts import TOKEN_PLACEHOLDER, render_kickstart
-from provisioner.preseed import render_preseed
-from provisioner.tokens import DeployTokens
+from provisioner.state.tokens import DeployTokens
 
 log = logging.getLogger(__name__)
 pass_app = click.make_pass_decorator(App)

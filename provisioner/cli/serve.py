@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from provisioner.bootserver.dhcp import DEFAULT_EFI_BINARY
 from provisioner.bootserver.server import ServeOptions, serve_forever
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR
 from provisioner.cli.context import App
+from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY
 
 pass_app = click.make_pass_decorator(App)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from provisioner.cli.context import App
+from provisioner.cli.output import ago, console, print_json, styled_state, table
 from provisioner.errors import ProvisionerError
-from provisioner.output import ago, console, print_json, styled_state, table
-from provisioner.store import EventRecord
+from provisioner.state.store import EventRecord
 
 pass_app = click.make_pass_decorator(App)
 

@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from provisioner.secretfile import create_once
+from provisioner.state.keys import create_once
 
 TOKEN_FILE = "api.token"
 DAEMON_FILE = "daemon.json"

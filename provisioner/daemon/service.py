@@ -20,11 +20,11 @@ from provisioner.daemon.api import register_api
 from provisioner.daemon.apitoken import ensure_api_token, remove_daemon_file, write_daemon_file
 from provisioner.daemon.jobs import JobManager
 from provisioner.errors import ProvisionerError
+from provisioner.inventory.source import SiteSource
 from provisioner.pipeline.operations import Operations
 from provisioner.pipeline.runner import Pipeline, Timeouts
 from provisioner.pipeline.site_backends import SiteBackends
-from provisioner.sitesource import SiteSource
-from provisioner.store import Store
+from provisioner.state.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from provisioner.inventory import Site
 from provisioner.pipeline.ordering import rebuild_waves
 from provisioner.pipeline.quorum import guard
 from provisioner.pipeline.runner import Pipeline
-from provisioner.states import NodeState
-from provisioner.store import NodeRecord, Store
+from provisioner.state.machine import NodeState
+from provisioner.state.store import NodeRecord, Store
 
 log = logging.getLogger(__name__)
 

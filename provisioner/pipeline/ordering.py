@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from provisioner.inventory import Site
-from provisioner.states import NodeState
+from provisioner.state.machine import NodeState
 
 
 def is_first_deployment(site: Site, states: Mapping[str, NodeState | None]) -> bool:

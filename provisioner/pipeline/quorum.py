@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from provisioner.errors import ProvisionerError
 from provisioner.inventory import Site
 from provisioner.inventory.checks import QUORUM_SERVICES_DEFAULT
-from provisioner.states import NodeState
+from provisioner.state.machine import NodeState
 
 
 class QuorumAtRisk(ProvisionerError):

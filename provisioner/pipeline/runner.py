@@ -17,8 +17,8 @@ from enum import StrEnum
 from provisioner.errors import ProvisionerError, StateError
 from provisioner.inventory import Node, Site
 from provisioner.pipeline.backends import Backends
-from provisioner.states import NodeState
-from provisioner.store import NodeRecord, Store
+from provisioner.state.machine import NodeState
+from provisioner.state.store import NodeRecord, Store
 
 log = logging.getLogger(__name__)
 S = NodeState

@@ -7,8 +7,8 @@ import os
 import signal
 from pathlib import Path
 
-from provisioner.bootserver.dhcp import DhcpPaths, host_file_name, host_line
-from provisioner.dnspublish import publish_node, publish_vips, unpublish_node
+from provisioner.ddns.publish import publish_node, publish_vips, unpublish_node
+from provisioner.dhcp.hosts import DhcpPaths, host_file_name, host_line
 from provisioner.inventory import Node, Site
 from provisioner.pipeline.backends import BootDevice
 from provisioner.power import PowerSettings, driver_for

@@ -2,7 +2,7 @@
 
 One module per role kind, each with ``bundle(site, node, facts) -> {path: text}``:
 pure functions, no I/O besides reading templates. Writing a bundle to disk and
-delivering it to the node is done elsewhere (provisioner.bundles).
+delivering it to the node is done elsewhere (provisioner.roles.bundles).
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from provisioner.bundles import BundleStore
 from provisioner.errors import ProvisionerError
 from provisioner.inventory import load_site
 from provisioner.roles import DeployFacts, generate
+from provisioner.roles.bundles import BundleStore
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from provisioner.dnslab import BindConfig, BindError, BindServer, render_bind_config
 from provisioner.inventory import Site, load_site
+from provisioner_lab.bind import BindConfig, BindError, BindServer, render_bind_config
 
 
 def free_port() -> int:

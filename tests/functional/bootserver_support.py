@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from provisioner.store import Store
+from provisioner.state.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "pv4"
@@ -227,8 +227,8 @@ class Serve:
 def lab_boot_files(boot_files: Path, marker: str) -> None:
     """Debian's cloud kernel and a busybox initrd whose /init prints ``marker``,
     the kernel command line, and powers off."""
-    from provisioner.lab.initramfs import INIT_PROLOGUE, build_initramfs
-    from provisioner.lab.kernel import fetch_cloud_kernel
+    from provisioner_lab.initramfs import INIT_PROLOGUE, build_initramfs
+    from provisioner_lab.kernel import fetch_cloud_kernel
 
     kernel = fetch_cloud_kernel(LAB_CACHE)
     lab = boot_files / "lab"

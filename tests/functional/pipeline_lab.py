@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioner.dnslab import BindServer, render_bind_config
 from provisioner.inventory import load_site
+from provisioner_lab.bind import BindServer, render_bind_config
 from tests.functional.bindlab import free_port
 from tests.functional.bootserver_support import Serve
 

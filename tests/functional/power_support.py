@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from provisioner.power.base import BmcEndpoint, PowerSettings
 from provisioner.power.ipmi import IpmiPower
-from provisioner.power.virtual.serve import Child, VbmcSpec, start_children, stop_children
+from provisioner_lab.vbmc.serve import Child, VbmcSpec, start_children, stop_children
 
 PORT_RANGE = (16200, 16999)  # this range; other test suites use others
 USER = "admin"

@@ -30,8 +30,8 @@ from bootserver_support import (
     write_lab_site,
 )
 
-from provisioner.store import Store
-from provisioner.tokens import DeployTokens
+from provisioner.state.store import Store
+from provisioner.state.tokens import DeployTokens
 
 pytestmark = [pytest.mark.functional, pytest.mark.lab]
 

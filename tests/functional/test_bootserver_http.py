@@ -14,8 +14,8 @@ import pytest
 import requests
 from bootserver_support import Serve, alive, boot_events, descendants, wait_for
 
-from provisioner.store import Store
-from provisioner.tokens import DeployTokens
+from provisioner.state.store import Store
+from provisioner.state.tokens import DeployTokens
 
 pytestmark = pytest.mark.functional
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.schema import site_schema_text
+from provisioner.inventory.schema import site_schema_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -103,7 +103,7 @@ def test_status_of_unknown_node_is_a_clean_error(site_dir: Path) -> None:
 
 def test_reserved_node_can_be_released_by_the_operator(site_dir: Path) -> None:
     run("enroll", "ctl1", site_dir=site_dir)
-    from provisioner.store import Store
+    from provisioner.state.store import Store
 
     store = Store.open(site_dir / "state")
     store.reserve("ctl1", "provision", owner="stuck-daemon")

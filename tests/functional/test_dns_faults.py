@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from bindlab import Lab, make_lab
 
-from provisioner.dnsclient import DnsRejected, DnsServer, DnsUnreachable
-from provisioner.dnsplan import ChangeSet, NameChange
-from provisioner.dnspublish import (
+from provisioner.ddns.client import DnsRejected, DnsServer, DnsUnreachable
+from provisioner.ddns.plan import ChangeSet, NameChange
+from provisioner.ddns.publish import (
     DnsConflict,
     apply_plan,
     make_plan,
@@ -22,8 +22,8 @@ from provisioner.dnspublish import (
     publish_site,
     site_scope,
 )
-from provisioner.dnsrecords import RRset
-from provisioner.dnsupdate import apply_changes
+from provisioner.ddns.records import RRset
+from provisioner.ddns.update import apply_changes
 
 pytestmark = pytest.mark.functional
 
@@ -272,7 +272,7 @@ def test_update_for_a_zone_the_server_does_not_serve_is_notauth(lab: Lab) -> Non
 def test_record_added_between_plan_and_apply_is_never_overwritten(
     lab: Lab, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="provisioner.dnspublish")
+    caplog.set_level(logging.INFO, logger="provisioner.ddns.publish")
     site = lab.site()
     server = DnsServer.from_site(site)
     planned = make_plan(site, server, site_scope(site), retry_for=0)

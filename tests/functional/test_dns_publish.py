@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from bindlab import Lab, make_lab
 
-from provisioner.dnspublish import publish_node, publish_site, publish_vips, unpublish_node
+from provisioner.ddns.publish import publish_node, publish_site, publish_vips, unpublish_node
 from provisioner.inventory import Node
 
 pytestmark = pytest.mark.functional

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from bindlab import make_lab, write_big_site
 
-from provisioner.dnspublish import publish_site
+from provisioner.ddns.publish import publish_site
 
 pytestmark = pytest.mark.functional
 

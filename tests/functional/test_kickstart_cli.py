@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from provisioner.kickstarts import TOKEN_PLACEHOLDER
-from provisioner.store import Store
-from provisioner.tokens import DeployTokens
+from provisioner.install.kickstart import TOKEN_PLACEHOLDER
+from provisioner.state.store import Store
+from provisioner.state.tokens import DeployTokens
 from tests.unit.kickstart.kshelpers import ksvalidator
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.install.kickstart import STORAGE_INCLUDE, render_kickstart
 from provisioner.inventory import Site, load_site
 from provisioner.inventory.models import DiskHints
-from provisioner.kickstarts import STORAGE_INCLUDE, render_kickstart
 from tests.functional.installer_env import GB, callback_server, make_sysfs
 from tests.unit.kickstart.kshelpers import scripts
 

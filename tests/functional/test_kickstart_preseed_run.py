@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.install.preseed import render_preseed
 from provisioner.inventory import Site, load_site
-from provisioner.preseed import render_preseed
 from tests.functional.installer_env import GB, callback_server, make_sysfs
 from tests.unit.kickstart.kshelpers import parse_preseed
 

@@ -16,10 +16,10 @@ from werkzeug.serving import make_server
 
 from provisioner.bootserver.context import ServerContext
 from provisioner.bootserver.ks_routes import blueprint
-from provisioner.sitesource import SiteSource
-from provisioner.states import NodeState
-from provisioner.store import Store
-from provisioner.tokens import DeployTokens
+from provisioner.inventory.source import SiteSource
+from provisioner.state.machine import NodeState
+from provisioner.state.store import Store
+from provisioner.state.tokens import DeployTokens
 
 
 @dataclass

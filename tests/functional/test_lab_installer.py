@@ -26,14 +26,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from provisioner.lab.diskimage import DiskImage, installed_marker, read_ext_file
-from provisioner.lab.installer import (
+from provisioner_lab.diskimage import DiskImage, installed_marker, read_ext_file
+from provisioner_lab.installer import (
     DEFAULT_CACHE_DIR,
     LabInstaller,
     build_lab_installer,
     kernel_args,
 )
-from provisioner.lab.network import LabNetwork, LabNetworkPlan, plan_network, qemu_netdev
+from provisioner_lab.network import LabNetwork, LabNetworkPlan, plan_network, qemu_netdev
 
 pytestmark = [pytest.mark.functional]
 

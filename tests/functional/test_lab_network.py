@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from provisioner.lab.network import LabNetwork, detect_mode, namespaces, plan_network
+from provisioner_lab.network import LabNetwork, detect_mode, namespaces, plan_network
 
 pytestmark = [pytest.mark.functional]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from power_support import driver, free_ports, ipmitool, running, spec
 
-from provisioner.power.virtual.qemu import DiskSpec, NicSpec, QemuSpec
+from provisioner_lab.vbmc.qemu import DiskSpec, NicSpec, QemuSpec
 
 pytestmark = pytest.mark.functional
 

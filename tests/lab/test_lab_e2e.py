@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
+from provisioner.install.layouts import load_layout
 from provisioner.inventory import load_site
-from provisioner.lab.diskimage import DiskImage
-from provisioner.layouts import load_layout
+from provisioner_lab.diskimage import DiskImage
 
 pytestmark = [
     pytest.mark.lab,

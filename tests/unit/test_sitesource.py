@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from provisioner.sitesource import SiteSource
+from provisioner.inventory.source import SiteSource
 
 
 def _touch_later(path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provisioner.states import FAILED_OF, TRANSITIONS, NodeState, allowed_events, target
+from provisioner.state.machine import FAILED_OF, TRANSITIONS, NodeState, allowed_events, target
 
 S = NodeState
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from provisioner.errors import IllegalTransition, NodeNotEnrolled, NodeReserved, StateError
-from provisioner.states import NodeState
-from provisioner.store import Store
+from provisioner.state.machine import NodeState
+from provisioner.state.store import Store
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_reservation_of_another_process_blocks_until_it_exits(tmp_path: Path) ->
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from provisioner.store import Store\n"
+            "import sys; from pathlib import Path; from provisioner.state.store import Store\n"
             f"s = Store.open(Path({str(path)!r})); s.reserve('ctl1', 'rebuild', owner='holder')\n"
             "print('held', flush=True); sys.stdin.readline()",
         ],
@@ -139,7 +139,7 @@ def test_expired_reservation_is_taken_over(store: Store) -> None:
 def test_event_log_survives_a_process_restart(tmp_path: Path) -> None:
     path = tmp_path / "state"
     script = (
-        "from pathlib import Path; from provisioner.store import Store\n"
+        "from pathlib import Path; from provisioner.state.store import Store\n"
         f"s = Store.open(Path({str(path)!r}))\n"
         "s.enroll('ctl1'); s.transition('ctl1', 'manage'); s.transition('ctl1', 'provision')\n"
         "s.add_event('ctl1', 'power cycled through the BMC')\n"
@@ -152,7 +152,7 @@ def test_event_log_survives_a_process_restart(tmp_path: Path) -> None:
 
 
 def test_build_mode_token_is_per_node_per_deploy_and_spent(store: Store, tmp_path: Path) -> None:
-    from provisioner.tokens import DeployTokens
+    from provisioner.state.tokens import DeployTokens
 
     tokens = DeployTokens.from_state_dir(tmp_path / "state")
     assert (tmp_path / "state" / "deploy-token.key").stat().st_mode & 0o077 == 0

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from provisioner.inventory import Site, load_site
-from provisioner.states import NodeState
-from provisioner.store import Store
+from provisioner.state.machine import NodeState
+from provisioner.state.store import Store
 
 #: events that walk a fresh node to each state of a deployment
 PATH_TO: dict[NodeState, list[str]] = {

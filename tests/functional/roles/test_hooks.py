@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from provisioner.bundles import BundleStore
-from provisioner.hooks import HookRunner
 from provisioner.inventory import load_site
-from provisioner.states import NodeState
-from provisioner.store import Store
+from provisioner.pipeline.hooks import HookRunner
+from provisioner.roles.bundles import BundleStore
+from provisioner.state.machine import NodeState
+from provisioner.state.store import Store
 from tests.functional.roles.conftest import edit_site, walk
 
 pytestmark = pytest.mark.functional

@@ -19,14 +19,14 @@ from werkzeug.serving import make_server
 
 from provisioner.bootserver.callback_routes import blueprint
 from provisioner.bootserver.context import ServerContext
-from provisioner.bundles import BundleStore
-from provisioner.callbacks import CallbackDeps
-from provisioner.hooks import HookRunner
 from provisioner.inventory import Node, Site
-from provisioner.sitesource import SiteSource
-from provisioner.states import NodeState
-from provisioner.store import Store
-from provisioner.tokens import DeployTokens
+from provisioner.inventory.source import SiteSource
+from provisioner.pipeline.callbacks import CallbackDeps
+from provisioner.pipeline.hooks import HookRunner
+from provisioner.roles.bundles import BundleStore
+from provisioner.state.machine import NodeState
+from provisioner.state.store import Store
+from provisioner.state.tokens import DeployTokens
 from tests.functional.roles.conftest import run, walk
 
 pytestmark = pytest.mark.functional

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.bootserver.dhcp import DhcpConfigError, DhcpPaths, diff_hosts, plan_dhcp
+from provisioner.dhcp.hosts import DhcpConfigError, DhcpPaths, diff_hosts, plan_dhcp
 from provisioner.inventory import load_site
 
 

@@ -10,7 +10,7 @@ import dns.tsig
 import dns.update
 import pytest
 
-from provisioner.dnsclient import (
+from provisioner.ddns.client import (
     DnsChanged,
     DnsRejected,
     DnsServer,
@@ -18,9 +18,9 @@ from provisioner.dnsclient import (
     rejected,
     with_retries,
 )
-from provisioner.dnsplan import NameChange
-from provisioner.dnsrecords import RRset
-from provisioner.dnsupdate import add_change, chunk_changes, wire_size_bound
+from provisioner.ddns.plan import NameChange
+from provisioner.ddns.records import RRset
+from provisioner.ddns.update import add_change, chunk_changes, wire_size_bound
 from provisioner.errors import SecretError
 from provisioner.inventory import load_site
 

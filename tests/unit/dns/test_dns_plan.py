@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.dnsplan import ChangeSet, ZoneData, plan
-from provisioner.dnsrecords import (
+from provisioner.ddns.plan import ChangeSet, ZoneData, plan
+from provisioner.ddns.records import (
     Marker,
     Owner,
     RRset,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provisioner.dnscheck import expectations
-from provisioner.dnsrecords import Marker, Owner
+from provisioner.ddns.check import expectations
+from provisioner.ddns.records import Marker, Owner
+from provisioner.ddns.zonefile import render_zone
 from provisioner.inventory import load_site
-from provisioner.zonefile import render_zone
 
 
 def test_forward_zone_has_soa_ns_nodes_vip_and_aliases(site_dir: Path) -> None:

@@ -11,7 +11,7 @@ from pykickstart.constants import KS_SCRIPT_ONERROR, KS_SCRIPT_POST, KS_SCRIPT_P
 from pykickstart.parser import KickstartParser
 from pykickstart.version import makeVersion, stringToVersion
 
-from provisioner.kickstarts import STORAGE_INCLUDE
+from provisioner.install.kickstart import STORAGE_INCLUDE
 
 BASE_URL = "http://192.0.2.2:8080"
 # RHEL 9 as the issue asks; Fedora: the newest release pykickstart knows as stable

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.inventory import Site, load_site
-from provisioner.inventory.models import DiskHints, Node
-from provisioner.kickstarts import render_kickstart
-from provisioner.partitioning import (
+from provisioner.install.kickstart import render_kickstart
+from provisioner.install.partitioning import (
     Layout,
     LayoutError,
     PartitionPlan,
@@ -19,6 +17,8 @@ from provisioner.partitioning import (
     plan_for,
     plan_partitions,
 )
+from provisioner.inventory import Site, load_site
+from provisioner.inventory.models import DiskHints, Node
 
 BASE_URL = "http://192.0.2.2:8080"
 

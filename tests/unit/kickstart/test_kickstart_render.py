@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.install.kickstart import KickstartRenderer, render_kickstart
 from provisioner.inventory import Site, load_site
-from provisioner.kickstarts import KickstartRenderer, render_kickstart
 from tests.unit.kickstart.kshelpers import (
     BASE_URL,
     SAMPLE_DISKS,

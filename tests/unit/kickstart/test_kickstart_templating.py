@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.install.kickstart import render_kickstart
 from provisioner.inventory import Site, load_site
 from provisioner.inventory.models import Bond, DiskHints, NodeNetwork
-from provisioner.kickstarts import render_kickstart
 from provisioner.templating import TemplateError
 from tests.unit.kickstart.kshelpers import BASE_URL, SAMPLE_DISKS, expanded, ksvalidator
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.install.preseed import render_preseed
 from provisioner.inventory import Site, load_site
-from provisioner.preseed import render_preseed
 from tests.unit.kickstart.kshelpers import BASE_URL, parse_preseed
 
 REPO = Path(__file__).resolve().parents[3]

@@ -6,7 +6,7 @@ import gzip
 import subprocess
 from pathlib import Path
 
-from provisioner.lab.initramfs import INIT_PROLOGUE, build_initramfs
+from provisioner_lab.initramfs import INIT_PROLOGUE, build_initramfs
 
 
 def test_real_sort_beats_the_busybox_applet(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.lab.installer import FILES_DIR
+from provisioner_lab.installer import FILES_DIR
 
 HARNESS = """
 set -u

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from provisioner.inventory import load_site
 from provisioner.inventory.loader import validate_site_file
-from provisioner.lab.site import INSTALLER_DIR, LabSpec, write_lab_site
+from provisioner_lab.site import INSTALLER_DIR, LabSpec, write_lab_site
 
 
 def test_default_lab_site_validates_with_no_problem(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from provisioner.lab.localboot import (
+from provisioner_lab.localboot import (
     EFI_FILE_SIZE,
     MBR_CODE_AREA,
     boot_program,

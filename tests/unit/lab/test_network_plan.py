@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provisioner.lab.network import (
+from provisioner_lab.network import (
     LabNetworkError,
     Observed,
     plan_down,

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import yaml
 
-from provisioner.lab.network import plan_network
-from provisioner.lab.orchestrate import (
+from provisioner_lab.network import plan_network
+from provisioner_lab.orchestrate import (
     LabOptions,
     LabPaths,
     _forget_nvram_of_changed_nodes,
     lab_spec,
     vbmc_config,
 )
-from provisioner.lab.procs import LabRecord, ProcRecord, alive, cmdline
-from provisioner.power.virtual.qemu import QemuSpec, build_qemu_argv
+from provisioner_lab.procs import LabRecord, ProcRecord, alive, cmdline
+from provisioner_lab.vbmc.qemu import QemuSpec, build_qemu_argv
 
 
 def _config(mode: str, small: bool = False) -> tuple[LabPaths, dict]:  # type: ignore[type-arg]

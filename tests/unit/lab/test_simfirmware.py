@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from provisioner.lab.simfirmware import parse_ipxe
+from provisioner_lab.simfirmware import parse_ipxe
 
 
 def test_install_script_yields_kernel_initrd_and_kickstart() -> None:

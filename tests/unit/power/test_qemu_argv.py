@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.power.virtual.qemu import DiskSpec, NicSpec, QemuSpec, build_qemu_argv
+from provisioner_lab.vbmc.qemu import DiskSpec, NicSpec, QemuSpec, build_qemu_argv
 
 
 def _spec(**kw: object) -> QemuSpec:

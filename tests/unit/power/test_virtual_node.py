@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provisioner.power.virtual.node import VirtualNode
+from provisioner_lab.vbmc.node import VirtualNode
 
 
 def test_one_time_device_applies_to_exactly_one_boot(tmp_path: Path) -> None:

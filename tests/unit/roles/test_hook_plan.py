@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from provisioner.hooks import hook_environment, plan_hooks
 from provisioner.inventory import load_site
+from provisioner.pipeline.hooks import hook_environment, plan_hooks
 
 
 def write_hook(folder: Path, name: str, executable: bool = True) -> None:

@@ -1,0 +1,1 @@
+"""What an installer gets: kickstarts, preseeds, partition plans and layouts."""

@@ -1,0 +1,1 @@
+"""Node state: the state machine, the store (nodes, events, reservations), tokens."""

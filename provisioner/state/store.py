@@ -1,0 +1,587 @@
+"""The node state store: nodes, their append-only event log, and reservations.
+
+SQLite by default (a file under the state directory), through SQLAlchemy so a
+PostgreSQL URL can replace it. Every state transition is one transaction that
+updates the node and appends an event; the update is conditional on the state
+read, so two writers can never both move a node.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    DDL,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from provisioner.errors import (
+    ConcurrentUpdate,
+    IllegalTransition,
+    NodeNotEnrolled,
+    NodeReserved,
+    StateError,
+)
+from provisioner.state.machine import EVENTS_WITH_REASON, NodeState, allowed_events, target
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RESERVATION_TTL = timedelta(minutes=30)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class NodeRow(Base):
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    state: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    step: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    state_since: Mapped[datetime] = mapped_column(DateTime)
+    # Build mode: while on, the node's network boot goes to the installer. The
+    # deploy id names this deployment; its token is derived from it (tokens.py)
+    # and dies with it.
+    build_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    deploy_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    deploy_started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node: Mapped[str] = mapped_column(ForeignKey("nodes.name"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(16))  # transition | note | error | hook ...
+    event: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    from_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    to_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(128), default="")
+
+
+class ReservationRow(Base):
+    __tablename__ = "reservations"
+
+    node: Mapped[str] = mapped_column(ForeignKey("nodes.name"), primary_key=True)
+    token: Mapped[str] = mapped_column(String(36))
+    owner: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    operation: Mapped[str] = mapped_column(String(64))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# The event log is append-only: the database itself refuses edits (SQLite).
+for _verb in ("UPDATE", "DELETE"):
+    event.listen(
+        EventRow.__table__,
+        "after_create",
+        DDL(
+            f"CREATE TRIGGER events_no_{_verb.lower()} BEFORE {_verb} ON events "
+            "BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END"
+        ).execute_if(dialect="sqlite"),
+    )
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    name: str
+    state: NodeState
+    reason: str | None
+    step: str | None
+    created_at: datetime
+    updated_at: datetime
+    state_since: datetime
+    build_mode: bool = False
+    deploy_id: str | None = None
+    deploy_started_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: NodeRow) -> NodeRecord:
+        return cls(
+            row.name,
+            NodeState(row.state),
+            row.reason,
+            row.step,
+            row.created_at,
+            row.updated_at,
+            row.state_since,
+            bool(row.build_mode),
+            row.deploy_id,
+            row.deploy_started_at,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Safe to print: the deploy id is left out (the token derives from it)."""
+        return {
+            "build_mode": self.build_mode,
+            "name": self.name,
+            "state": self.state.value,
+            "reason": self.reason,
+            "step": self.step,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "state_since": _iso(self.state_since),
+        }
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    node: str
+    at: datetime
+    kind: str
+    event: str | None
+    from_state: str | None
+    to_state: str | None
+    message: str
+    actor: str
+
+    @classmethod
+    def of(cls, row: EventRow) -> EventRecord:
+        return cls(
+            row.id,
+            row.node,
+            row.at,
+            row.kind,
+            row.event,
+            row.from_state,
+            row.to_state,
+            row.message,
+            row.actor,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "node": self.node,
+            "at": _iso(self.at),
+            "kind": self.kind,
+            "event": self.event,
+            "from": self.from_state,
+            "to": self.to_state,
+            "message": self.message,
+            "actor": self.actor,
+        }
+
+
+@dataclass(frozen=True)
+class Reservation:
+    node: str
+    token: str
+    owner: str
+    host: str
+    pid: int
+    operation: str
+    acquired_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, row: ReservationRow) -> Reservation:
+        return cls(
+            row.node,
+            row.token,
+            row.owner,
+            row.host,
+            row.pid,
+            row.operation,
+            row.acquired_at,
+            row.expires_at,
+        )
+
+    def is_stale(self, now: datetime) -> bool:
+        """Expired, or held by a process on this host that no longer exists."""
+        if now >= self.expires_at:
+            return True
+        return self.host == socket.gethostname() and not _pid_alive(self.pid)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner,
+            "host": self.host,
+            "pid": self.pid,
+            "operation": self.operation,
+            "acquired_at": _iso(self.acquired_at),
+            "expires_at": _iso(self.expires_at),
+        }
+
+
+def _iso(value: datetime) -> str:
+    return value.replace(tzinfo=UTC).isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def sqlite_url(state_dir: Path) -> str:
+    return f"sqlite:///{state_dir / 'provisioner.db'}"
+
+
+class Store:
+    """All reads and writes of node state go through here."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, state_dir: Path, url: str | None = None) -> Store:
+        if url is None:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            url = sqlite_url(state_dir)
+        return cls(url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # ---- nodes -------------------------------------------------------------
+    def enroll(self, name: str, actor: str = "", message: str = "enrolled") -> bool:
+        """Record a node as ENROLLED. Returns False if it was already known."""
+        now = utcnow()
+        try:
+            with self._tx() as s:
+                if s.get(NodeRow, name) is not None:
+                    return False
+                s.add(
+                    NodeRow(
+                        name=name,
+                        state=NodeState.ENROLLED.value,
+                        reason=None,
+                        step=None,
+                        created_at=now,
+                        updated_at=now,
+                        state_since=now,
+                    )
+                )
+                s.flush()
+                s.add(
+                    EventRow(
+                        node=name,
+                        at=now,
+                        kind="transition",
+                        event="enroll",
+                        from_state=None,
+                        to_state=NodeState.ENROLLED.value,
+                        message=message,
+                        actor=actor,
+                    )
+                )
+        except IntegrityError:
+            return False  # enrolled concurrently by someone else
+        log.info("node %s: enrolled", name)
+        return True
+
+    def get(self, name: str) -> NodeRecord:
+        with self._sessions() as s:
+            row = s.get(NodeRow, name)
+            if row is None:
+                raise NodeNotEnrolled(name)
+            return NodeRecord.of(row)
+
+    def find(self, name: str) -> NodeRecord | None:
+        with self._sessions() as s:
+            row = s.get(NodeRow, name)
+            return NodeRecord.of(row) if row else None
+
+    def all(self) -> list[NodeRecord]:
+        with self._sessions() as s:
+            return [NodeRecord.of(r) for r in s.scalars(select(NodeRow).order_by(NodeRow.name))]
+
+    def transition(
+        self,
+        name: str,
+        event_name: str,
+        reason: str | None = None,
+        actor: str = "",
+        step: str | None = None,
+    ) -> NodeRecord:
+        """Move a node by ``event_name`` in one transaction that also appends the event."""
+        if event_name in EVENTS_WITH_REASON and not reason:
+            raise StateError(f"node {name}: '{event_name}' needs a reason")
+        now = utcnow()
+        with self._tx() as s:
+            row = s.get(NodeRow, name)
+            if row is None:
+                raise NodeNotEnrolled(name)
+            current = NodeState(row.state)
+            to = target(current, event_name)
+            if to is None:
+                raise IllegalTransition(name, current.value, event_name, allowed_events(current))
+            result = s.execute(
+                update(NodeRow)
+                .where(NodeRow.name == name, NodeRow.state == current.value)
+                .values(
+                    state=to.value,
+                    reason=reason if to.is_failed else None,
+                    step=step,
+                    updated_at=now,
+                    state_since=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                found = s.scalar(select(NodeRow.state).where(NodeRow.name == name))
+                raise ConcurrentUpdate(name, current.value, str(found))
+            s.add(
+                EventRow(
+                    node=name,
+                    at=now,
+                    kind="transition",
+                    event=event_name,
+                    from_state=current.value,
+                    to_state=to.value,
+                    message=reason or "",
+                    actor=actor,
+                )
+            )
+        if to.is_failed:
+            log.warning("node %s: %s -> %s: %s", name, current.value, to.value, reason)
+        else:
+            log.info("node %s: %s -> %s", name, current.value, to.value)
+        return self.get(name)
+
+    def set_step(self, name: str, step: str | None, actor: str = "") -> None:
+        """Record the pipeline step a node is in (for resuming after a crash)."""
+        with self._tx() as s:
+            row = s.get(NodeRow, name)
+            if row is None:
+                raise NodeNotEnrolled(name)
+            row.step, row.updated_at = step, utcnow()
+
+    # ---- build mode ----------------------------------------------------------
+    def start_build_mode(self, name: str, actor: str = "") -> str:
+        """Build mode on with a fresh deploy id (any earlier deploy's token dies)."""
+        deploy_id = uuid.uuid4().hex
+        now = utcnow()
+        with self._tx() as s:
+            row = s.get(NodeRow, name)
+            if row is None:
+                raise NodeNotEnrolled(name)
+            row.build_mode, row.deploy_id, row.deploy_started_at = True, deploy_id, now
+            row.updated_at = now
+            s.add(
+                EventRow(
+                    node=name,
+                    at=now,
+                    kind="build",
+                    actor=actor,
+                    message="build mode on: next network boot installs",
+                )
+            )
+        log.info("node %s: build mode on", name)
+        return deploy_id
+
+    def end_build_mode(self, name: str, actor: str = "", why: str = "") -> None:
+        """Build mode off and the deploy's token spent: the next boot is from disk."""
+        now = utcnow()
+        with self._tx() as s:
+            row = s.get(NodeRow, name)
+            if row is None:
+                raise NodeNotEnrolled(name)
+            was_on = row.build_mode
+            row.build_mode, row.deploy_id, row.deploy_started_at = False, None, None
+            row.updated_at = now
+            if was_on:
+                s.add(
+                    EventRow(
+                        node=name,
+                        at=now,
+                        kind="build",
+                        actor=actor,
+                        message="build mode off: boots from local disk"
+                        + (f" ({why})" if why else ""),
+                    )
+                )
+        log.info("node %s: build mode off", name)
+
+    # ---- events ------------------------------------------------------------
+    def add_event(self, name: str, message: str, kind: str = "note", actor: str = "") -> None:
+        with self._tx() as s:
+            if s.get(NodeRow, name) is None:
+                raise NodeNotEnrolled(name)
+            s.add(EventRow(node=name, at=utcnow(), kind=kind, message=message, actor=actor))
+
+    def last_event_id(self, name: str) -> int:
+        with self._sessions() as s:
+            found = s.scalar(
+                select(EventRow.id).where(EventRow.node == name).order_by(EventRow.id.desc())
+            )
+            return int(found or 0)
+
+    def events_after(self, name: str, after_id: int, kind: str | None = None) -> list[EventRecord]:
+        """Events of a node newer than ``after_id``, oldest first (optionally one kind)."""
+        with self._sessions() as s:
+            query = select(EventRow).where(EventRow.node == name, EventRow.id > after_id)
+            if kind is not None:
+                query = query.where(EventRow.kind == kind)
+            return [EventRecord.of(r) for r in s.scalars(query.order_by(EventRow.id))]
+
+    def events(self, name: str, limit: int | None = None) -> list[EventRecord]:
+        """Events of a node, oldest first; with ``limit``, only the newest ``limit``."""
+        with self._sessions() as s:
+            if s.get(NodeRow, name) is None:
+                raise NodeNotEnrolled(name)
+            query = select(EventRow).where(EventRow.node == name).order_by(EventRow.id.desc())
+            if limit is not None:
+                query = query.limit(limit)
+            return [EventRecord.of(r) for r in reversed(list(s.scalars(query)))]
+
+    # ---- reservations ------------------------------------------------------
+    def reservation(self, name: str) -> Reservation | None:
+        with self._sessions() as s:
+            row = s.get(ReservationRow, name)
+            return Reservation.of(row) if row else None
+
+    def reserve(
+        self,
+        name: str,
+        operation: str,
+        owner: str = "",
+        ttl: timedelta = DEFAULT_RESERVATION_TTL,
+    ) -> str:
+        """Take the node's reservation; returns a token for release/refresh.
+
+        Raises NodeReserved if someone else holds a live reservation. A stale one
+        (expired, or its process on this host is gone) is taken over, and the
+        takeover is recorded in the node's event log.
+        """
+        token = str(uuid.uuid4())
+        owner = owner or f"pid {os.getpid()}"
+        for _attempt in range(3):
+            now = utcnow()
+            with self._tx() as s:
+                if s.get(NodeRow, name) is None:
+                    raise NodeNotEnrolled(name)
+                row = s.get(ReservationRow, name)
+                if row is not None:
+                    held = Reservation.of(row)
+                    if not held.is_stale(now):
+                        raise NodeReserved(name, held.owner, held.operation, _iso(held.acquired_at))
+                    s.delete(row)
+                    s.add(
+                        EventRow(
+                            node=name,
+                            at=now,
+                            kind="note",
+                            actor=owner,
+                            message=f"took over stale reservation of {held.owner} "
+                            f"('{held.operation}' since {_iso(held.acquired_at)})",
+                        )
+                    )
+                    s.flush()
+            try:
+                with self._tx() as s:
+                    s.add(
+                        ReservationRow(
+                            node=name,
+                            token=token,
+                            owner=owner,
+                            host=socket.gethostname(),
+                            pid=os.getpid(),
+                            operation=operation,
+                            acquired_at=now,
+                            expires_at=now + ttl,
+                        )
+                    )
+                return token
+            except IntegrityError:
+                continue  # someone raced us; look again
+        held_now = self.reservation(name)
+        if held_now is None:
+            raise StateError(f"node {name}: could not take the reservation")
+        raise NodeReserved(name, held_now.owner, held_now.operation, _iso(held_now.acquired_at))
+
+    def refresh(self, name: str, token: str, ttl: timedelta = DEFAULT_RESERVATION_TTL) -> None:
+        with self._tx() as s:
+            row = s.get(ReservationRow, name)
+            if row is None or row.token != token:
+                raise StateError(f"node {name}: reservation lost")
+            row.expires_at = utcnow() + ttl
+
+    def release(self, name: str, token: str) -> None:
+        with self._tx() as s:
+            row = s.get(ReservationRow, name)
+            if row is not None and row.token == token:
+                s.delete(row)
+
+    def force_release(self, name: str, actor: str = "") -> Reservation | None:
+        with self._tx() as s:
+            row = s.get(ReservationRow, name)
+            if row is None:
+                return None
+            held = Reservation.of(row)
+            s.delete(row)
+            s.add(
+                EventRow(
+                    node=name,
+                    at=utcnow(),
+                    kind="note",
+                    actor=actor,
+                    message=f"reservation of {held.owner} ('{held.operation}') released by force",
+                )
+            )
+            return held
+
+    @contextmanager
+    def reserved(self, name: str, operation: str, owner: str = "") -> Iterator[str]:
+        token = self.reserve(name, operation, owner)
+        try:
+            yield token
+        finally:
+            self.release(name, token)

@@ -1,0 +1,268 @@
+"""`provisioner lab up|down|status|rebuild|run`: the built-in virtual lab.
+
+The lab lives in its own state dir (default: <state dir>/lab) with its own
+site.yaml; `lab run ARGS` runs any provisioner command against it (inside the
+lab's network namespace, where its BMCs and DNS server are reachable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from provisioner.cli.context import App
+from provisioner.cli.output import console, print_json, styled_state, table
+from provisioner.inventory import load_site
+from provisioner_lab import orchestrate
+from provisioner_lab.bind import render_bind_config
+from provisioner_lab.procs import LabRecord
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _lab_dir(app: App, lab_dir: Path | None) -> Path:
+    return lab_dir or app.settings.state_dir / "lab"
+
+
+def _lab_dir_option(f: Any) -> Any:
+    return click.option(
+        "--lab-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="The lab's own state dir [default: <state dir>/lab].",
+    )(f)
+
+
+def _record(root: Path) -> LabRecord:
+    record = LabRecord.load(orchestrate.LabPaths(root.resolve()).record)
+    if record is None or not record.procs:
+        raise orchestrate.LabError(f"the lab in {root} is not up (run 'provisioner lab up')")
+    return record
+
+
+@click.group()
+def lab() -> None:
+    """The built-in virtual lab: qemu nodes provisioned for real over a lab network."""
+
+
+@lab.command()
+@_lab_dir_option
+@click.option("--small", is_flag=True, help="3 controllers + 1 compute instead of 6 nodes.")
+@click.option("--namespace", default="provisioner-lab", show_default=True)
+@click.option("--user-mode", is_flag=True, help="qemu user-mode networking even as root.")
+@click.option("--fanout", default=2, show_default=True, help="Nodes installed at once.")
+@click.option("--bmc-base-port", default=6230, show_default=True, help="First node's BMC port.")
+@click.option("--http-port", default=8080, show_default=True)
+@click.option("--dns-port", type=int, help="Lab BIND port [default: 53 netns, 5353 user].")
+@click.option("--tftp-port", type=int, help="TFTP port [default: 69 netns, 6969 user].")
+@pass_app
+def up(
+    app: App,
+    lab_dir: Path | None,
+    small: bool,
+    namespace: str,
+    user_mode: bool,
+    fanout: int,
+    bmc_base_port: int,
+    http_port: int,
+    dns_port: int | None,
+    tftp_port: int | None,
+) -> None:
+    """Write the lab site, build the lab installer, start network, BIND, serve and BMCs."""
+    app.setup_logging()
+    root = _lab_dir(app, lab_dir)
+    opts = orchestrate.LabOptions(
+        root,
+        small=small,
+        namespace=namespace,
+        mode="user" if user_mode else None,
+        fanout=fanout,
+        bmc_base_port=bmc_base_port,
+        http_port=http_port,
+        dns_port=dns_port,
+        tftp_port=tftp_port,
+    )
+    record = orchestrate.up(opts)
+    out = console()
+    out.print(f"lab up in {root.resolve()}: {len(record.nodes)} nodes", markup=False)
+    out.print(f"network mode: {record.mode} ({record.reason})", markup=False)
+    for proc in record.procs:
+        out.print(f"  {proc.name}: pid {proc.pid}, log {proc.log}", markup=False)
+    out.print("next: provisioner lab rebuild   (or: provisioner lab run nodes)", markup=False)
+
+
+@lab.command()
+@_lab_dir_option
+@pass_app
+def down(app: App, lab_dir: Path | None) -> None:
+    """Stop everything 'lab up' started (by recorded pid) and remove the namespace."""
+    app.setup_logging()
+    stopped = orchestrate.down(_lab_dir(app, lab_dir))
+    console().print(f"lab down; stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@lab.command()
+@_lab_dir_option
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def status(app: App, lab_dir: Path | None, as_json: bool) -> None:
+    """What runs: network mode, namespace, processes, qemu nodes."""
+    st = orchestrate.status(_lab_dir(app, lab_dir))
+    data = {
+        "mode": st.record.mode,
+        "namespace": st.record.namespace if st.record.mode == "netns" else None,
+        "namespace_up": st.namespace_up,
+        "reason": st.record.reason,
+        "processes": {p.name: {"pid": p.pid, "running": st.running[p.name]}
+                      for p in st.record.procs},
+        "qemu": st.qemu,
+        "nodes": st.record.nodes,
+    }  # fmt: skip
+    if as_json:
+        print_json(data)
+        return
+    out = console()
+    out.print(f"network mode: {st.record.mode} ({st.record.reason})", markup=False)
+    if st.record.mode == "netns":
+        up_word = "present" if st.namespace_up else "missing"
+        out.print(f"namespace {st.record.namespace}: {up_word}", markup=False)
+    rows = [[p.name, str(p.pid), "running" if st.running[p.name] else "stopped"]
+            for p in st.record.procs]  # fmt: skip
+    rows += [[f"qemu {node}", str(st.qemu[node]) if node in st.qemu else "-",
+              "running" if node in st.qemu else "off"] for node in st.record.nodes]  # fmt: skip
+    out.print(table("lab", ["PROCESS", "PID", "STATE"], rows))
+
+
+@lab.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@_lab_dir_option
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def run(app: App, lab_dir: Path | None, args: tuple[str, ...]) -> None:
+    """Run `provisioner ARGS` against the lab (its site, state dir and namespace)."""
+    root = _lab_dir(app, lab_dir)
+    argv = orchestrate.lab_command(orchestrate.LabPaths(root.resolve()), _record(root), *args)
+    raise SystemExit(subprocess.run(argv).returncode)
+
+
+def _dig(prefix: list[str], server: str, port: int, *query: str) -> str:
+    done = subprocess.run(
+        [*prefix, "dig", f"@{server}", "-p", str(port), "+short", *query],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    return done.stdout.strip() or "-"
+
+
+def _state(state: str | None) -> str:
+    try:
+        return styled_state(state)
+    except ValueError:  # "not enrolled", "error": not a NodeState
+        return state or "-"
+
+
+@lab.command()
+@_lab_dir_option
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def rebuild(app: App, lab_dir: Path | None, as_json: bool) -> None:
+    """`provisioner rebuild --all --yes` in the lab, then a table of every node."""
+    root = _lab_dir(app, lab_dir)
+    paths = orchestrate.LabPaths(root.resolve())
+    record = _record(root)
+    argv = orchestrate.lab_command(paths, record, "rebuild", "--all", "--yes", "--json")
+    if not as_json:
+        console().print(
+            f"rebuilding {len(record.nodes)} lab nodes (qemu under TCG: minutes); "
+            f"serial consoles in {paths.root / 'serial'}",
+            markup=False,
+        )
+    started = time.monotonic()
+    done = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        results = {r["name"]: r for r in json.loads(done.stdout)}
+    except ValueError:
+        sys.stderr.write(done.stdout)
+        raise SystemExit(done.returncode or 1) from None
+    site = load_site(paths.site)
+    server, port = orchestrate.dns_endpoint(site)
+    prefix = ["ip", "netns", "exec", record.namespace] if record.mode == "netns" else []
+    rows: list[dict[str, Any]] = []
+    network_boot = orchestrate.network_boot_of(paths)
+    for node in site.nodes:
+        r = results.get(node.name, {})
+        rows.append(
+            {
+                "name": node.name,
+                "role": node.role,
+                "ip": str(node.ip),
+                "dns_name": _dig(prefix, server, port, "-x", str(node.ip)).rstrip("."),
+                "boot_mode": site.boot_mode_of(node),
+                "network_boot": network_boot.get(node.name, "-"),
+                "state": r.get("state"),
+                "seconds": r.get("seconds"),
+                "reason": r.get("reason"),
+            }
+        )
+    if as_json:
+        print_json(rows)
+    else:
+        out = console()
+        out.print(
+            table(
+                f"lab rebuild ({record.mode} mode, {time.monotonic() - started:.0f}s in all)",
+                ["NODE", "ROLE", "IP", "DNS NAME", "BOOT", "NET BOOT", "STATE", "TIME", "REASON"],
+                [[r["name"], r["role"], r["ip"], r["dns_name"], r["boot_mode"], r["network_boot"],
+                  _state(r["state"]),
+                  f"{r['seconds']:.0f}s" if r["seconds"] is not None else "-",
+                  r["reason"] or ""] for r in rows],
+            )
+        )  # fmt: skip
+    if any(r["state"] != "active" for r in rows):
+        raise SystemExit(1)
+
+
+@click.command("lab")
+@click.option(
+    "--workdir", type=click.Path(path_type=Path), required=True, help="Where config goes."
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=5300, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--run", is_flag=True, help="Then run named in the foreground (Ctrl-C stops it).")
+@pass_app
+def dns_lab(app: App, workdir: Path, port: int, address: str, run: bool) -> None:
+    """A BIND config serving this site's zones, updatable with its TSIG key."""
+    site = app.site()
+    config = render_bind_config(site, workdir, port, address)
+    out = console()
+    out.print(f"wrote {config.conf} (zones {', '.join(config.zones)})", markup=False)
+    if (str(site.dns.server), site.dns.port) != (address, port):
+        out.print(
+            f"note: site.yaml sends updates to {site.dns.server}:{site.dns.port}, "
+            f"not {address}:{port}",
+            markup=False,
+        )
+    argv = config.argv(shutil.which("named") or "/usr/sbin/named")
+    out.print(" ".join(argv), markup=False)
+    if run:
+        sys.stdout.flush()
+        os.execv(argv[0], argv)
+
+
+def register(cli: click.Group) -> None:
+    """Entry point (``provisioner.commands``): the lab's commands join the CLI.
+
+    The runtime never imports the lab; the CLI finds these through the entry point.
+    """
+    from provisioner_lab.vbmc.cli import vbmc
+
+    cli.add_command(lab)
+    cli.add_command(vbmc)
+    dns_group = cli.commands.get("dns")
+    if isinstance(dns_group, click.Group):
+        dns_group.add_command(dns_lab)

@@ -1,0 +1,231 @@
+"""The default lab's site.yaml: a small HA cloud of qemu nodes on 192.0.2.0/24.
+
+Three controllers, one network, one storage and one compute node; a mix of
+legacy BIOS and UEFI; one virtual BMC per node on 127.0.0.1; every node boots
+the lab installer (test equipment, see ``installer.py``). ``lab_site_data`` is
+pure; ``write_lab_site`` writes site.yaml and its secrets (mode 0600) into the
+lab's state directory and keeps secrets that already exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from provisioner.errors import ProvisionerError
+from provisioner.inventory.models import BootMode
+from provisioner_lab.network import NetworkMode
+
+log = logging.getLogger(__name__)
+
+LAB_DOMAIN = "lab.example.test"
+INSTALLER_DIR = "lab-installer"  # under the boot files folder: vmlinuz, initrd.img
+
+
+NetworkBoot = Literal["ipxe-rom", "firmware-pxe"]
+
+
+class LabSiteError(ProvisionerError):
+    """The lab's site could not be written."""
+
+
+@dataclass(frozen=True)
+class LabNode:
+    name: str
+    role: str
+    boot_mode: BootMode
+    disks: int = 1
+    memory_mib: int = 1024  # sized so six nodes fit a 24 GB, 2-core machine with room
+    #: "ipxe-rom": qemu's NIC ROM is iPXE, so the chain starts at DHCP -> HTTP;
+    #: "firmware-pxe" (UEFI, netns mode): OVMF's own PXE client, DHCP -> TFTP
+    #: ipxe.efi -> HTTP, the path a node with a vendor NIC takes
+    network_boot: NetworkBoot = "ipxe-rom"
+
+
+DEFAULT_NODES: tuple[LabNode, ...] = (
+    LabNode("ctl1", "controller", "uefi", disks=2),
+    LabNode("ctl2", "controller", "bios", disks=2),
+    LabNode("ctl3", "controller", "uefi", disks=2, network_boot="firmware-pxe"),
+    LabNode("net1", "network", "bios"),
+    LabNode("sto1", "storage", "uefi", disks=3),
+    LabNode("cmp1", "compute", "bios"),
+)
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """Everything that shapes the lab's site; defaults give the README's lab."""
+
+    mode: NetworkMode = "netns"
+    nodes: tuple[LabNode, ...] = DEFAULT_NODES
+    bmc_base_port: int = 6230
+    http_port: int = 8080
+    tftp_port: int | None = None  # default: 69 in a namespace, 6969 on the loopback
+    dns_port: int | None = None  # default: 53 in a namespace, 5353 on the loopback
+    disk_gb: int = 32  # the real role layouts need up to ~24 GB on an OS disk; sparse files
+    first_host: int = 11  # ctl1 is 192.0.2.11
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def effective_tftp_port(self) -> int:
+        return self.tftp_port or (69 if self.mode == "netns" else 6969)
+
+    def effective_dns_port(self) -> int:
+        return self.dns_port or (53 if self.mode == "netns" else 5353)
+
+
+def node_mac(index: int) -> str:
+    """Locally administered (qemu's 52:54:00) MAC of the lab's node ``index``."""
+    return f"52:54:00:00:02:{0x0B + index:02x}"
+
+
+def lab_site_data(spec: LabSpec) -> dict[str, Any]:
+    """The lab's site.yaml as data (secrets are file references under secrets/)."""
+    provisioner = "192.0.2.2"
+    dns_server = "192.0.2.3" if spec.mode == "netns" else "127.0.0.1"
+    endpoint: dict[str, Any] = {
+        "address": provisioner,
+        "http_port": spec.http_port,
+        "tftp_port": spec.effective_tftp_port(),
+    }
+    if spec.mode == "netns":
+        endpoint["interface"] = "labbr0"
+    nodes = []
+    for i, lab_node in enumerate(spec.nodes):
+        nodes.append(
+            {
+                "name": lab_node.name,
+                "role": lab_node.role,
+                "rack": f"r{i % 2 + 1}",
+                "macs": [node_mac(i)],
+                "ip": f"192.0.2.{spec.first_host + i}",
+                "boot_mode": lab_node.boot_mode,
+                "bmc": {
+                    "driver": "ipmi",
+                    "address": "127.0.0.1",
+                    "port": spec.bmc_base_port + i,
+                    "user": "admin",
+                    "password": {"file": "secrets/bmc-password"},
+                },
+                "disks": {"count": lab_node.disks, "min_size_gb": spec.disk_gb, "name": "vda"},
+            }
+        )
+    return {
+        "site": {"name": "lab", "domain": LAB_DOMAIN},
+        "network": {
+            "cidr": "192.0.2.0/24",
+            "dhcp_pool": {"start": "192.0.2.200", "end": "192.0.2.250"},
+            "dns_servers": ["192.0.2.3"],
+            "provisioner": endpoint,
+            "unknown_macs": "ignore",
+        },
+        "dns": {
+            "server": dns_server,
+            "port": spec.effective_dns_port(),
+            "forward_zone": LAB_DOMAIN,
+            "reverse_zone": "2.0.192.in-addr.arpa",
+            "ttl": 60,
+            "tsig": {
+                "name": "provisioner-key",
+                "algorithm": "hmac-sha256",
+                "secret": {"file": "secrets/tsig.secret"},
+            },
+        },
+        "defaults": {
+            "profile": "lab",
+            "boot_mode": "uefi",
+            "root_password_hash": {"file": "secrets/root-password.hash"},
+            "timezone": "UTC",
+        },
+        "profiles": {
+            "lab": {
+                "os_family": "rhel",
+                "kernel": f"{INSTALLER_DIR}/vmlinuz",
+                "initrd": f"{INSTALLER_DIR}/initrd.img",
+                "repo": f"http://{provisioner}:{spec.http_port}/repo/lab/",
+                "kickstart": "default.ks.j2",
+                "kernel_args": "console=ttyS0,115200 panic=-1",
+            }
+        },
+        "roles": {
+            "controller": {
+                "layout": "controller",
+                "ha": {
+                    "vips": [
+                        {
+                            "name": "api",
+                            "address": "192.0.2.10",
+                            "aliases": ["keystone", "glance", "nova", "placement", "neutron"],
+                        }
+                    ],
+                    "quorum_services": ["galera", "rabbitmq", "pacemaker"],
+                },
+            },
+            "network": {"layout": "network"},
+            "storage": {"layout": "storage", "settings": {"cinder_backend": "lvm"}},
+            "compute": {"layout": "compute"},
+        },
+        "nodes": nodes,
+        **spec.extra,
+    }
+
+
+def _crypt_sha512(password: str) -> str:
+    """A crypt(3) SHA-512 hash, made by openssl (Python's crypt module is going away)."""
+    try:
+        done = subprocess.run(
+            ["openssl", "passwd", "-6", "-stdin"],
+            input=password,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LabSiteError(f"lab site: cannot hash the root password with openssl: {exc}") from exc
+    if done.returncode != 0 or not done.stdout.startswith("$6$"):
+        raise LabSiteError("lab site: openssl passwd -6 failed (install openssl)")
+    return done.stdout.strip()
+
+
+def _write_secret(path: Path, make: Any) -> None:
+    """Write a secret once, mode 0600 from the start (never world-readable, even briefly)."""
+    if path.exists() and path.read_text().strip():
+        path.chmod(0o600)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(make() + "\n")
+
+
+def write_lab_site(state_dir: Path, spec: LabSpec | None = None) -> Path:
+    """Write ``state_dir/site.yaml`` and its secrets; returns the site.yaml path."""
+    spec = spec or LabSpec()
+    secrets_dir = state_dir / "secrets"
+    secrets_dir.mkdir(parents=True, exist_ok=True)
+    secrets_dir.chmod(0o700)
+    _write_secret(secrets_dir / "bmc-password", lambda: secrets.token_urlsafe(18))
+    _write_secret(
+        secrets_dir / "tsig.secret", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+    )
+    _write_secret(
+        secrets_dir / "root-password.hash", lambda: _crypt_sha512(secrets.token_urlsafe(18))
+    )
+    header = (
+        "# The built-in virtual lab (written by provisioner; edits are kept until 'lab up'\n"
+        f"# writes it again). Network mode: {spec.mode}. Nodes boot the lab installer,\n"
+        "# test equipment that behaves like Anaconda for the pipeline.\n"
+    )
+    body = yaml.safe_dump(lab_site_data(spec), sort_keys=False, default_flow_style=False)
+    site_path = state_dir / "site.yaml"
+    tmp = site_path.with_suffix(".yaml.partial")
+    tmp.write_text(header + body)
+    tmp.replace(site_path)
+    log.info("lab site written to %s (%d nodes, %s mode)", site_path, len(spec.nodes), spec.mode)
+    return site_path
