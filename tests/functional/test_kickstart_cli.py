@@ -9,7 +9,7 @@ from pathlib import Path
 from provisioner.install.kickstart import TOKEN_PLACEHOLDER
 from provisioner.state.store import Store
 from provisioner.state.tokens import DeployTokens
-from tests.unit.kickstart.kshelpers import ksvalidator
+from tests.unit.install.kshelpers import ksvalidator
 
 
 def run(site_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from provisioner.install.kickstart import STORAGE_INCLUDE, render_kickstart
 from provisioner.inventory import Site, load_site
 from provisioner.inventory.models import DiskHints
 from tests.functional.installer_env import GB, callback_server, make_sysfs
-from tests.unit.kickstart.kshelpers import scripts
+from tests.unit.install.kshelpers import scripts
 
 
 @pytest.fixture

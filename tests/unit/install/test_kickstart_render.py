@@ -11,7 +11,7 @@ import pytest
 
 from provisioner.install.kickstart import KickstartRenderer, render_kickstart
 from provisioner.inventory import Site, load_site
-from tests.unit.kickstart.kshelpers import (
+from tests.unit.install.kshelpers import (
     BASE_URL,
     SAMPLE_DISKS,
     VERSIONS,

@@ -11,7 +11,7 @@ from provisioner.install.kickstart import render_kickstart
 from provisioner.inventory import Site, load_site
 from provisioner.inventory.models import Bond, DiskHints, NodeNetwork
 from provisioner.templating import TemplateError
-from tests.unit.kickstart.kshelpers import BASE_URL, SAMPLE_DISKS, expanded, ksvalidator
+from tests.unit.install.kshelpers import BASE_URL, SAMPLE_DISKS, expanded, ksvalidator
 
 BUNDLE = "post-install-bundle.j2"
 

@@ -10,7 +10,7 @@ import pytest
 
 from provisioner.install.preseed import render_preseed
 from provisioner.inventory import Site, load_site
-from tests.unit.kickstart.kshelpers import BASE_URL, parse_preseed
+from tests.unit.install.kshelpers import BASE_URL, parse_preseed
 
 REPO = Path(__file__).resolve().parents[3]
 GOLDEN = REPO / "tests" / "golden" / "preseed"
