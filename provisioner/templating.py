@@ -27,11 +27,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
-from provisioner.errors import ConfigError
-
-
-class TemplateError(ConfigError):
-    """A template is missing, broken, or uses a variable that is not defined."""
+from provisioner.errors import TemplateError
 
 
 def snippet_candidates(name: str, node: str, role: str) -> list[str]:

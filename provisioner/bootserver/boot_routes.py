@@ -15,14 +15,9 @@ import logging
 from flask import Blueprint, Response, request
 
 from provisioner.bootserver.bootevents import BootEventWriter
-from provisioner.bootserver.bootscript import (
-    BootTemplateError,
-    BootTemplates,
-    MacIndex,
-    decide,
-    normalise_mac,
-)
+from provisioner.bootserver.bootscript import BootTemplates, MacIndex, decide, normalise_mac
 from provisioner.bootserver.context import ServerContext
+from provisioner.errors import BootTemplateError
 
 log = logging.getLogger(__name__)
 

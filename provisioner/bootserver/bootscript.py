@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from jinja2 import TemplateError
 
-from provisioner.errors import ConfigError
+from provisioner.errors import BootTemplateError
 from provisioner.inventory import Site
 from provisioner.inventory.models import Node
 from provisioner.templating import environment
@@ -29,10 +29,6 @@ TEMPLATES: dict[BootKind, str] = {
     "unknown": "unknown.ipxe.j2",
 }
 _HEX = re.compile(r"^[0-9a-f]{12}$")
-
-
-class BootTemplateError(ConfigError):
-    """A pxe/ template is missing or fails to render."""
 
 
 def normalise_mac(raw: str) -> str | None:

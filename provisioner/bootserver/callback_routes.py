@@ -15,16 +15,10 @@ from pathlib import Path
 from flask import Blueprint, Response, jsonify, request
 
 from provisioner.bootserver.context import ServerContext
-from provisioner.errors import StateError
-from provisioner.pipeline.callbacks import (
-    CallbackDeps,
-    CallbackInvalid,
-    CallbackRejected,
-    handle_callback,
-    state_dir_of,
-)
+from provisioner.errors import BundleError, CallbackInvalid, CallbackRejected, StateError
+from provisioner.pipeline.callbacks import CallbackDeps, handle_callback, state_dir_of
 from provisioner.pipeline.hooks import HookRunner
-from provisioner.roles.bundles import BundleError, BundleStore
+from provisioner.roles.bundles import BundleStore
 
 log = logging.getLogger(__name__)
 

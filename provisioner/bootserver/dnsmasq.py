@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from provisioner.dhcp.hosts import DhcpPaths, DhcpPlan, HostsDiff, diff_hosts
-from provisioner.errors import ProvisionerError
+from provisioner.errors import DnsmasqError
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,6 @@ _EVENT_LINE = re.compile(
     r"\b(?:DHCP[A-Z]+|PXE|BOOTP)\([^)]*\)\s+(?:\d+\.\d+\.\d+\.\d+\s+)?"
     r"([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b"
 )
-
-
-class DnsmasqError(ProvisionerError):
-    """dnsmasq is missing, rejects its configuration, or will not stay up."""
 
 
 def die_with_parent() -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from provisioner.bootserver.dnsmasq import Dnsmasq, die_with_parent
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService, stage_ipxe_binaries
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
-from provisioner.errors import ProvisionerError
+from provisioner.errors import ProvisionerError, ServeError
 from provisioner.inventory import Site
 from provisioner.inventory.source import SiteSource
 
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _PACKAGE_PARENT = Path(__file__).resolve().parent.parent.parent
-
-
-class ServeError(ProvisionerError):
-    """The boot server cannot start."""
 
 
 @dataclass

@@ -25,17 +25,13 @@ from typing import IO, Any
 
 import tftpy
 
-from provisioner.errors import ProvisionerError
+from provisioner.errors import TftpError
 
 log = logging.getLogger(__name__)
 
 DEBIAN_IPXE_DIR = Path("/usr/lib/ipxe")
 #: The iPXE binaries taken from Debian's ipxe package (some are symlinks into /boot).
 IPXE_BINARIES = ("undionly.kpxe", "undionly.kkpxe", "ipxe.pxe", "ipxe.efi", "snponly.efi")
-
-
-class TftpError(ProvisionerError):
-    """The TFTP server cannot start."""
 
 
 class IpxeFiles:

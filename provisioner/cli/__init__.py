@@ -16,12 +16,10 @@ import click
 from provisioner import __version__
 from provisioner.cli.context import App
 from provisioner.cli.output import console
-from provisioner.errors import InventoryInvalid, ProvisionerError
+from provisioner.errors import EXIT_INTERNAL, InventoryInvalid, ProvisionerError
 from provisioner.settings import Settings, default_state_dir
 
 log = logging.getLogger(__name__)
-
-EXIT_INTERNAL = 70  # EX_SOFTWARE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

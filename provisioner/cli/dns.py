@@ -14,13 +14,13 @@ from provisioner.ddns.client import DnsServer
 from provisioner.ddns.plan import ChangeSet
 from provisioner.ddns.publish import (
     DEFAULT_RETRY_FOR,
-    DnsConflict,
     apply_plan,
     make_plan,
     site_scope,
     unpublish_node,
 )
 from provisioner.ddns.zonefile import ZONE_KINDS, render_zone, zone_name
+from provisioner.errors import EXIT_CONFLICT, EXIT_PARTIAL, DnsConflict
 
 pass_app = click.make_pass_decorator(App)
 
@@ -94,7 +94,7 @@ def plan(app: App, names: tuple[str, ...], prune: bool, as_json: bool, retry_for
     else:
         _print_changes(planned.changes)
     if planned.changes.conflicts:
-        raise SystemExit(1)
+        raise SystemExit(EXIT_CONFLICT)
 
 
 @dns.command()
@@ -174,7 +174,7 @@ def check(app: App, as_json: bool, retry_for: float) -> None:
         )
         out.print(f"{len(results) - len(failed)}/{len(results)} answers as expected")
     if failed:
-        raise SystemExit(1)
+        raise SystemExit(EXIT_PARTIAL)
 
 
 @dns.command()

@@ -6,6 +6,7 @@ import click
 
 from provisioner.cli.context import App
 from provisioner.cli.output import ago, console, print_json, styled_state, table
+from provisioner.errors import EXIT_CONFIG
 from provisioner.inventory.loader import validate_site_file
 from provisioner.inventory.schema import site_schema_text
 
@@ -45,7 +46,7 @@ def validate(app: App, as_json: bool, strict: bool) -> None:
         if not as_json:
             count = len(errors) if site is not None else len(problems)
             console(stderr=True).print(f"error: {path}: {count} problem(s) found", markup=False)
-        raise SystemExit(1)
+        raise SystemExit(EXIT_CONFIG)
 
 
 @click.command()

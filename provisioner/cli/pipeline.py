@@ -16,7 +16,7 @@ from provisioner.cli.context import App
 from provisioner.cli.output import console, print_json, styled_state, table
 from provisioner.cli.progress import NodeView, watch
 from provisioner.daemon.client import DaemonClient
-from provisioner.errors import ProvisionerError
+from provisioner.errors import EXIT_PARTIAL, ProvisionerError
 from provisioner.pipeline.operations import NodeResult, Operations
 
 pass_app = click.make_pass_decorator(App)
@@ -56,7 +56,7 @@ def _run(
         results = _in_process(app, action, names, selection, force, as_json)
     _report(results, as_json)
     if any(r["state"] not in ("active", "decommissioned") for r in results):
-        raise SystemExit(1)
+        raise SystemExit(EXIT_PARTIAL)
 
 
 def _via_daemon(

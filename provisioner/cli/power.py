@@ -11,16 +11,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from provisioner.cli.context import App
 from provisioner.cli.output import console, print_json, table
-from provisioner.errors import ConfigError, ProvisionerError, UnknownNode
+from provisioner.errors import ConfigError, PowerFailed, ProvisionerError, UnknownNode
 from provisioner.inventory.models import Node
 from provisioner.power import PowerDriver, PowerSettings, driver_for
 from provisioner.power.fanout import DEFAULT_FANOUT, NodeResult, run_many
 
 pass_app = click.make_pass_decorator(App)
-
-
-class PowerFailed(ProvisionerError):
-    """Some nodes of a power command failed (each is reported in the table)."""
 
 
 def _select(app: App, names: Sequence[str], role: str | None, all_nodes: bool) -> list[Node]:

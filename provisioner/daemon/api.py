@@ -20,9 +20,8 @@ from spectree.models import SecureType
 
 from provisioner.daemon.apitoken import token_matches
 from provisioner.daemon.jobs import JobManager
-from provisioner.errors import NodeReserved, ProvisionerError, UnknownNode
+from provisioner.errors import NodeReserved, ProvisionerError, QuorumAtRisk, UnknownNode
 from provisioner.pipeline.operations import NodeResult, Operations
-from provisioner.pipeline.quorum import QuorumAtRisk
 
 log = logging.getLogger(__name__)
 

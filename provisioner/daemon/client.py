@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.daemon.apitoken import read_api_token, read_daemon_file
-from provisioner.errors import ProvisionerError
+from provisioner.errors import EXIT_CONFIG, EXIT_CONFLICT, EXIT_NOT_FOUND, DaemonError
 
-
-class DaemonError(ProvisionerError):
-    pass
+_EXIT_OF_STATUS = {400: EXIT_CONFIG, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}
 
 
 class DaemonClient:
@@ -56,8 +54,9 @@ class DaemonClient:
                 detail = json.loads(exc.read()).get("error")
             except (ValueError, AttributeError):
                 detail = None
-            raise DaemonError(
-                detail or f"daemon answered HTTP {exc.code} to {method} {path}"
-            ) from exc
+            error = DaemonError(detail or f"daemon answered HTTP {exc.code} to {method} {path}")
+            # the same exit code as the command would have in-process
+            error.exit_code = _EXIT_OF_STATUS.get(exc.code, error.exit_code)
+            raise error from exc
         except (urllib.error.URLError, OSError) as exc:
             raise DaemonError(f"daemon at {self.url} unreachable: {exc}") from exc

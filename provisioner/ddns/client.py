@@ -21,7 +21,14 @@ import dns.rcode
 import dns.tsig
 import dns.xfr
 
-from provisioner.errors import ProvisionerError, SecretError
+from provisioner.errors import (
+    DnsAuthError,
+    DnsChanged,
+    DnsError,
+    DnsRejected,
+    DnsUnreachable,
+    SecretError,
+)
 from provisioner.inventory.models import Site
 
 log = logging.getLogger(__name__)
@@ -54,28 +61,6 @@ _RCODE_HINTS = {
     "NXRRSET": "a record set is not what it was when read",
 }
 PREREQUISITE_RCODES = {"YXDOMAIN", "YXRRSET", "NXDOMAIN", "NXRRSET"}
-
-
-class DnsError(ProvisionerError):
-    """Anything that went wrong talking to the DNS server."""
-
-
-class DnsUnreachable(DnsError):
-    pass
-
-
-class DnsRejected(DnsError):
-    def __init__(self, message: str, rcode: str) -> None:
-        self.rcode = rcode
-        super().__init__(message)
-
-
-class DnsAuthError(DnsRejected):
-    """The server rejected our TSIG signature (or we rejected its answer's)."""
-
-
-class DnsChanged(DnsRejected):
-    """A prerequisite failed: the zone changed since it was read."""
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from provisioner.ddns.client import DnsChanged, DnsError, DnsServer
-from provisioner.ddns.plan import ChangeSet, Conflict, ZoneData, orphan_owners, plan
+from provisioner.ddns.client import DnsServer
+from provisioner.ddns.plan import ChangeSet, ZoneData, orphan_owners, plan
 from provisioner.ddns.query import read_zone
 from provisioner.ddns.records import (
     Owner,
@@ -26,21 +26,13 @@ from provisioner.ddns.records import (
     vip_publications,
 )
 from provisioner.ddns.update import MAX_MESSAGE_BYTES, ApplyReport, apply_changes
+from provisioner.errors import DnsChanged, DnsConflict
 from provisioner.inventory.models import Node, Site
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RETRY_FOR = 30.0
 MAX_REPLANS = 8  # plans sent for one publish when other writers keep changing the zone
-
-
-class DnsConflict(DnsError):
-    """The change would overwrite a name or address another host owns."""
-
-    def __init__(self, conflicts: Sequence[Conflict]) -> None:
-        self.conflicts = list(conflicts)
-        lines = "\n".join(f"  {c}" for c in self.conflicts)
-        super().__init__(f"{len(self.conflicts)} DNS conflict(s), nothing was changed:\n{lines}")
 
 
 @dataclass

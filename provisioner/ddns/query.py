@@ -18,9 +18,10 @@ import dns.rdatatype
 import dns.xfr
 import dns.zone
 
-from provisioner.ddns.client import DnsRejected, DnsServer, rejected, with_retries
+from provisioner.ddns.client import DnsServer, rejected, with_retries
 from provisioner.ddns.plan import ZoneData
 from provisioner.ddns.records import RRset, absolute
+from provisioner.errors import DnsRejected
 
 log = logging.getLogger(__name__)
 

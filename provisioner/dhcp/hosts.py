@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioner.errors import ConfigError
+from provisioner.errors import DhcpConfigError
 from provisioner.inventory import Site
 from provisioner.inventory.models import Node
 
@@ -23,10 +23,6 @@ DEFAULT_EFI_BINARY = "ipxe.efi"
 #: iPXE fills in its own MAC (hyphens: safe in a URL path) when it fetches this.
 BOOT_SCRIPT_PATH = "/boot/${netX/mac:hexhyp}.ipxe"
 LEASE_TIME = "12h"
-
-
-class DhcpConfigError(ConfigError):
-    """The site cannot be served by DHCP as it stands."""
 
 
 @dataclass(frozen=True)

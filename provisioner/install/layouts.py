@@ -16,15 +16,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from provisioner.content import ContentPaths
-from provisioner.errors import ConfigError
+from provisioner.errors import ConfigError, LayoutError
 from provisioner.inventory.yamlload import load_yaml_file
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(MiB|M|GiB|G|TiB|T)?\s*$", re.IGNORECASE)
 _UNIT_MIB = {"m": 1, "mib": 1, "g": 1024, "gib": 1024, "t": 1024**2, "tib": 1024**2}
-
-
-class LayoutError(ConfigError):
-    """A partition layout is broken, or cannot fit a node's disks. Names the node."""
 
 
 def _size_mib(value: Any) -> Any:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from provisioner.content import ContentPaths
-from provisioner.install.layouts import Layout, LayoutError, load_layout
+from provisioner.errors import LayoutError
+from provisioner.install.layouts import Layout, load_layout
 from provisioner.inventory.models import BootMode, Node, Site
 
 __all__ = ["Layout", "LayoutError", "PartitionPlan", "check_plan", "load_layout", "plan_for"]

@@ -18,7 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provisioner.errors import ProvisionerError, StateError, UnknownNode
+from provisioner.errors import (
+    CallbackInvalid,
+    CallbackRejected,
+    ProvisionerError,
+    StateError,
+    UnknownNode,
+)
 from provisioner.inventory import Node, Site
 from provisioner.roles.bundles import BundleStore
 from provisioner.state.machine import NodeState
@@ -30,14 +36,6 @@ log = logging.getLogger(__name__)
 STATUSES = ("started", "installed", "failed")
 MAX_MESSAGE = 500
 ACTOR = "callback"
-
-
-class CallbackRejected(ProvisionerError):
-    """Bad, expired or replayed token, or a node we do not know: answer 403."""
-
-
-class CallbackInvalid(ProvisionerError):
-    """A well-authenticated request with a body we cannot use: answer 400."""
 
 
 @dataclass(frozen=True)

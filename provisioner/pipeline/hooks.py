@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import provisioner
-from provisioner.errors import ProvisionerError, StateError
+from provisioner.errors import StateError
 from provisioner.inventory import Node, Site
 from provisioner.state.machine import NodeState
 from provisioner.state.store import Store
@@ -34,10 +34,6 @@ DEFAULT_TIMEOUT_S = 600.0
 MAX_OUTPUT = 16_000
 STEP_PREFIX = "hook:"
 ACTOR = "hooks"
-
-
-class HookError(ProvisionerError):
-    pass
 
 
 @dataclass(frozen=True)

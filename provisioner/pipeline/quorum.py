@@ -10,14 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from provisioner.errors import ProvisionerError
+from provisioner.errors import QuorumAtRisk
 from provisioner.inventory import Site
 from provisioner.inventory.checks import QUORUM_SERVICES_DEFAULT
 from provisioner.state.machine import NodeState
-
-
-class QuorumAtRisk(ProvisionerError):
-    """The operation would leave a quorum service without a majority."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from provisioner.errors import ProvisionerError, StateError
+from provisioner.errors import ProvisionerError, StateError, StepFailed
 from provisioner.inventory import Node, Site
 from provisioner.pipeline.backends import Backends
 from provisioner.state.machine import NodeState
@@ -48,10 +48,6 @@ class Timeouts:
     installed: float = 3600.0
     active: float = 1800.0
     poll: float = 1.0
-
-
-class StepFailed(ProvisionerError):
-    pass
 
 
 class Pipeline:

@@ -7,18 +7,16 @@ and ``virtual`` (the project's virtual BMC speaks IPMI) use IpmiPower,
 
 from __future__ import annotations
 
-from provisioner.inventory.models import Node, Site
-from provisioner.power.base import (
+from provisioner.errors import (
     BmcAuthError,
     BmcCommandError,
-    BmcEndpoint,
     BmcTimeout,
     BmcTransientError,
     BmcUnreachable,
-    PowerDriver,
     PowerError,
-    PowerSettings,
 )
+from provisioner.inventory.models import Node, Site
+from provisioner.power.base import BmcEndpoint, PowerDriver, PowerSettings
 
 __all__ = [
     "BmcAuthError",

@@ -21,7 +21,13 @@ from typing import Literal, TypeVar
 
 from pydantic import SecretStr
 
-from provisioner.errors import ProvisionerError
+from provisioner.errors import (
+    BmcCommandError,
+    BmcTimeout,
+    BmcTransientError,
+    BmcUnreachable,
+    PowerError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,34 +64,6 @@ class BmcEndpoint:
     @property
     def label(self) -> str:
         return f"{self.address}:{self.port}"
-
-
-class PowerError(ProvisionerError):
-    """A power operation on one node failed. Names node and BMC, never the password."""
-
-    def __init__(self, node: str, bmc: str, message: str) -> None:
-        self.node, self.bmc, self.detail = node, bmc, message
-        super().__init__(f"node {node}: BMC {bmc}: {message}")
-
-
-class BmcAuthError(PowerError):
-    """The BMC rejected the user name or password (not retried)."""
-
-
-class BmcUnreachable(PowerError):
-    """The BMC did not answer at all."""
-
-
-class BmcTimeout(PowerError):
-    """The operation did not finish within the per-call timeout."""
-
-
-class BmcTransientError(PowerError):
-    """Busy, out of sessions, a lost packet: worth another try."""
-
-
-class BmcCommandError(PowerError):
-    """The BMC answered with an error that retrying will not fix."""
 
 
 class PowerDriver(ABC):

@@ -12,17 +12,9 @@ import struct
 import threading
 from typing import Any
 
+from provisioner.errors import BmcAuthError, BmcCommandError, BmcTransientError, BmcUnreachable
 from provisioner.power import pyghmi_fixes
-from provisioner.power.base import (
-    BmcAuthError,
-    BmcCommandError,
-    BmcTransientError,
-    BmcUnreachable,
-    BootDevice,
-    PowerAction,
-    PowerDriver,
-    PowerState,
-)
+from provisioner.power.base import BootDevice, PowerAction, PowerDriver, PowerState
 
 log = logging.getLogger(__name__)
 

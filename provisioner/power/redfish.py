@@ -21,16 +21,8 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from provisioner.power.base import (
-    BmcAuthError,
-    BmcCommandError,
-    BmcTransientError,
-    BmcUnreachable,
-    BootDevice,
-    PowerAction,
-    PowerDriver,
-    PowerState,
-)
+from provisioner.errors import BmcAuthError, BmcCommandError, BmcTransientError, BmcUnreachable
+from provisioner.power.base import BootDevice, PowerAction, PowerDriver, PowerState
 
 log = logging.getLogger(__name__)
 

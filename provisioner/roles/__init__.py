@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
 from provisioner.roles import compute, controller, network, storage
-from provisioner.roles.common import Bundle, DeployFacts, RoleConfigError
+from provisioner.roles.common import Bundle, DeployFacts
 
 GENERATORS: dict[str, Callable[[Site, Node, DeployFacts], Bundle]] = {
     "controller": controller.bundle,

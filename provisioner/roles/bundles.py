@@ -18,14 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from provisioner.errors import ProvisionerError
+from provisioner.errors import BundleError
 from provisioner.roles.common import Bundle
 
 PULL_MAX_AGE_S = 24 * 3600
-
-
-class BundleError(ProvisionerError):
-    pass
 
 
 class BundleStore:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
-from provisioner.errors import ConfigError
+from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
 from provisioner.templating import environment
 
@@ -29,10 +29,6 @@ API_SERVICES: dict[str, tuple[int, str]] = {
     "heat": (8004, "/healthcheck"),
     "horizon": (80, "/dashboard/auth/login/"),
 }
-
-
-class RoleConfigError(ConfigError):
-    """The inventory lacks something a role's HA configuration needs."""
 
 
 @dataclass(frozen=True)

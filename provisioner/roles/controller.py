@@ -8,12 +8,12 @@ import re
 from ipaddress import IPv4Network
 from typing import Any
 
+from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
 from provisioner.roles.common import (
     API_SERVICES,
     Bundle,
     DeployFacts,
-    RoleConfigError,
     controller_vip,
     controllers,
     int_setting,

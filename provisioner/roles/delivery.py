@@ -14,14 +14,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provisioner.errors import ProvisionerError
+from provisioner.errors import DeliveryError
 from provisioner.roles.bundles import BundleStore
 
 log = logging.getLogger(__name__)
-
-
-class DeliveryError(ProvisionerError):
-    pass
 
 
 @dataclass(frozen=True)

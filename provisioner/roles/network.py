@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
 from provisioner.roles.common import (
     Bundle,
     DeployFacts,
-    RoleConfigError,
     int_setting,
     members,
     node_context,

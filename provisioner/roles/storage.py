@@ -3,11 +3,11 @@ Swift storage on the disks the partition layout left untouched."""
 
 from __future__ import annotations
 
+from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
 from provisioner.roles.common import (
     Bundle,
     DeployFacts,
-    RoleConfigError,
     int_setting,
     node_context,
     render,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.errors import EXIT_CONFIG, EXIT_NOT_FOUND
 from provisioner.inventory.schema import site_schema_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ def test_validate_bad_site_lists_every_problem_and_exits_non_zero(site_dir: Path
     text = text.replace("ip: 192.0.2.20", "ip: 192.0.2.18").replace("role: storage", "role: x", 1)
     (site_dir / "site.yaml").write_text(text)
     result = run("validate", site_dir=site_dir, check=False)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_CONFIG
     assert "error: node cmp3: ip: duplicate IP 192.0.2.18 (also node cmp1)" in result.stdout
     assert "error: node sto1: role: unknown role 'x'" in result.stdout
     assert "Traceback" not in result.stderr
@@ -59,14 +60,14 @@ def test_validate_bad_site_lists_every_problem_and_exits_non_zero(site_dir: Path
 def test_malformed_yaml_gets_line_and_column(site_dir: Path) -> None:
     (site_dir / "site.yaml").write_text("site:\n  name: x\n  domain: [oops\n")
     result = run("validate", site_dir=site_dir, check=False)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_CONFIG
     assert "site.yaml:4:1: malformed YAML" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_missing_site_file_is_a_clean_error(tmp_path: Path) -> None:
     result = run("nodes", site_dir=tmp_path, check=False)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_CONFIG
     assert result.stderr.startswith("error: ")
     assert "cannot read" in result.stderr
 
@@ -97,7 +98,7 @@ def test_nodes_status_and_events_show_state_without_secrets(site_dir: Path) -> N
 
 def test_status_of_unknown_node_is_a_clean_error(site_dir: Path) -> None:
     result = run("status", "ctl9", site_dir=site_dir, check=False)
-    assert result.returncode == 1
+    assert result.returncode == EXIT_NOT_FOUND
     assert result.stderr.strip() == "error: node ctl9: not in the inventory"
 
 

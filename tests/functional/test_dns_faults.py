@@ -12,18 +12,12 @@ from pathlib import Path
 import pytest
 from bindlab import Lab, make_lab
 
-from provisioner.ddns.client import DnsRejected, DnsServer, DnsUnreachable
+from provisioner.ddns.client import DnsServer
 from provisioner.ddns.plan import ChangeSet, NameChange
-from provisioner.ddns.publish import (
-    DnsConflict,
-    apply_plan,
-    make_plan,
-    publish_node,
-    publish_site,
-    site_scope,
-)
+from provisioner.ddns.publish import apply_plan, make_plan, publish_node, publish_site, site_scope
 from provisioner.ddns.records import RRset
 from provisioner.ddns.update import apply_changes
+from provisioner.errors import EXIT_CONFLICT, DnsConflict, DnsRejected, DnsUnreachable
 
 pytestmark = pytest.mark.functional
 
@@ -44,14 +38,14 @@ def stopped_lab(site_dir: Path, tmp_path: Path) -> Iterator[Lab]:
 def test_name_held_by_another_host_is_a_conflict_and_nothing_changes(lab: Lab) -> None:
     lab.nsupdate(DOMAIN, f"update add ctl1.{DOMAIN} 600 A 192.0.2.99")
     applied = lab.cli("dns", "apply")
-    assert applied.returncode == 1
+    assert applied.returncode == EXIT_CONFLICT
     assert f"node ctl1: ctl1.{DOMAIN}. already holds A 192.0.2.99" in applied.stderr
     assert "not published by provisioner" in applied.stderr
     assert "nothing was changed" in applied.stderr
     assert lab.dig(f"ctl1.{DOMAIN}", "A") == ["192.0.2.99"]
     assert lab.dig(f"cmp1.{DOMAIN}", "A") == []
     planned = lab.cli("dns", "plan")
-    assert planned.returncode == 1
+    assert planned.returncode == EXIT_CONFLICT
     assert f"CONFLICT node ctl1: ctl1.{DOMAIN}. already holds A 192.0.2.99" in planned.stdout
 
 
@@ -91,7 +85,7 @@ def test_node_moving_onto_another_nodes_address_is_a_conflict(lab: Lab) -> None:
 def test_alias_name_taken_by_a_host_is_a_conflict(lab: Lab) -> None:
     lab.nsupdate(DOMAIN, f"update add keystone.{DOMAIN} 600 A 192.0.2.77")
     applied = lab.cli("dns", "apply")
-    assert applied.returncode == 1
+    assert applied.returncode == EXIT_CONFLICT
     assert f"VIP api of role controller: keystone.{DOMAIN}. already holds A 192.0.2.77" in (
         applied.stderr
     )

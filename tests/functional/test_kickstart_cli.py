@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from provisioner.errors import EXIT_NOT_FOUND
 from provisioner.install.kickstart import TOKEN_PLACEHOLDER
 from provisioner.state.store import Store
 from provisioner.state.tokens import DeployTokens
@@ -61,7 +62,7 @@ def test_render_preseed(site_dir: Path) -> None:
 
 def test_render_errors_are_one_clean_line(site_dir: Path) -> None:
     result = run(site_dir, "render", "kickstart", "nope")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_NOT_FOUND
     assert result.stderr.strip().endswith("error: node nope: not in the inventory")
     site_yaml = site_dir / "site.yaml"
     site_yaml.write_text(site_yaml.read_text().replace("min_size_gb: 20}", "min_size_gb: 5}"))

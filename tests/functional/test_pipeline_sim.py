@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from provisioner.errors import EXIT_CONFLICT, EXIT_PARTIAL
 from tests.functional.pipeline_lab import ALL_GOOD, SimLab, results_by_node, sim_lab
 
 
@@ -19,7 +20,7 @@ def test_provision_then_reprovision_with_failures_and_quorum_guard(tmp_path: Pat
     with sim_lab(tmp_path) as lab:
         run = lab.cli("provision", "--all", "--json", timeout=600)
         results = results_by_node(run.stdout)
-        assert run.returncode == 1, run.stderr  # some nodes failed, on purpose
+        assert run.returncode == EXIT_PARTIAL, run.stderr  # some nodes failed, on purpose
         for name in ("ctl1", "ctl2", "cmp1"):
             assert results[name]["state"] == "active", results[name]
         # a node that never calls back fails at that step, after its timeout
@@ -47,7 +48,7 @@ def test_provision_then_reprovision_with_failures_and_quorum_guard(tmp_path: Pat
 
         # quorum guard: ctl3 is down, so taking ctl1 would leave 1 of 3
         refused = lab.cli("reprovision", "ctl1", "--yes")
-        assert refused.returncode == 1
+        assert refused.returncode == EXIT_CONFLICT
         assert "ctl3" in refused.stderr and "--force" in refused.stderr
         assert results_by_node(lab.cli("nodes", "--json").stdout)["ctl1"]["state"] == "active"
 

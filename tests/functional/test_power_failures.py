@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from power_support import driver, free_ports, running, spec
 
-from provisioner.power.base import PowerDriver, PowerError
+from provisioner.errors import EXIT_PARTIAL, PowerError
+from provisioner.power.base import PowerDriver
 from provisioner.power.fanout import run_many
 
 pytestmark = pytest.mark.functional
@@ -128,7 +129,7 @@ def test_power_command_shows_a_table_with_each_node_result(site_dir: Path) -> No
             timeout=120,
         )
         elapsed = time.monotonic() - start
-    assert result.returncode == 1
+    assert result.returncode == EXIT_PARTIAL
     assert "error: power on: 2 of 10 node(s) failed" in result.stderr
     rows = {row["node"]: row for row in json.loads(result.stdout)}
     assert {n for n, r in rows.items() if r["ok"]} == set(names) - {"ctl3", "net1"}

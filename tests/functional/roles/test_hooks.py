@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from provisioner.errors import EXIT_CONFLICT
 from provisioner.inventory import load_site
 from provisioner.pipeline.hooks import HookRunner
 from provisioner.roles.bundles import BundleStore
@@ -233,7 +234,7 @@ def test_interrupted_run_is_resumed_only_when_its_runner_is_gone(
     # a runner that is still alive (this test process): hands off
     marker.write_text(f"{os.getpid()} {socket.gethostname()}\n")
     refused = cli(site_dir, "hooks", "rerun", "ctl1", "--interrupted")
-    assert refused.returncode == 1
+    assert refused.returncode == EXIT_CONFLICT
     assert f"node ctl1: its hooks are still running (pid {os.getpid()})" in refused.stderr
     assert state.get("ctl1").state == NodeState.CONFIGURING
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.errors import DeliveryError
 from provisioner.inventory import load_site
 from provisioner.roles import DeployFacts, generate
 from provisioner.roles.bundles import BundleStore
-from provisioner.roles.delivery import DeliveryError, SshPush
+from provisioner.roles.delivery import SshPush
 from provisioner.state.store import Store
 from tests.functional.roles.conftest import run
 

@@ -6,12 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.bootserver.bootscript import (
-    BootTemplateError,
-    BootTemplates,
-    decide,
-    normalise_mac,
-)
+from provisioner.bootserver.bootscript import BootTemplates, decide, normalise_mac
+from provisioner.errors import BootTemplateError
 from provisioner.inventory import load_site
 
 BASE = "http://192.0.2.2:8080"

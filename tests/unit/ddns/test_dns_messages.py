@@ -10,18 +10,11 @@ import dns.tsig
 import dns.update
 import pytest
 
-from provisioner.ddns.client import (
-    DnsChanged,
-    DnsRejected,
-    DnsServer,
-    DnsUnreachable,
-    rejected,
-    with_retries,
-)
+from provisioner.ddns.client import DnsServer, rejected, with_retries
 from provisioner.ddns.plan import NameChange
 from provisioner.ddns.records import RRset
 from provisioner.ddns.update import add_change, chunk_changes, wire_size_bound
-from provisioner.errors import SecretError
+from provisioner.errors import DnsChanged, DnsRejected, DnsUnreachable, SecretError
 from provisioner.inventory import load_site
 
 ZONE = "lab.example.test."

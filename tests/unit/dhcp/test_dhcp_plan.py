@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.dhcp.hosts import DhcpConfigError, DhcpPaths, diff_hosts, plan_dhcp
+from provisioner.dhcp.hosts import DhcpPaths, diff_hosts, plan_dhcp
+from provisioner.errors import DhcpConfigError
 from provisioner.inventory import load_site
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.errors import TemplateError
 from provisioner.install.kickstart import render_kickstart
 from provisioner.inventory import Site, load_site
 from provisioner.inventory.models import Bond, DiskHints, NodeNetwork
-from provisioner.templating import TemplateError
 from tests.unit.install.kshelpers import BASE_URL, SAMPLE_DISKS, expanded, ksvalidator
 
 BUNDLE = "post-install-bundle.j2"

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.errors import QuorumAtRisk
 from provisioner.inventory import load_site
 from provisioner.pipeline.ordering import rebuild_waves
-from provisioner.pipeline.quorum import QuorumAtRisk, guard
+from provisioner.pipeline.quorum import guard
 from provisioner.state.machine import NodeState
 
 ALL = ["ctl1", "ctl2", "ctl3", "net1", "net2", "sto1", "sto2", "cmp1", "cmp2", "cmp3"]

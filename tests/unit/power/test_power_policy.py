@@ -9,11 +9,9 @@ import time
 import pytest
 from pydantic import SecretStr
 
+from provisioner.errors import BmcAuthError, BmcTimeout, BmcTransientError
 from provisioner.power.base import (
-    BmcAuthError,
     BmcEndpoint,
-    BmcTimeout,
-    BmcTransientError,
     BootDevice,
     PowerAction,
     PowerDriver,
