@@ -38,6 +38,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from provisioner import programs  # noqa: E402
 from provisioner.bootserver.bootscript import BootTemplates, MacIndex, decide  # noqa: E402
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService, stage_ipxe_binaries  # noqa: E402
 from provisioner.inventory import load_site  # noqa: E402
@@ -70,7 +71,7 @@ def curl_fanout(urls: list[str], clients: int, repeat: int, extra: list[str]) ->
     argv_of = []
     for i in range(clients):
         url = urls[i % len(urls)]
-        argv = ["curl", "--silent", "--show-error", "--fail", *extra]
+        argv = [programs.path("curl"), "--silent", "--show-error", "--fail", *extra]
         for _ in range(repeat):
             argv += [url, "-o", "/dev/null"]
         argv_of.append(argv)
@@ -103,7 +104,9 @@ def tftpy_server(root: Path) -> Iterator[int]:
 @contextmanager
 def tftpd_hpa(root: Path) -> Iterator[int]:
     port = free_port(socket.SOCK_DGRAM)
-    proc = subprocess.Popen(["in.tftpd", "-L", "-a", f"127.0.0.1:{port}", "-s", str(root)])
+    proc = subprocess.Popen(
+        [programs.path("in.tftpd"), "-L", "-a", f"127.0.0.1:{port}", "-s", str(root)]
+    )
     time.sleep(0.5)
     try:
         yield port
@@ -150,7 +153,7 @@ http {{
 }}
 """
     )
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)])
+    proc = subprocess.Popen([programs.path("nginx"), "-c", str(conf), "-p", str(tmp)])
     try:
         wait_port(port)
         yield port

@@ -42,6 +42,18 @@ class SecretError(ConfigError):
     """A secret reference cannot be resolved. Never carries the secret itself."""
 
 
+class ProgramMissing(ProvisionerError):
+    """An external program or file the project needs is not installed here.
+
+    Raised by provisioner.programs only, so the message always has the same shape:
+    what is missing, where it was looked for, what needs it, and the command that fixes it.
+    """
+
+    def __init__(self, name: str, where: str, why: str, fix: str) -> None:
+        self.name, self.fix = name, fix
+        super().__init__(f"{name} is missing (looked in {where}); needed for {why}; fix: {fix}")
+
+
 class UnknownNode(ProvisionerError):
     def __init__(self, node: str) -> None:
         self.node = node

@@ -5,6 +5,13 @@ from pathlib import Path
 
 import pytest
 
+# Every program a test starts must be in provisioner/programs.py (see program_audit.py).
+from tests.program_audit import (  # noqa: F401
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SITE = REPO / "examples" / "site.yaml"
 

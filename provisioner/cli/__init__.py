@@ -73,6 +73,7 @@ COMMAND_MODULES = [
     "serve",
     "pipeline",
     "lab",
+    "doctor",
 ]
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import click
 
+from provisioner import programs
 from provisioner.cli.context import App
 from provisioner.dnscheck import expectations, run_checks
 from provisioner.dnsclient import DnsServer
@@ -222,7 +222,7 @@ def lab(app: App, workdir: Path, port: int, address: str, run: bool) -> None:
             f"not {address}:{port}",
             markup=False,
         )
-    argv = config.argv(shutil.which("named") or "/usr/sbin/named")
+    argv = config.argv(programs.path("named"))
     out.print(" ".join(argv), markup=False)
     if run:
         sys.stdout.flush()

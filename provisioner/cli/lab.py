@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from provisioner import programs
 from provisioner.cli.context import App
 from provisioner.inventory import load_site
 from provisioner.lab import orchestrate
@@ -145,12 +146,12 @@ def run(app: App, lab_dir: Path | None, args: tuple[str, ...]) -> None:
     """Run `provisioner ARGS` against the lab (its site, state dir and namespace)."""
     root = _lab_dir(app, lab_dir)
     argv = orchestrate.lab_command(orchestrate.LabPaths(root.resolve()), _record(root), *args)
-    raise SystemExit(subprocess.run(argv).returncode)
+    raise SystemExit(subprocess.run(programs.command(argv)).returncode)
 
 
 def _dig(prefix: list[str], server: str, port: int, *query: str) -> str:
     done = subprocess.run(
-        [*prefix, "dig", f"@{server}", "-p", str(port), "+short", *query],
+        programs.command([*prefix, "dig", f"@{server}", "-p", str(port), "+short", *query]),
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     return done.stdout.strip() or "-"
@@ -180,7 +181,7 @@ def rebuild(app: App, lab_dir: Path | None, as_json: bool) -> None:
             markup=False,
         )
     started = time.monotonic()
-    done = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
+    done = subprocess.run(programs.command(argv), stdout=subprocess.PIPE, text=True)
     try:
         results = {r["name"]: r for r in json.loads(done.stdout)}
     except ValueError:

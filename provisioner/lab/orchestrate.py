@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from provisioner import programs
 from provisioner.dnslab import render_bind_config
 from provisioner.errors import ProvisionerError
 from provisioner.inventory import Site, load_site
@@ -208,8 +209,8 @@ def dns_endpoint(site: Site) -> tuple[str, int]:
 
 def _dig_ok(prefix: list[str], server: str, port: int, zone: str) -> bool:
     done = subprocess.run(
-        [*prefix, "dig", f"@{server}", "-p", str(port), "+short", "+time=1", "+tries=1",
-         zone, "SOA"],
+        programs.command([*prefix, "dig", f"@{server}", "-p", str(port), "+short", "+time=1",
+                          "+tries=1", zone, "SOA"]),
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     return done.returncode == 0 and bool(done.stdout.strip())

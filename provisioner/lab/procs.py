@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from provisioner import programs
 from provisioner.errors import ProvisionerError
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def start_detached(name: str, argv: list[str], log_path: Path, marker: str) -> P
     with log_path.open("ab") as out:
         try:
             proc = subprocess.Popen(
-                argv,
+                programs.command(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

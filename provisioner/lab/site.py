@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+from provisioner import programs
 from provisioner.errors import ProvisionerError
 from provisioner.inventory.models import BootMode
 from provisioner.lab.network import NetworkMode
@@ -181,7 +182,7 @@ def _crypt_sha512(password: str) -> str:
     """A crypt(3) SHA-512 hash, made by openssl (Python's crypt module is going away)."""
     try:
         done = subprocess.run(
-            ["openssl", "passwd", "-6", "-stdin"],
+            [programs.path("openssl"), "passwd", "-6", "-stdin"],
             input=password,
             capture_output=True,
             text=True,

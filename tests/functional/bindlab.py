@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from provisioner import programs
 from provisioner.dnslab import BindConfig, BindError, BindServer, render_bind_config
 from provisioner.inventory import Site, load_site
 
@@ -56,14 +57,16 @@ class Lab:
     def dig(self, *args: str) -> list[str]:
         """``dig +short`` answers, sorted (dig is the independent client)."""
         cmd = ["dig", "@127.0.0.1", "-p", str(self.port), "+short", "+norecurse", "+tries=3"]
-        result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            programs.command([*cmd, *args]), capture_output=True, text=True, timeout=30
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return sorted(line for line in result.stdout.splitlines() if line)
 
     def axfr(self, zone: str) -> str:
         key = self.config.workdir / "tsig.key"
         cmd = ["dig", "@127.0.0.1", "-p", str(self.port), "-k", str(key), "AXFR", zone]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        result = subprocess.run(programs.command(cmd), capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -72,7 +75,11 @@ class Lab:
         script = "\n".join([f"server 127.0.0.1 {self.port}", f"zone {zone}", *lines, "send", ""])
         key = self.config.workdir / "tsig.key"
         result = subprocess.run(
-            ["nsupdate", "-k", str(key)], input=script, capture_output=True, text=True, timeout=30
+            programs.command(["nsupdate", "-k", str(key)]),
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert result.returncode == 0, result.stderr
 

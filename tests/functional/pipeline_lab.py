@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisioner import programs
 from provisioner.dnslab import BindServer, render_bind_config
 from provisioner.inventory import load_site
 from tests.functional.bindlab import free_port
@@ -124,7 +125,7 @@ class SimLab:
 
     def dig(self, *args: str) -> str:
         return subprocess.run(
-            ["dig", "@127.0.0.1", "-p", str(self.dns_port), "+short", *args],
+            [programs.path("dig"), "@127.0.0.1", "-p", str(self.dns_port), "+short", *args],
             capture_output=True,
             text=True,
             timeout=30,
@@ -132,7 +133,7 @@ class SimLab:
         ).stdout.strip()
 
     def ipmitool(self, node_index: int, *args: str) -> str:
-        argv = ["ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1",
+        argv = [programs.path("ipmitool"), "-I", "lanplus", "-C", "3", "-H", "127.0.0.1",
                 "-p", str(self.bmc_ports[node_index]), "-U", "admin", "-P", "lab-only-bmc",
                 *args]  # fmt: skip
         return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout

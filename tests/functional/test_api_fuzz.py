@@ -7,11 +7,10 @@ a server error and every answer matches the spec.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+from provisioner import programs
 from tests.functional.pipeline_lab import sim_lab
 
 
@@ -20,7 +19,7 @@ def test_rest_api_has_no_server_error_under_schemathesis(tmp_path: Path) -> None
         daemon = (lab.state / "daemon.json").read_text()
         url = __import__("json").loads(daemon)["url"]
         token = (lab.state / "api.token").read_text().strip()
-        st = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
+        st = programs.path("schemathesis")
         run = subprocess.run(
             [st, "run", f"{url}/api/v1/doc/openapi.json", "--url", url,
              "-H", f"Authorization: Bearer {token}",

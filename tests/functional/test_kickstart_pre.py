@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner import programs
 from provisioner.inventory import Site, load_site
 from provisioner.inventory.models import DiskHints
 from provisioner.kickstarts import STORAGE_INCLUDE, render_kickstart
@@ -38,7 +39,7 @@ def run_pre(
         script.write_text(pre)
         sysfs = make_sysfs(tmp_path / "sys", disks)
         result = subprocess.run(
-            ["bash", str(script)],
+            [programs.path("bash"), str(script)],
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PROVISIONER_SYSFS": str(sysfs)},
             capture_output=True,
             text=True,

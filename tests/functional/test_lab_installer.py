@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from provisioner import programs
 from provisioner.lab.diskimage import DiskImage, installed_marker, read_ext_file
 from provisioner.lab.installer import (
     DEFAULT_CACHE_DIR,
@@ -39,8 +40,7 @@ pytestmark = [pytest.mark.functional]
 
 DATA = Path(__file__).parent / "data"
 QEMU_TIMEOUT = 240  # generous: TCG on a loaded 2-core machine; a run takes ~30 s here
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+OVMF_CODE = Path(programs.location("OVMF_CODE_4M.fd"))
 CLONE_NEWNET = 0x40000000
 
 LINUX_FS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
@@ -146,7 +146,7 @@ def _install(
     token = "tok-" + node + "-0123456789abcdef"
     log = FakeProvisionerLog(token)
     for disk in disks:
-        subprocess.run(["truncate", "-s", "2G", str(disk)], check=True)
+        subprocess.run([programs.path("truncate"), "-s", "2G", str(disk)], check=True)
     if net is None:
         server = _server(log)
         base = f"http://10.0.2.2:{server.server_address[1]}"
@@ -180,7 +180,7 @@ def _install(
     argv += _disks_and_firmware(disks, uefi, tmp_path / "OVMF_VARS.fd")
     started = time.monotonic()
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=QEMU_TIMEOUT)
+        done = subprocess.run(programs.command(argv), capture_output=True, timeout=QEMU_TIMEOUT)
     finally:
         server.shutdown()
         server.server_close()
@@ -197,7 +197,9 @@ def _boot_from_disk(tmp_path: Path, disks: list[Path], uefi: bool, expect: str) 
         "-serial", f"file:{console}", "-monitor", "none",
     ]  # fmt: skip
     argv += _disks_and_firmware(disks, uefi, tmp_path / "OVMF_VARS.second.fd")
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        programs.command(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     text = ""
     try:
         deadline = time.monotonic() + QEMU_TIMEOUT
@@ -345,13 +347,13 @@ def test_install_over_the_lab_network_namespace(installer: LabInstaller, tmp_pat
     try:
         lab_net.up()
         dnsmasq = subprocess.Popen(
-            [
+            programs.command([
                 *plan.exec_prefix(), "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
                 "--port=0", f"--interface={plan.bridge}", "--bind-interfaces",
                 "--dhcp-range=203.0.113.100,203.0.113.150,255.255.255.0",
                 "--dhcp-host=52:54:00:12:34:57,203.0.113.17", "--dhcp-authoritative",
                 "--leasefile-ro", f"--pid-file={tmp_path / 'dnsmasq.pid'}",
-            ],
+            ]),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -380,7 +382,7 @@ def test_install_over_the_lab_network_namespace(installer: LabInstaller, tmp_pat
 @pytest.fixture(autouse=True)
 def _qemu_present() -> Iterator[None]:
     for tool in ("qemu-system-x86_64", "sfdisk", "debugfs"):
-        assert shutil.which(tool), f"{tool} missing: run make deps-test"
+        programs.path(tool)  # missing: one clear error naming the package
     yield
 
 
@@ -391,7 +393,7 @@ def _disks_and_firmware(disks: list[Path], uefi: bool, vars_copy: Path) -> list[
     for i, disk in enumerate(disks):
         argv += ["-drive", f"file={disk},format=raw,if=virtio,index={i},cache=unsafe"]
     if uefi:
-        shutil.copy(OVMF_VARS, vars_copy)
+        shutil.copy(programs.path("OVMF_VARS_4M.fd"), vars_copy)
         argv += [
             "-drive", f"if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on",
             "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",

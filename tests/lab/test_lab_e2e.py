@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from provisioner import programs
 from provisioner.inventory import load_site
 from provisioner.lab.diskimage import DiskImage
 from provisioner.layouts import load_layout
@@ -64,7 +65,9 @@ class Lab:
 
     def dig(self, *query: str) -> str:
         return subprocess.run(
-            ["ip", "netns", "exec", self.namespace, "dig", "@192.0.2.3", "+short", *query],
+            programs.command(
+                ["ip", "netns", "exec", self.namespace, "dig", "@192.0.2.3", "+short", *query]
+            ),
             capture_output=True, text=True, timeout=30, check=True,
         ).stdout.strip()  # fmt: skip
 
@@ -111,7 +114,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             capture_output=True, text=True, timeout=300, cwd=REPO,
         )  # fmt: skip
         assert down.returncode == 0, down.stdout + down.stderr
-        gone = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+        gone = subprocess.run(
+            [programs.path("ip"), "netns", "list"], capture_output=True, text=True
+        )
         assert namespace not in gone.stdout
 
 
