@@ -151,6 +151,8 @@ TABLE: tuple[Program, ...] = (
        "/usr/lib/python3*/ensurepip/__init__.py"),
     _p("pip3", "python3-pip", "demo test bench", "make: installing the package"),
     _p("make", "make", "demo test bench", "make demo / make test"),
+    _p("dpkg-query", "dpkg", "demo test bench", "make: scripts/apt-install (what is installed)"),
+    _p("grep", "grep", "demo test bench", "make: scripts/apt-install; kickstart %pre in tests"),
     # provisioner serve and the operator commands
     _p("dnsmasq", "dnsmasq-base", "serve", "DHCP and PXE answers of provisioner serve"),
     _f("undionly.kpxe", "ipxe", "serve", "TFTP boot of BIOS nodes", f"{_IPXE}/undionly.kpxe"),
@@ -158,6 +160,9 @@ TABLE: tuple[Program, ...] = (
     _f("snponly.efi", "ipxe", "serve", "TFTP boot of UEFI nodes (SNP)", f"{_IPXE}/snponly.efi"),
     _p("ssh", "openssh-client", "serve", "provisioner bundle --push (SSH push of bundles)"),
     _p("sh", "dash", "serve", "the post-install hooks (#!/bin/sh)"),
+    _p("mkdir", "coreutils", "serve", "the post-install hooks (hooks/common)"),
+    _p("cat", "coreutils", "serve", "the post-install hooks (hooks/common)"),
+    _p("mv", "coreutils", "serve", "the post-install hooks (hooks/common)"),
     # DNS: BIND for the lab and the tests
     _p("named", "bind9", "demo", "the lab's DNS server (lab up, dns lab --run)"),
     _p("dig", "bind9-dnsutils", "demo", "lab up and lab rebuild: DNS answers read back"),
@@ -198,6 +203,10 @@ TABLE: tuple[Program, ...] = (
     _p("dash", "dash", "test", "tests: preseed commands parsed by Debian's sh"),
     _p("debconf-set-selections", "debconf", "test", "tests: the preseed files checked"),
     _p("ping", "iputils-ping", "test", "tests: the lab network answers"),
+    _p("awk", "mawk", "test", "tests: kickstart %pre run for real (disk selection)"),
+    _p("head", "coreutils", "test", "tests: kickstart %pre run for real (disk selection)"),
+    _p("readlink", "coreutils", "test", "tests: kickstart %pre run for real (disk selection)"),
+    _p("tr", "coreutils", "test", "tests: kickstart %pre run for real (callbacks)"),
     _p("timeout", "coreutils", "test", "tests: a DHCP client limited in time"),
     _p("truncate", "coreutils", "test bench", "tests and benchmarks: sparse disk images"),
     _p("true", "coreutils", "test", "tests: a process that exits at once"),
@@ -210,6 +219,7 @@ TABLE: tuple[Program, ...] = (
     # tests: the generated HA configuration, checked by the real programs
     _p("haproxy", "haproxy", "test", "tests: haproxy -c of the generated config"),
     _p("keepalived", "keepalived", "test", "tests: VRRP failover with the generated config"),
+    _p("sysctl", "procps", "test", "tests: the generated VIP sysctl settings applied"),
     _p("corosync", "corosync", "test", "tests: corosync -t of the generated config"),
     _p("corosync-keygen", "corosync", "test", "tests: a corosync authkey"),
     _p("crm_verify", "pacemaker-cli-utils", "test", "tests: the generated CIB verified"),
