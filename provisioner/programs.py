@@ -92,7 +92,9 @@ class Program:
             dirs = [str(Path(sys.executable).parent), sysconfig.get_path("scripts")]
         else:
             given = search if search is not None else os.environ.get("PATH", "")
-            dirs = given.split(os.pathsep) + ([] if search else SYSTEM_PATH.split(os.pathsep))
+            dirs = given.split(os.pathsep) + (
+                [] if search is not None else SYSTEM_PATH.split(os.pathsep)
+            )
         return list(dict.fromkeys(d for d in dirs if d))
 
     def where(self, search: str | None = None) -> str:

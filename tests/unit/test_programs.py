@@ -49,6 +49,16 @@ def test_makefile_installs_exactly_the_packages_of_the_table(use: str, target: s
     assert installed >= APT_BASE  # the literal APT_BASE is in the table too
 
 
+def test_the_table_runs_without_third_party_packages() -> None:
+    """The Makefile runs it with the system python3, before the virtualenv exists."""
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "provisioner.programs", "packages", "demo"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == programs.packages("demo")
+
+
 def test_doctor_lists_the_packages_make_installs_without_a_site_or_state(tmp_path: Path) -> None:
     for use, target in (("demo", "deps-demo"), ("test", "deps-test")):
         done = cli("doctor", "--for", use, "--json", tmp_path=tmp_path)
