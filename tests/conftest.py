@@ -140,9 +140,13 @@ def _print_timing(terminalreporter: Any) -> None:
     write = terminalreporter.write_line
     minutes, rest = divmod(round(wall), 60)
     terminalreporter.write_sep(
-        "=", f"timing: {len(_DURATIONS)} tests, wall {wall:.1f} s ({minutes} min {rest:02d} s)"
+        "=", f"timing: {_tests(len(_DURATIONS))}, wall {wall:.1f} s ({minutes} min {rest:02d} s)"
     )
     for name, tests in sorted(groups.items()):
-        write(f"{name}: {len(tests)} tests, {sum(s for s, _ in tests):.1f} s")
+        write(f"{name}: {_tests(len(tests))}, {sum(s for s, _ in tests):.1f} s")
         for seconds, nodeid in sorted(tests, reverse=True)[:5]:
             write(f"  {seconds:8.2f} s  {nodeid}")
+
+
+def _tests(count: int) -> str:
+    return f"{count} test" if count == 1 else f"{count} tests"
