@@ -25,7 +25,7 @@ import yaml
 from provisioner.dnslab import render_bind_config
 from provisioner.errors import ProvisionerError
 from provisioner.inventory import Site, load_site
-from provisioner.lab import procs
+from provisioner.lab import preflight, procs
 from provisioner.lab.installer import DEFAULT_CACHE_DIR, build_lab_installer
 from provisioner.lab.network import (
     LabNetwork,
@@ -222,6 +222,7 @@ def up(opts: LabOptions) -> procs.LabRecord:
     if existing and any(procs.alive(p) for p in existing.procs):
         raise LabError(f"lab in {paths.root} is already up (run 'provisioner lab down' first)")
     mode, why = (opts.mode, "chosen") if opts.mode else detect_mode(f"{opts.namespace}-probe")
+    preflight.check(mode)  # before anything is written or started
     spec = lab_spec(opts, mode)
     log.info("lab: %s mode (%s), %d nodes", mode, why, len(spec.nodes))
     write_lab_site(paths.root, spec)
@@ -321,11 +322,14 @@ def qemu_pids(paths: LabPaths) -> dict[str, int]:
 
 
 def down(state_dir: Path) -> list[str]:
-    """Stop what ``up`` recorded (reverse order), stray qemu nodes, then the namespace."""
+    """Stop what ``up`` recorded (reverse order), stray qemu nodes, then the namespace.
+
+    Returns what it stopped; nothing when no lab was ever brought up here, which
+    is not an error: ``make demo`` runs ``lab down`` first on every run."""
     paths = LabPaths(state_dir.resolve())
     record = procs.LabRecord.load(paths.record)
     if record is None:
-        raise LabError(f"no lab recorded in {paths.root} (lab.json missing)")
+        return []
     stopped = [p.name for p in reversed(record.procs) if procs.stop(p)]
     for node, pid in qemu_pids(paths).items():
         stray = procs.ProcRecord(f"qemu {node}", pid, str(paths.root / "vbmc"), "")
@@ -333,7 +337,8 @@ def down(state_dir: Path) -> list[str]:
             stopped.append(stray.name)
     if record.mode == "netns":
         plan = plan_network(record.nodes, "netns", namespace=record.namespace)
-        LabNetwork(plan).down()
+        if LabNetwork(plan).down():
+            stopped.append(f"namespace {record.namespace}")
     record.procs = []
     record.save(paths.record)
     return stopped
