@@ -35,7 +35,14 @@ from provisioner.lab.network import (
     plan_network,
     qemu_netdev,
 )
-from provisioner.lab.site import INSTALLER_DIR, LabNode, LabSpec, node_mac, write_lab_site
+from provisioner.lab.site import (
+    INSTALLER_DIR,
+    LabNode,
+    LabSpec,
+    node_mac,
+    secret_ref,
+    write_lab_site,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +162,7 @@ def vbmc_config(paths: LabPaths, spec: LabSpec, plan: LabNetworkPlan) -> dict[st
         "defaults": {
             "address": "127.0.0.1",
             "user": "admin",
-            "password": {"file": "secrets/bmc-password"},
+            "password": secret_ref("bmc-password"),  # the file the lab site names
             "state_dir": str(paths.root / "vbmc"),
         },
         "bmcs": bmcs,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +173,30 @@ def test_lab_down_without_a_lab_is_not_an_error(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "no lab running"
     assert done.stderr == ""
+
+
+def test_the_example_site_on_a_fresh_clone_validates_without_a_warning(tmp_path: Path) -> None:
+    """Its secrets are generated on first use (mode 0600), not checked out of git (0644)."""
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "examples"], capture_output=True, text=True, check=True
+    ).stdout.split()  # what a clone has (not secrets generated in this checkout)
+    for name in tracked:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / name, tmp_path / name)  # mode 0644, as git checks it out
+    site = str(tmp_path / "examples" / "site.yaml")
+    secrets = tmp_path / "examples" / "secrets"
+    assert [p.name for p in secrets.iterdir()] == ["README.md"]
+    done = provisioner("--site", site, "validate")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{site}: OK: site example, 10 nodes (3 controller, 2 network, 2 storage, 3 compute)"
+    ]
+    assert done.stderr == ""
+    ks = provisioner("--site", site, "--state-dir", str(tmp_path / "state"), "render", "kickstart",
+                     "ctl1")  # fmt: skip
+    assert ks.returncode == 0, ks.stderr
+    made = secrets / "root-password.hash"
+    assert stat.S_IMODE(made.stat().st_mode) == 0o600
+    assert f"rootpw --iscrypted {made.read_text().strip()}\n" in ks.stdout
+    again = provisioner("--site", site, "validate", "--strict")
+    assert again.returncode == 0 and "warning" not in again.stdout + again.stderr
