@@ -48,7 +48,7 @@ lint: venv
 # (lab up: site, installer image, network, BIND, serve, BMCs; then a rebuild).
 demo: deps-demo venv
 	$(BIN)/pip install --quiet .
-	-$(BIN)/provisioner --state-dir $(DEMO_STATE) lab down 2>/dev/null
+	$(BIN)/provisioner --state-dir $(DEMO_STATE) lab down
 	$(BIN)/provisioner --state-dir $(DEMO_STATE) lab up $(LAB_ARGS)
 	$(BIN)/provisioner --state-dir $(DEMO_STATE) lab rebuild
 	$(BIN)/provisioner --state-dir $(DEMO_STATE) lab status

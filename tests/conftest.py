@@ -10,12 +10,10 @@ from typing import Any
 
 import pytest
 
+from tests.example_secrets import seed_example_secrets
+
 # Every program a test starts must be in provisioner/programs.py (see program_audit.py).
-from tests.program_audit import (  # noqa: F401
-    pytest_configure,
-    pytest_sessionfinish,
-    pytest_terminal_summary,
-)
+pytest_plugins = ["tests.program_audit"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SITE = REPO / "examples" / "site.yaml"
@@ -23,11 +21,11 @@ EXAMPLE_SITE = REPO / "examples" / "site.yaml"
 
 @pytest.fixture
 def site_dir(tmp_path: Path) -> Path:
-    """A private copy of the example site with its secrets, mode 0600."""
+    """A private copy of the example site, with fixed test secrets (mode 0600) in place of
+    the ones it would generate on first use: tests compare against known values."""
     shutil.copy(EXAMPLE_SITE, tmp_path / "site.yaml")
     shutil.copytree(REPO / "examples" / "secrets", tmp_path / "secrets")
-    for secret in (tmp_path / "secrets").iterdir():
-        secret.chmod(0o600)
+    seed_example_secrets(tmp_path / "secrets")
     return tmp_path
 
 

@@ -1,7 +1,8 @@
 """The `provisioner` command line.
 
 Each area registers its commands from its own module (inventory.py, ...), so
-this file only wires the group, the shared options and error handling.
+this file only wires the group, the shared options and error handling. The
+shared options are accepted after the subcommand too (cli/globalopts.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 
 from provisioner import __version__
 from provisioner.cli.context import App
+from provisioner.cli.globalopts import GlobalOptionsGroup
 from provisioner.errors import InventoryInvalid, ProvisionerError
 from provisioner.output import console
 from provisioner.settings import Settings, default_state_dir
@@ -24,7 +26,10 @@ log = logging.getLogger(__name__)
 EXIT_INTERNAL = 70  # EX_SOFTWARE
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=GlobalOptionsGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="provisioner")
 @click.option(
     "--site",

@@ -103,7 +103,8 @@ def down(app: App, lab_dir: Path | None) -> None:
     """Stop everything 'lab up' started (by recorded pid) and remove the namespace."""
     app.setup_logging()
     stopped = orchestrate.down(_lab_dir(app, lab_dir))
-    console().print(f"lab down; stopped: {', '.join(stopped) or 'nothing was running'}")
+    message = f"lab down; stopped: {', '.join(stopped)}" if stopped else "no lab running"
+    console().print(message, markup=False)
 
 
 @lab.command()

@@ -137,13 +137,19 @@ def build_initramfs(
             order.append(name)
     cpio.file("etc/modules.order", "".join(f"{m}\n" for m in order).encode())
     for name, data in (files or {}).items():
-        cpio.file(name, data, 0o755 if name.endswith((".sh", "init")) else 0o644)
+        cpio.file(name, data, 0o755 if _executable(name) else 0o644)
     cpio.file("init", init_script.encode(), 0o755)
     tmp = out.with_suffix(out.suffix + ".partial")
     with gzip.open(tmp, "wb", compresslevel=6) as fh:
         fh.write(cpio.finish())
     shutil.move(tmp, out)
     return out
+
+
+def _executable(name: str) -> bool:
+    """Scripts, /init and anything put into a bin folder (a command such as udevadm)."""
+    parts = name.strip("/").split("/")
+    return name.endswith((".sh", "init")) or (len(parts) > 1 and parts[-2] in ("bin", "sbin"))
 
 
 #: /init prologue: mount the basics and load the modules in order.

@@ -70,6 +70,8 @@ DATA_FILES: dict[str, str] = {
     "lab/storage.sh": "storage.sh",
     "lab/ks-split.awk": "ks-split.awk",
     "lab/udhcpc.sh": "udhcpc.sh",
+    # Anaconda has udev; the kickstarts we generate run `udevadm settle` in %pre.
+    "usr/bin/udevadm": "udevadm.sh",
     "etc/lvm/lvm.conf": "lvm.conf",
 }
 

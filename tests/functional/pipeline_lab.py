@@ -8,7 +8,6 @@ provisioning network so the nodes' URLs and DNS records point at loopback.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from provisioner import programs
 from provisioner.dnslab import BindServer, render_bind_config
 from provisioner.inventory import load_site
+from tests.example_secrets import seed_example_secrets
 from tests.functional.bindlab import free_port
 from tests.functional.bootserver_support import Serve
 
@@ -47,10 +47,7 @@ Spec = list[tuple[str, str, str, str]]
 def write_site(
     root: Path, http: int, tftp: int, dns: int, bmc_ports: list[int], nodes_spec: Spec
 ) -> Path:
-    secrets = root / "secrets"
-    shutil.copytree(REPO / "examples" / "secrets", secrets)
-    for f in secrets.iterdir():
-        f.chmod(0o600)
+    seed_example_secrets(root / "secrets")
     nodes = []
     for i, (name, role, _behaviour, bmc) in enumerate(nodes_spec):
         driver = "redfish" if bmc == "dead" else "ipmi"

@@ -214,6 +214,18 @@ def _boot_from_disk(tmp_path: Path, disks: list[Path], uefi: bool, expect: str) 
     return text
 
 
+def _section_output(console: str, kind: str) -> list[str]:
+    """What the kickstart's %``kind`` sections printed (the installer prefixes it)."""
+    return [ln for ln in console.splitlines() if f"%{kind}| " in ln]
+
+
+def _assert_pre_ran_clean(run: Run) -> None:
+    """%pre found every command it runs (udevadm included, as in Anaconda)."""
+    assert "running %pre section" in run.console, run.console[-3000:]
+    pre = _section_output(run.console, "pre")
+    assert not [ln for ln in pre if "not found" in ln], pre  # "udevadm: command not found"
+
+
 def _parts(disk: Path) -> list[dict[str, str]]:
     return DiskImage(disk).partitions()
 
@@ -231,6 +243,7 @@ def test_bios_controller_raid_lvm_install(installer: LabInstaller, tmp_path: Pat
     # The VM left on its own by rebooting (qemu -no-reboot), after a complete install.
     assert "installation of ctl9 complete" in run.console, run.console[-3000:]
     assert "reboot" in run.console.rsplit("complete", 1)[1]
+    _assert_pre_ran_clean(run)
     assert run.log.kickstarts == ["ctl9"]
     assert [(n, b["status"], t) for n, b, t in run.log.callbacks] == [
         ("ctl9", "started", "ok"),
@@ -297,6 +310,7 @@ def test_uefi_compute_esp_lvm_install_static_ip(installer: LabInstaller, tmp_pat
     )
     assert run.returncode == 0, run.console[-3000:]
     assert "installation of cmp9 complete" in run.console, run.console[-3000:]
+    _assert_pre_ran_clean(run)
     assert "static 192.0.2.16/24" in run.console  # the lab fallback: user-mode, lab-shaped
     assert [b["status"] for _, b, _ in run.log.callbacks] == ["started", "installed"]
     parts = _parts(disk)
