@@ -148,7 +148,7 @@ def lab_site_data(spec: LabSpec) -> dict[str, Any]:
                 "initrd": f"{INSTALLER_DIR}/initrd.img",
                 "repo": f"http://{provisioner}:{spec.http_port}/repo/lab/",
                 "kickstart": "default.ks.j2",
-                "kernel_args": "console=ttyS0,115200 panic=-1",
+                "kernel_args": "console=ttyS0,115200 panic=-1 no_timer_check",
             }
         },
         "roles": {

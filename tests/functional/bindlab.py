@@ -16,19 +16,29 @@ from provisioner import programs
 from provisioner.dnslab import BindConfig, BindError, BindServer, render_bind_config
 from provisioner.inventory import Site, load_site
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 right now."""
-    for _ in range(50):
+    """A port free for both TCP and UDP on 127.0.0.1 right now, never handed out before.
+
+    The kernel may give the same free port to two calls in a row (the first caller has
+    not bound it yet); a lab whose DNS server and a BMC then shared a port answered
+    dig with another protocol's packets. So a port is handed out once per session.
+    """
+    for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
+            port = int(tcp.getsockname()[1])
+            if port in _HANDED_OUT:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                 try:
                     udp.bind(("127.0.0.1", port))
                 except OSError:
                     continue
-            return int(port)
+            _HANDED_OUT.add(port)
+            return port
     raise RuntimeError("no free port")
 
 

@@ -168,7 +168,7 @@ def write_lab_site(
             "kernel": "lab/vmlinuz",
             "initrd": "lab/initrd.img",
             "repo": f"http://{PROV_IP}:8080/repo/",
-            "kernel_args": "console=ttyS0 panic=-1 quiet",
+            "kernel_args": "console=ttyS0 panic=-1 quiet no_timer_check",
         }
     }
     data["defaults"]["profile"] = "lab"
