@@ -52,7 +52,9 @@ def _snapshot(top: Path) -> dict[str, tuple[int, int]]:
         dirs[:] = [
             d for d in dirs if d not in _UNWATCHED and not (Path(root, d, "pyvenv.cfg")).exists()
         ]
-        for name in [*dirs, *files]:
+        for name in dirs:  # a folder counts by being there: its mtime moves with __pycache__
+            found[str(Path(root, name).relative_to(top))] = (0, 0)
+        for name in files:
             path = Path(root, name)
             with contextlib.suppress(OSError):
                 st = path.lstat()
