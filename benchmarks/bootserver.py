@@ -20,7 +20,6 @@ import argparse
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import statistics
@@ -38,6 +37,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from provisioner import programs  # noqa: E402
 from provisioner.bootserver.bootscript import BootTemplates, MacIndex, decide  # noqa: E402
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService, stage_ipxe_binaries  # noqa: E402
 from provisioner.inventory import load_site  # noqa: E402
@@ -70,7 +70,7 @@ def curl_fanout(urls: list[str], clients: int, repeat: int, extra: list[str]) ->
     argv_of = []
     for i in range(clients):
         url = urls[i % len(urls)]
-        argv = ["curl", "--silent", "--show-error", "--fail", *extra]
+        argv = [programs.path("curl"), "--silent", "--show-error", "--fail", *extra]
         for _ in range(repeat):
             argv += [url, "-o", "/dev/null"]
         argv_of.append(argv)
@@ -103,7 +103,9 @@ def tftpy_server(root: Path) -> Iterator[int]:
 @contextmanager
 def tftpd_hpa(root: Path) -> Iterator[int]:
     port = free_port(socket.SOCK_DGRAM)
-    proc = subprocess.Popen(["in.tftpd", "-L", "-a", f"127.0.0.1:{port}", "-s", str(root)])
+    proc = subprocess.Popen(
+        [programs.path("in.tftpd"), "-L", "-a", f"127.0.0.1:{port}", "-s", str(root)]
+    )
     time.sleep(0.5)
     try:
         yield port
@@ -150,7 +152,7 @@ http {{
 }}
 """
     )
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)])
+    proc = subprocess.Popen([programs.path("nginx"), "-c", str(conf), "-p", str(tmp)])
     try:
         wait_port(port)
         yield port
@@ -222,9 +224,7 @@ def bench_http(
 # -- boot scripts at 10,000 nodes ---------------------------------------------------
 def big_site(site_dir: Path, nodes: int) -> Path:
     """The example site grown to ``nodes`` nodes on 198.18.0.0/15 (data only)."""
-    shutil.copytree(REPO / "examples" / "secrets", site_dir / "secrets")
-    for secret in (site_dir / "secrets").iterdir():
-        secret.chmod(0o600)
+    # its secrets are generated in site_dir/secrets on first use (generate: in site.yaml)
     data = yaml.safe_load((REPO / "examples" / "site.yaml").read_text())
     data["network"].update(
         cidr="198.18.0.0/15",

@@ -35,11 +35,10 @@ def big_site(folder: Path, n: int, port: int) -> Site:
     """The example site grown to ``n`` nodes (the DNS tests' generator), its
     DNS pointed at the benchmark's BIND, with a fresh TSIG secret."""
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "examples" / "site.yaml", folder / "site.yaml")
-    shutil.copytree(REPO / "examples" / "secrets", folder / "secrets", dirs_exist_ok=True)
-    for path in (folder / "secrets").iterdir():
-        path.chmod(0o600)
+    shutil.copy(REPO / "examples" / "site.yaml", folder / "site.yaml")  # secrets: generated
+    (folder / "secrets").mkdir(mode=0o700, exist_ok=True)
     (folder / "secrets" / "tsig.secret").write_text(base64.b64encode(os.urandom(32)).decode())
+    (folder / "secrets" / "tsig.secret").chmod(0o600)
     point_site_at(folder, port)
     write_big_site(folder, n)
     return load_site(folder / "site.yaml")

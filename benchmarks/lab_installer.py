@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from provisioner import programs
 from provisioner_lab.installer import (
     DEFAULT_CACHE_DIR,
     build_lab_installer,
@@ -68,7 +69,7 @@ def main() -> None:
             disks = [work / f"vd{c}.img" for c in "ab"]
             for disk in disks:
                 disk.unlink(missing_ok=True)
-                subprocess.run(["truncate", "-s", "2G", str(disk)], check=True)
+                subprocess.run([programs.path("truncate"), "-s", "2G", str(disk)], check=True)
             kickstart: list[str] = [""]
             server = serve(kickstart)
             port = server.server_address[1]
@@ -81,7 +82,8 @@ def main() -> None:
             )
             console = work / "console.log"
             argv = [
-                "qemu-system-x86_64", "-accel", "tcg", "-m", "768", "-nographic", "-no-reboot",
+                programs.path("qemu-system-x86_64"),
+                "-accel", "tcg", "-m", "768", "-nographic", "-no-reboot",
                 "-kernel", str(installer.kernel), "-initrd", str(installer.initrd),
                 "-append", kernel_args(f"http://10.0.2.2:{port}/ks/bench?token=t"),
                 "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0",

@@ -29,6 +29,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from provisioner import programs
 from provisioner.power.base import BmcEndpoint, PowerSettings
 from provisioner.power.fanout import run_many
 from provisioner.power.ipmi import IpmiPower
@@ -81,7 +82,7 @@ def time_ipmitool(ports: list[int], password: str) -> tuple[float, int]:
     for port in ports:
         out = subprocess.run(
             [
-                *IPMITOOL,
+                *programs.command(IPMITOOL),
                 "-H",
                 "127.0.0.1",
                 "-p",
@@ -102,13 +103,14 @@ def time_ipmitool(ports: list[int], password: str) -> tuple[float, int]:
 
 
 def time_ipmipower(ports: list[int], password: str, fanout: int) -> tuple[float, int]:
+    ipmipower = programs.command(IPMIPOWER)
     with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as conf:
         conf.write(f"username {USER}\npassword {password}\n")  # not on the command line
     try:
         hosts = ",".join(f"127.0.0.1:{p}" for p in ports)
         start = time.monotonic()
         out = subprocess.run(
-            [*IPMIPOWER, conf.name, "-F", str(max(fanout, 1)), "-h", hosts, "--stat"],
+            [*ipmipower, conf.name, "-F", str(max(fanout, 1)), "-h", hosts, "--stat"],
             capture_output=True,
             text=True,
             timeout=300,

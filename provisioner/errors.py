@@ -10,7 +10,8 @@ with ``raise ... from exc``.
     ProvisionerError                      1  an operation failed (BMC, DNS, DHCP, serve...)
     ├── ConfigError                       2  site.yaml or a setting is wrong: fix it, run again
     │   ├── SiteFileError, InventoryInvalid, SecretError
-    │   └── TemplateError, BootTemplateError, LayoutError, RoleConfigError, DhcpConfigError
+    │   ├── TemplateError, BootTemplateError, LayoutError, RoleConfigError, DhcpConfigError
+    │   └── ProgramMissing (a program this use needs is not installed: see programs.py)
     ├── NotFoundError                     3  no such node (in the inventory or the store)
     │   ├── UnknownNode
     │   └── NodeNotEnrolled (also a StateError)
@@ -94,6 +95,18 @@ class InventoryInvalid(ConfigError):
 
 class SecretError(ConfigError):
     """A secret reference cannot be resolved. Never carries the secret itself."""
+
+
+class ProgramMissing(ConfigError):
+    """An external program or file the project needs is not installed here.
+
+    Raised by provisioner.programs only, so the message always has the same shape:
+    what is missing, where it was looked for, what needs it, and the command that fixes it.
+    """
+
+    def __init__(self, name: str, where: str, why: str, fix: str) -> None:
+        self.name, self.fix = name, fix
+        super().__init__(f"{name} is missing (looked in {where}); needed for {why}; fix: {fix}")
 
 
 class UnknownNode(NotFoundError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -21,6 +20,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from provisioner import programs
 from provisioner.ddns.records import absolute
 from provisioner.ddns.zonefile import (
     ZONE_KINDS,
@@ -98,7 +98,7 @@ class BindServer:
 
     def __init__(self, config: BindConfig, named: str | None = None) -> None:
         self.config = config
-        self.named = named or shutil.which("named") or "/usr/sbin/named"
+        self.named = named or programs.path("named")
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = config.workdir / "named.log"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any
 
 import click
 
+from provisioner import programs
 from provisioner.cli.context import App
 from provisioner.cli.output import console, print_json, styled_state, table
 from provisioner.inventory import load_site
@@ -105,7 +105,8 @@ def down(app: App, lab_dir: Path | None) -> None:
     """Stop everything 'lab up' started (by recorded pid) and remove the namespace."""
     app.setup_logging()
     stopped = orchestrate.down(_lab_dir(app, lab_dir))
-    console().print(f"lab down; stopped: {', '.join(stopped) or 'nothing was running'}")
+    message = f"lab down; stopped: {', '.join(stopped)}" if stopped else "no lab running"
+    console().print(message, markup=False)
 
 
 @lab.command()
@@ -148,12 +149,12 @@ def run(app: App, lab_dir: Path | None, args: tuple[str, ...]) -> None:
     """Run `provisioner ARGS` against the lab (its site, state dir and namespace)."""
     root = _lab_dir(app, lab_dir)
     argv = orchestrate.lab_command(orchestrate.LabPaths(root.resolve()), _record(root), *args)
-    raise SystemExit(subprocess.run(argv).returncode)
+    raise SystemExit(subprocess.run(programs.command(argv)).returncode)
 
 
 def _dig(prefix: list[str], server: str, port: int, *query: str) -> str:
     done = subprocess.run(
-        [*prefix, "dig", f"@{server}", "-p", str(port), "+short", *query],
+        programs.command([*prefix, "dig", f"@{server}", "-p", str(port), "+short", *query]),
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     return done.stdout.strip() or "-"
@@ -183,7 +184,7 @@ def rebuild(app: App, lab_dir: Path | None, as_json: bool) -> None:
             markup=False,
         )
     started = time.monotonic()
-    done = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
+    done = subprocess.run(programs.command(argv), stdout=subprocess.PIPE, text=True)
     try:
         results = {r["name"]: r for r in json.loads(done.stdout)}
     except ValueError:
@@ -247,7 +248,7 @@ def dns_lab(app: App, workdir: Path, port: int, address: str, run: bool) -> None
             f"not {address}:{port}",
             markup=False,
         )
-    argv = config.argv(shutil.which("named") or "/usr/sbin/named")
+    argv = config.argv(programs.path("named"))
     out.print(" ".join(argv), markup=False)
     if run:
         sys.stdout.flush()

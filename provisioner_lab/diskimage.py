@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisioner import programs
 from provisioner.errors import ProvisionerError
 
 SECTOR = 512
@@ -47,7 +48,7 @@ class LogicalVolume:
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        return subprocess.run(programs.command(argv), capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DiskImageError(f"{argv[0]}: {exc}") from exc
 

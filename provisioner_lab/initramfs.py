@@ -17,10 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from provisioner import programs
 from provisioner.errors import ProvisionerError
 from provisioner_lab.kernel import Kernel, module_bytes
-
-BUSYBOX = Path("/bin/busybox")
 
 
 class InitramfsError(ProvisionerError):
@@ -90,7 +89,7 @@ class CpioWriter:
 
 def shared_libraries(binary: Path) -> list[Path]:
     """The shared libraries a dynamically linked binary loads (via ldd)."""
-    done = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+    done = subprocess.run([programs.path("ldd"), str(binary)], capture_output=True, text=True)
     if done.returncode != 0:  # static binary
         return []
     libs = []
@@ -111,12 +110,11 @@ def build_initramfs(
 ) -> Path:
     """Write a gzip'd newc initramfs to ``out``; /init loads the modules listed
     in /etc/modules.order (dependencies first) before running the given script."""
-    if not BUSYBOX.exists():
-        raise InitramfsError(f"{BUSYBOX} is missing: install busybox-static")
+    busybox = Path(programs.path("busybox"))
     cpio = CpioWriter()
     for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "etc", "mnt", "run", "lib/modules"):
         cpio.directory(d)
-    cpio.file("bin/busybox", BUSYBOX.read_bytes(), 0o755)
+    cpio.file("bin/busybox", busybox.read_bytes(), 0o755)
     # Real programs first: a busybox applet of the same path (usr/bin/sort) must not hide one.
     for binary in binaries:
         binary = Path(binary)
@@ -126,7 +124,7 @@ def build_initramfs(
         for lib in shared_libraries(binary):
             cpio.file(str(lib), lib.resolve().read_bytes(), 0o755)
     applets = subprocess.run(
-        [str(BUSYBOX), "--list-full"], capture_output=True, text=True, check=True
+        [str(busybox), "--list-full"], capture_output=True, text=True, check=True
     ).stdout.split()
     for applet in applets:
         if applet not in ("bin/busybox",):
@@ -139,13 +137,19 @@ def build_initramfs(
             order.append(name)
     cpio.file("etc/modules.order", "".join(f"{m}\n" for m in order).encode())
     for name, data in (files or {}).items():
-        cpio.file(name, data, 0o755 if name.endswith((".sh", "init")) else 0o644)
+        cpio.file(name, data, 0o755 if _executable(name) else 0o644)
     cpio.file("init", init_script.encode(), 0o755)
     tmp = out.with_suffix(out.suffix + ".partial")
     with gzip.open(tmp, "wb", compresslevel=6) as fh:
         fh.write(cpio.finish())
     shutil.move(tmp, out)
     return out
+
+
+def _executable(name: str) -> bool:
+    """Scripts, /init and anything put into a bin folder (a command such as udevadm)."""
+    parts = name.strip("/").split("/")
+    return name.endswith((".sh", "init")) or (len(parts) > 1 and parts[-2] in ("bin", "sbin"))
 
 
 #: /init prologue: mount the basics and load the modules in order.

@@ -20,6 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisioner import programs
 from provisioner.errors import ProvisionerError
 from provisioner_lab.initramfs import INIT_PROLOGUE, build_initramfs
 from provisioner_lab.kernel import Kernel, fetch_cloud_kernel
@@ -48,20 +49,20 @@ MODULES: tuple[str, ...] = (
     "nls_ascii",
 )
 
-#: Host programs copied in with their libraries, and the Debian package of each.
-PROGRAMS: dict[str, str] = {
-    "sfdisk": "fdisk",
-    "mkfs.vfat": "dosfstools",
-    "mke2fs": "e2fsprogs",
-    "mkswap": "util-linux",
-    "mdadm": "mdadm",
-    "lvm": "lvm2",
-    "curl": "curl",
+#: Host programs copied in with their libraries (their packages: provisioner/programs.py).
+PROGRAMS: tuple[str, ...] = (
+    "sfdisk",
+    "mkfs.vfat",
+    "mke2fs",
+    "mkswap",
+    "mdadm",
+    "lvm",
+    "curl",
     # Kickstart scripts expect RHEL's /bin/sh (bash) and the full tools they use.
-    "bash": "bash",
-    "sort": "coreutils",
-    "lsblk": "util-linux",
-}
+    "bash",
+    "sort",
+    "lsblk",
+)
 
 #: Data files: path in the initramfs -> file in installer_files/.
 DATA_FILES: dict[str, str] = {
@@ -69,6 +70,8 @@ DATA_FILES: dict[str, str] = {
     "lab/storage.sh": "storage.sh",
     "lab/ks-split.awk": "ks-split.awk",
     "lab/udhcpc.sh": "udhcpc.sh",
+    # Anaconda has udev; the kickstarts we generate run `udevadm settle` in %pre.
+    "usr/bin/udevadm": "udevadm.sh",
     "etc/lvm/lvm.conf": "lvm.conf",
 }
 
@@ -76,9 +79,9 @@ INIT_SCRIPT = INIT_PROLOGUE + "exec /bin/sh /lab/installer.sh\n"
 
 #: Kernel arguments every lab installer boot wants: serial console, and a
 #: panic turns into a reboot (so a qemu run with -no-reboot exits instead of hanging).
-BASE_KERNEL_ARGS = "console=ttyS0,115200 panic=-1"
-
-_SEARCH_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+# no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check can fail
+# ("IO-APIC + timer doesn't work!" panic); the check is for broken hardware, not for us
+BASE_KERNEL_ARGS = "console=ttyS0,115200 panic=-1 no_timer_check"
 
 #: Where the Debian kernel is cached by default (shared by lab runs and tests).
 DEFAULT_CACHE_DIR = Path("/var/cache/provisioner-lab")
@@ -122,20 +125,15 @@ class LabInstaller:
 
 
 def installer_plan() -> InstallerPlan:
-    """What goes into the installer's initramfs; names the package of a missing program."""
-    programs = []
-    for program, package in PROGRAMS.items():
-        found = shutil.which(program, path=_SEARCH_PATH)
-        if found is None:
-            raise InstallerBuildError(
-                f"lab installer: {program} is missing on this host (apt-get install {package})"
-            )
-        programs.append(Path(found))
+    """What goes into the installer's initramfs; names the package of a missing program.
+
+    The system's own copies (not PATH's): each lands at the same path in the image."""
+    found = [Path(programs.path(name, search=programs.DEBIAN_PATH)) for name in PROGRAMS]
     files = {dest: (FILES_DIR / src).read_bytes() for dest, src in DATA_FILES.items()}
     files["lab/mbr.head"] = mbr_head()
     files["lab/bootx64.head"] = efi_head()
     files["lab/localboot.msg"] = (MESSAGE + "\n").encode()
-    return InstallerPlan(tuple(programs), files, MODULES, INIT_SCRIPT)
+    return InstallerPlan(tuple(found), files, MODULES, INIT_SCRIPT)
 
 
 def kernel_args(ks_url: str, ip: str = "dhcp", extra: str = "") -> str:

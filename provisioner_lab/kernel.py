@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisioner import programs
 from provisioner.errors import ProvisionerError
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ class Kernel:
 
 def _run(argv: list[str], cwd: Path | None = None) -> str:
     try:
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            programs.command(argv), cwd=cwd, capture_output=True, text=True, timeout=600
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise KernelFetchError(f"{argv[0]}: {exc}") from exc
     if done.returncode != 0:

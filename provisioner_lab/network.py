@@ -28,6 +28,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Literal
 
+from provisioner import programs
 from provisioner.errors import ProvisionerError
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def plan_down(plan: LabNetworkPlan, seen: Observed) -> list[list[str]]:
 
 def _ip(argv: list[str]) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        return subprocess.run(programs.command(argv), capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise LabNetworkError(f"{' '.join(argv)}: {exc}") from exc
 

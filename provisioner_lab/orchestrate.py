@@ -22,9 +22,10 @@ from typing import Any
 
 import yaml
 
+from provisioner import programs
 from provisioner.errors import ProvisionerError
 from provisioner.inventory import Site, load_site
-from provisioner_lab import procs
+from provisioner_lab import preflight, procs
 from provisioner_lab.bind import render_bind_config
 from provisioner_lab.installer import DEFAULT_CACHE_DIR, build_lab_installer
 from provisioner_lab.network import (
@@ -35,7 +36,14 @@ from provisioner_lab.network import (
     plan_network,
     qemu_netdev,
 )
-from provisioner_lab.site import INSTALLER_DIR, LabNode, LabSpec, node_mac, write_lab_site
+from provisioner_lab.site import (
+    INSTALLER_DIR,
+    LabNode,
+    LabSpec,
+    node_mac,
+    secret_ref,
+    write_lab_site,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +163,7 @@ def vbmc_config(paths: LabPaths, spec: LabSpec, plan: LabNetworkPlan) -> dict[st
         "defaults": {
             "address": "127.0.0.1",
             "user": "admin",
-            "password": {"file": "secrets/bmc-password"},
+            "password": secret_ref("bmc-password"),  # the file the lab site names
             "state_dir": str(paths.root / "vbmc"),
         },
         "bmcs": bmcs,
@@ -208,8 +216,8 @@ def dns_endpoint(site: Site) -> tuple[str, int]:
 
 def _dig_ok(prefix: list[str], server: str, port: int, zone: str) -> bool:
     done = subprocess.run(
-        [*prefix, "dig", f"@{server}", "-p", str(port), "+short", "+time=1", "+tries=1",
-         zone, "SOA"],
+        programs.command([*prefix, "dig", f"@{server}", "-p", str(port), "+short", "+time=1",
+                          "+tries=1", zone, "SOA"]),
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     return done.returncode == 0 and bool(done.stdout.strip())
@@ -222,6 +230,7 @@ def up(opts: LabOptions) -> procs.LabRecord:
     if existing and any(procs.alive(p) for p in existing.procs):
         raise LabError(f"lab in {paths.root} is already up (run 'provisioner lab down' first)")
     mode, why = (opts.mode, "chosen") if opts.mode else detect_mode(f"{opts.namespace}-probe")
+    preflight.check()  # before anything is written or started
     spec = lab_spec(opts, mode)
     log.info("lab: %s mode (%s), %d nodes", mode, why, len(spec.nodes))
     write_lab_site(paths.root, spec)
@@ -321,11 +330,14 @@ def qemu_pids(paths: LabPaths) -> dict[str, int]:
 
 
 def down(state_dir: Path) -> list[str]:
-    """Stop what ``up`` recorded (reverse order), stray qemu nodes, then the namespace."""
+    """Stop what ``up`` recorded (reverse order), stray qemu nodes, then the namespace.
+
+    Returns what it stopped; nothing when no lab was ever brought up here, which
+    is not an error: ``make demo`` runs ``lab down`` first on every run."""
     paths = LabPaths(state_dir.resolve())
     record = procs.LabRecord.load(paths.record)
     if record is None:
-        raise LabError(f"no lab recorded in {paths.root} (lab.json missing)")
+        return []
     stopped = [p.name for p in reversed(record.procs) if procs.stop(p)]
     for node, pid in qemu_pids(paths).items():
         stray = procs.ProcRecord(f"qemu {node}", pid, str(paths.root / "vbmc"), "")
@@ -333,7 +345,8 @@ def down(state_dir: Path) -> list[str]:
             stopped.append(stray.name)
     if record.mode == "netns":
         plan = plan_network(record.nodes, "netns", namespace=record.namespace)
-        LabNetwork(plan).down()
+        if LabNetwork(plan).down():
+            stopped.append(f"namespace {record.namespace}")
     record.procs = []
     record.save(paths.record)
     return stopped

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from provisioner import programs
 from provisioner.errors import ProvisionerError
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,7 @@ def start_detached(name: str, argv: list[str], log_path: Path, marker: str) -> P
     with log_path.open("ab") as out:
         try:
             proc = subprocess.Popen(
-                argv,
+                programs.command(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -102,16 +104,44 @@ def start_detached(name: str, argv: list[str], log_path: Path, marker: str) -> P
 
 
 def wait_for(rec: ProcRecord, ready: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``ready`` until true; fail early (with the log's tail) when the process died."""
+    """Poll ``ready`` until true; fail early when the process died.
+
+    The error names the cause (the log's error line) first and the log's path;
+    the log's tail goes to our own log file, not into the message: a screen of
+    the process's INFO lines used to bury the one line that mattered."""
     deadline = time.monotonic() + timeout
     while not ready():
         if not alive(rec):
-            raise LabProcessError(f"lab: {rec.name} exited before {what}:\n{log_tail(rec.log)}")
+            _fail(rec, f"exited before {what}")
         if time.monotonic() > deadline:
-            raise LabProcessError(
-                f"lab: {rec.name}: no {what} within {timeout:g}s:\n{log_tail(rec.log)}"
-            )
+            _fail(rec, f"no {what} within {timeout:g}s")
         time.sleep(0.5)
+
+
+def _fail(rec: ProcRecord, how: str) -> None:
+    log.info("lab: %s %s; the end of %s:\n%s", rec.name, how, rec.log, log_tail(rec.log))
+    raise LabProcessError(f"lab: {rec.name} {how}: {log_cause(rec.log)} (its log: {rec.log})")
+
+
+#: Lines that state a failure, in the logs of serve, the BMCs (our CLI) and named.
+_CAUSE = re.compile(r"\b(error|fatal|failed|cannot|could not|denied|not found|missing)\b", re.I)
+#: named's closing line after the real one; says nothing about the cause.
+_NOT_A_CAUSE = re.compile(r"exiting \(due to fatal error\)")
+
+
+def log_cause(path: str) -> str:
+    """The line of a dead process's log that says why: its last error line, else its last line."""
+    try:
+        lines = [ln.strip() for ln in Path(path).read_text(errors="replace").splitlines()]
+    except OSError:
+        return "(no log)"
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        return "(its log is empty)"
+    for line in reversed(lines):
+        if _CAUSE.search(line) and not _NOT_A_CAUSE.search(line):
+            return line.removeprefix("error: ")
+    return lines[-1]
 
 
 def log_has(path: str, text: str) -> bool:

@@ -9,19 +9,16 @@ lab's state directory and keeps secrets that already exist.
 
 from __future__ import annotations
 
-import base64
 import logging
-import os
-import secrets
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from provisioner.errors import ProvisionerError
+from provisioner.errors import ProvisionerError, SecretError
 from provisioner.inventory.models import BootMode
+from provisioner.state.keys import GeneratedKind, create_generated
 from provisioner_lab.network import NetworkMode
 
 log = logging.getLogger(__name__)
@@ -87,7 +84,7 @@ def node_mac(index: int) -> str:
 
 
 def lab_site_data(spec: LabSpec) -> dict[str, Any]:
-    """The lab's site.yaml as data (secrets are file references under secrets/)."""
+    """The lab's site.yaml as data (secrets are generated file references under secrets/)."""
     provisioner = "192.0.2.2"
     dns_server = "192.0.2.3" if spec.mode == "netns" else "127.0.0.1"
     endpoint: dict[str, Any] = {
@@ -112,7 +109,7 @@ def lab_site_data(spec: LabSpec) -> dict[str, Any]:
                     "address": "127.0.0.1",
                     "port": spec.bmc_base_port + i,
                     "user": "admin",
-                    "password": {"file": "secrets/bmc-password"},
+                    "password": secret_ref("bmc-password"),
                 },
                 "disks": {"count": lab_node.disks, "min_size_gb": spec.disk_gb, "name": "vda"},
             }
@@ -135,13 +132,13 @@ def lab_site_data(spec: LabSpec) -> dict[str, Any]:
             "tsig": {
                 "name": "provisioner-key",
                 "algorithm": "hmac-sha256",
-                "secret": {"file": "secrets/tsig.secret"},
+                "secret": secret_ref("tsig.secret"),
             },
         },
         "defaults": {
             "profile": "lab",
             "boot_mode": "uefi",
-            "root_password_hash": {"file": "secrets/root-password.hash"},
+            "root_password_hash": secret_ref("root-password.hash"),
             "timezone": "UTC",
         },
         "profiles": {
@@ -151,7 +148,7 @@ def lab_site_data(spec: LabSpec) -> dict[str, Any]:
                 "initrd": f"{INSTALLER_DIR}/initrd.img",
                 "repo": f"http://{provisioner}:{spec.http_port}/repo/lab/",
                 "kickstart": "default.ks.j2",
-                "kernel_args": "console=ttyS0,115200 panic=-1",
+                "kernel_args": "console=ttyS0,115200 panic=-1 no_timer_check",
             }
         },
         "roles": {
@@ -177,31 +174,17 @@ def lab_site_data(spec: LabSpec) -> dict[str, Any]:
     }
 
 
-def _crypt_sha512(password: str) -> str:
-    """A crypt(3) SHA-512 hash, made by openssl (Python's crypt module is going away)."""
-    try:
-        done = subprocess.run(
-            ["openssl", "passwd", "-6", "-stdin"],
-            input=password,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise LabSiteError(f"lab site: cannot hash the root password with openssl: {exc}") from exc
-    if done.returncode != 0 or not done.stdout.startswith("$6$"):
-        raise LabSiteError("lab site: openssl passwd -6 failed (install openssl)")
-    return done.stdout.strip()
+#: The lab's secrets: file under the lab's state dir -> what is generated there.
+LAB_SECRETS: dict[str, GeneratedKind] = {
+    "bmc-password": "password",
+    "tsig.secret": "tsig",
+    "root-password.hash": "crypt-hash",
+}
 
 
-def _write_secret(path: Path, make: Any) -> None:
-    """Write a secret once, mode 0600 from the start (never world-readable, even briefly)."""
-    if path.exists() and path.read_text().strip():
-        path.chmod(0o600)
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(make() + "\n")
+def secret_ref(name: str) -> dict[str, str]:
+    """A reference to one of the lab's secrets, generated on first use (mode 0600)."""
+    return {"file": f"secrets/{name}", "generate": LAB_SECRETS[name]}
 
 
 def write_lab_site(state_dir: Path, spec: LabSpec | None = None) -> Path:
@@ -210,13 +193,11 @@ def write_lab_site(state_dir: Path, spec: LabSpec | None = None) -> Path:
     secrets_dir = state_dir / "secrets"
     secrets_dir.mkdir(parents=True, exist_ok=True)
     secrets_dir.chmod(0o700)
-    _write_secret(secrets_dir / "bmc-password", lambda: secrets.token_urlsafe(18))
-    _write_secret(
-        secrets_dir / "tsig.secret", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
-    )
-    _write_secret(
-        secrets_dir / "root-password.hash", lambda: _crypt_sha512(secrets.token_urlsafe(18))
-    )
+    for name, kind in LAB_SECRETS.items():  # now, not on first use: every process shares them
+        try:
+            create_generated(secrets_dir / name, kind)
+        except (OSError, SecretError) as exc:
+            raise LabSiteError(f"lab site: cannot make the secret {name}: {exc}") from exc
     header = (
         "# The built-in virtual lab (written by provisioner; edits are kept until 'lab up'\n"
         f"# writes it again). Network mode: {spec.mode}. Nodes boot the lab installer,\n"

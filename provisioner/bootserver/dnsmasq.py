@@ -13,7 +13,6 @@ import ctypes
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -21,8 +20,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from provisioner import programs
 from provisioner.dhcp.hosts import DhcpPaths, DhcpPlan, HostsDiff, diff_hosts
-from provisioner.errors import DnsmasqError
+from provisioner.errors import DnsmasqError, ProvisionerError
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,11 @@ def write_hosts(paths: DhcpPaths, wanted: dict[str, str]) -> HostsDiff:
 
 def check_config(conf: Path) -> None:
     """``dnsmasq --test``: reject a bad configuration before starting."""
-    if shutil.which(DNSMASQ) is None:
-        raise DnsmasqError("dnsmasq is not installed (apt-get install dnsmasq)")
     done = subprocess.run(
-        [DNSMASQ, "--test", f"--conf-file={conf}"], capture_output=True, text=True, timeout=30
+        [programs.path(DNSMASQ), "--test", f"--conf-file={conf}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     if done.returncode != 0:
         raise DnsmasqError(f"dnsmasq rejects {conf}: {done.stderr.strip() or done.stdout.strip()}")
@@ -128,7 +129,7 @@ class Dnsmasq:
         return self._proc.pid if self.running and self._proc else None
 
     def _spawn(self) -> subprocess.Popen[str]:
-        argv = [DNSMASQ, "--keep-in-foreground", f"--conf-file={self.paths.conf}"]
+        argv = [programs.path(DNSMASQ), "--keep-in-foreground", f"--conf-file={self.paths.conf}"]
         try:
             proc = subprocess.Popen(
                 argv,
@@ -196,7 +197,7 @@ class Dnsmasq:
                     return
                 try:
                     self._proc = self._spawn()
-                except DnsmasqError as exc:
+                except ProvisionerError as exc:  # cannot start, or dnsmasq was removed
                     log.error("dhcp: %s", exc)
             delay = min(delay * 2, 30.0)
 

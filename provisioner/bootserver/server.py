@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from provisioner import programs
 from provisioner.bootserver.dnsmasq import Dnsmasq, die_with_parent
-from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService, stage_ipxe_binaries
+from provisioner.bootserver.tftp import TftpService, stage_ipxe_binaries
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.errors import ProvisionerError, ServeError
 from provisioner.inventory import Site
@@ -149,7 +150,8 @@ class BootServer:
         )
         root = self.opts.tftp_root
         if root is None:  # Debian's package, copied into a root of our own
-            root = stage_ipxe_binaries(DEBIAN_IPXE_DIR, self.opts.state_dir / "tftp")
+            ipxe = [Path(programs.path(n)) for n in ("undionly.kpxe", "ipxe.efi", "snponly.efi")]
+            root = stage_ipxe_binaries(ipxe[0].parent, self.opts.state_dir / "tftp")
         self.tftp = TftpService(root, host, port, who=self.names.by_ip)
         self.tftp.start()
 

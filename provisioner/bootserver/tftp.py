@@ -4,10 +4,14 @@ tftpy is given an empty private root, so it never opens a file by itself: every
 read goes through ``IpxeFiles.open``, which refuses absolute paths, ``..``,
 anything that resolves outside the real root (symlinks included) and anything
 that is not a regular file. Writes are refused by an ``upload_open`` that
-returns nothing (tftpy would otherwise accept uploads). tftpy's own check
-refuses names that climb out of its root before we see them; a log filter
-reports those too. Every refusal is logged with the client and, when known,
-the node.
+returns nothing (tftpy would otherwise accept uploads).
+
+Every refusal is logged with the client and, when known, the node, *before*
+the error reply is sent: each new session's first request is screened by
+``_ScreenedStart`` (installed through the server's session table), so a client
+that got its error can rely on the line being in the log already. tftpy's own
+path check would otherwise answer first and only then raise the exception its
+loop logs, which made the refusal line arrive after the client's answer.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import tftpy
+from tftpy.TftpPacketTypes import TftpPacketRRQ, TftpPacketWRQ
+from tftpy.TftpShared import TftpErrors, TftpException
+from tftpy.TftpStates import TftpStateServerStart
 
 from provisioner.errors import TftpError
 
@@ -110,8 +117,58 @@ def stage_ipxe_binaries(source: Path, dest: Path) -> Path:
     return dest
 
 
+class _ScreenedStart(TftpStateServerStart):
+    """tftpy's first state of a server session, with our refusals first.
+
+    A refused request is logged, then answered with a TFTP error, then ends the
+    session through tftpy's usual exception; a request that passes goes on to
+    tftpy unchanged (its own path check and ``dyn_file_func`` still apply).
+    """
+
+    def __init__(self, context: Any, files: IpxeFiles) -> None:
+        super().__init__(context)
+        self.files = files
+
+    def handle(self, pkt: Any, raddress: str, rport: int) -> Any:
+        if isinstance(pkt, TftpPacketWRQ):
+            why, code = "write request", TftpErrors.AccessViolation
+        elif isinstance(pkt, TftpPacketRRQ):
+            found = self.files.resolve(pkt.filename)
+            if not isinstance(found, str):
+                return super().handle(pkt, raddress, rport)
+            why, code = found, TftpErrors.FileNotFound
+        else:
+            return super().handle(pkt, raddress, rport)
+        self.files.refuse(pkt.filename, raddress, why)  # logged before the client hears
+        self.context.tidport = rport  # tftpy sets it in serverInitial, which we skip
+        self.sendError(code)
+        raise TftpException(f"refused: {why}")
+
+
+class _Sessions(dict[str, Any]):
+    """tftpy's session table: every new session starts in ``_ScreenedStart``.
+
+    tftpy creates a session context per client and stores it here before
+    handing it the first packet; that store is the one hook it offers between
+    the two without patching the library.
+    """
+
+    def __init__(self, files: IpxeFiles) -> None:
+        super().__init__()
+        self.files = files
+
+    def __setitem__(self, key: str, context: Any) -> None:
+        if isinstance(context.state, TftpStateServerStart):
+            context.state = _ScreenedStart(context, self.files)
+        super().__setitem__(key, context)
+
+
 class _TftpyRefusals(logging.Filter):
-    """Turn tftpy's own 'bad file path' refusals into our refusal log lines."""
+    """Quiet tftpy's lines for sessions we ended; report its own refusals.
+
+    tftpy's 'bad file path' line only appears if a request got past
+    ``_ScreenedStart`` (it refuses every ``..``): it is still reported, late.
+    """
 
     def __init__(self, files: IpxeFiles) -> None:
         super().__init__()
@@ -134,7 +191,9 @@ class _TftpyRefusals(logging.Filter):
             log.debug("tftp: client ended a transfer: %s", message.split(":", 2)[-1].strip())
             return False
         # refusals we made ourselves were logged already
-        return not ("File not found" in message or "not permitted" in message)
+        return not (
+            "refused: " in message or "File not found" in message or "not permitted" in message
+        )
 
 
 class TftpService:
@@ -159,6 +218,7 @@ class TftpService:
             dyn_file_func=self.files.open,
             upload_open=self.files.refuse_upload,
         )
+        self._server.sessions = _Sessions(self.files)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._filter = _TftpyRefusals(self.files)
@@ -177,7 +237,7 @@ class TftpService:
                 log.exception("tftp: server loop failed; starting it again")
                 with contextlib.suppress(OSError):
                     self._server.sock.close()
-                self._server.sessions = {}
+                self._server.sessions = _Sessions(self.files)
                 time.sleep(1)
 
     def start(self, timeout: float = 10.0) -> None:

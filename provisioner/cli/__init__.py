@@ -1,7 +1,8 @@
 """The `provisioner` command line.
 
 Each area registers its commands from its own module (inventory.py, ...), so
-this file only wires the group, the shared options and error handling.
+this file only wires the group, the shared options and error handling. The
+shared options are accepted after the subcommand too (cli/globalopts.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 
 from provisioner import __version__
 from provisioner.cli.context import App
+from provisioner.cli.globalopts import GlobalOptionsGroup
 from provisioner.cli.output import console
 from provisioner.errors import EXIT_INTERNAL, InventoryInvalid, ProvisionerError
 from provisioner.settings import Settings, default_state_dir
@@ -22,7 +24,10 @@ from provisioner.settings import Settings, default_state_dir
 log = logging.getLogger(__name__)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=GlobalOptionsGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="provisioner")
 @click.option(
     "--site",
@@ -70,6 +75,7 @@ COMMAND_MODULES = [
     "power",
     "serve",
     "pipeline",
+    "doctor",
 ]
 #: entry point group through which add-ons (the lab) add their commands
 PLUGIN_GROUP = "provisioner.commands"

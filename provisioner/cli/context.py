@@ -6,7 +6,9 @@ import getpass
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from provisioner.inventory import Site, load_site
 from provisioner.settings import Settings
@@ -23,6 +25,17 @@ class App:
         self._store: Store | None = None
         self._logging_ready = False
         self.actor = f"cli:{os.environ.get('SUDO_USER') or getpass.getuser()}"
+
+    def override(self, **changes: Any) -> None:
+        """A global option given after the subcommand: replaces what the group set.
+
+        Only before anything used the settings (click parses a command's options
+        before running it), so nothing was opened with the old ones."""
+        if self._site is not None or self._store is not None or self._logging_ready:
+            raise RuntimeError("global options must be applied before the command runs")
+        if "verbose" in changes:
+            self.verbose += int(changes.pop("verbose"))
+        self.settings = replace(self.settings, **changes)
 
     def setup_logging(self) -> None:
         """Log to stderr by verbosity and, at INFO, to the state dir's log file."""

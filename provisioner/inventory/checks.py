@@ -160,9 +160,11 @@ def check_secrets(site: Site, report: _Report) -> None:
     base = site.base_dir
     warned: set[str] = set()
 
-    def check(ref: SecretRef, emit: Callable[[str, Severity], None]) -> None:
+    def check(ref: SecretRef, emit: Callable[[str, Severity], None], kind: str) -> None:
         why = ref.problem(base)
-        if why:
+        if ref.generate is not None and ref.generate != kind:
+            emit(f"generate: {ref.generate} does not make this secret (use {kind})", "error")
+        elif why:
             emit(f"missing secret: {why}", "error")
         elif ref.loose_permissions(base) and str(ref.path(base)) not in warned:
             warned.add(str(ref.path(base)))
@@ -176,11 +178,11 @@ def check_secrets(site: Site, report: _Report) -> None:
         def emit(message: str, severity: Severity, node: Node = node) -> None:
             report.node(node, "bmc.password", message, severity)
 
-        check(node.bmc.password, emit)
-    check(site.dns.tsig.secret, lambda m, s: report.section("dns", "tsig.secret", m, s))
+        check(node.bmc.password, emit, "password")
+    check(site.dns.tsig.secret, lambda m, s: report.section("dns", "tsig.secret", m, s), "tsig")
     ref = site.defaults.root_password_hash
-    check(ref, lambda m, s: report.section("defaults", "root_password_hash", m, s))
-    if ref.problem(base) is None:
+    check(ref, lambda m, s: report.section("defaults", "root_password_hash", m, s), "crypt-hash")
+    if ref.problem(base) is None and not ref.to_generate(base):  # validate writes nothing
         value = ref.resolve(base, "defaults: root_password_hash").get_secret_value()
         if not _CRYPT_RE.match(value):
             report.section(

@@ -1,8 +1,13 @@
 """Secret references: site.yaml names where a secret lives, never the secret.
 
 A reference is ``{env: VAR}`` or ``{file: path}`` (relative paths are taken
-from the folder holding site.yaml). Resolved values are pydantic ``SecretStr``
-so they do not show up in reprs, logs or ``status`` output by accident.
+from the folder holding site.yaml). ``{file: path, generate: KIND}`` makes the
+file on first use when it does not exist yet (mode 0600; KIND is ``password``,
+``tsig`` or ``crypt-hash``), as MAAS makes its own secrets at install: the
+example site and the lab need no secret in git. Validation never writes one:
+a secret still to be generated is fine. Resolved values are pydantic
+``SecretStr`` so they do not show up in reprs, logs or ``status`` output by
+accident.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import os
 import stat
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from provisioner.errors import SecretError
+from provisioner.state.keys import GeneratedKind, create_generated
 
 
 class SecretRef(BaseModel):
@@ -21,11 +27,18 @@ class SecretRef(BaseModel):
 
     env: str | None = None
     file: str | None = None
+    generate: GeneratedKind | None = Field(
+        None,
+        description="Make the file on first use when it does not exist (mode 0600): "
+        "password, tsig (a base64 TSIG key) or crypt-hash (of a random password not kept)",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
         if (self.env is None) == (self.file is None):
             raise ValueError("a secret reference needs exactly one of 'env' or 'file'")
+        if self.generate is not None and self.file is None:
+            raise ValueError("'generate' needs 'file': where the generated secret is kept")
         return self
 
     def describe(self) -> str:
@@ -37,11 +50,17 @@ class SecretRef(BaseModel):
         path = Path(self.file).expanduser()
         return path if path.is_absolute() else base_dir / path
 
+    def to_generate(self, base_dir: Path) -> bool:
+        """A generated secret whose file is not made yet (first use makes it)."""
+        return self.generate is not None and not self.path(base_dir).exists()
+
     def problem(self, base_dir: Path) -> str | None:
         """Why this secret cannot be resolved right now, or None."""
         if self.env is not None:
             if not os.environ.get(self.env):
                 return f"environment variable {self.env} is not set or empty"
+            return None
+        if self.to_generate(base_dir):
             return None
         path = self.path(base_dir)
         if not path.is_file():
@@ -65,4 +84,10 @@ class SecretRef(BaseModel):
             raise SecretError(f"{owner}: {why}")
         if self.env is not None:
             return SecretStr(os.environ[self.env])
+        if self.to_generate(base_dir):
+            assert self.generate is not None
+            try:
+                return SecretStr(create_generated(self.path(base_dir), self.generate))
+            except (OSError, SecretError) as exc:
+                raise SecretError(f"{owner}: cannot generate {self.describe()}: {exc}") from exc
         return SecretStr(self.path(base_dir).read_text(encoding="utf-8").strip())

@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from provisioner import programs
 from provisioner.errors import DeliveryError
 from provisioner.roles.bundles import BundleStore
 
@@ -57,7 +58,9 @@ class SshPush:
         cmd = self.ssh_command(target, self.remote_script())
         log.info("node %s: pushing bundle to %s:%s", node, target, self.remote_dir)
         try:
-            result = subprocess.run(cmd, input=data, capture_output=True, timeout=self.timeout_s)
+            result = subprocess.run(
+                programs.command(cmd), input=data, capture_output=True, timeout=self.timeout_s
+            )
         except subprocess.TimeoutExpired as exc:
             raise DeliveryError(
                 f"node {node}: bundle push to {target} timed out after {self.timeout_s:g}s"

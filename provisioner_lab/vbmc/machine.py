@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from provisioner_lab.vbmc.qemu import OVMF_VARS_TEMPLATE, QemuSpec, build_qemu_argv
+from provisioner import programs
+from provisioner_lab.vbmc.qemu import OVMF_CODE, QemuSpec, build_qemu_argv
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,15 @@ class QemuMachine:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if spec.boot_mode == "uefi":
             vars_path = spec.ovmf_vars or self.run_dir / f"{spec.name}.OVMF_VARS.fd"
+            if spec.ovmf_code == OVMF_CODE:
+                programs.path("OVMF_CODE_4M.fd")  # missing: the one clear error, not qemu's
             if not vars_path.exists():
-                shutil.copyfile(OVMF_VARS_TEMPLATE, vars_path)
+                shutil.copyfile(programs.path("OVMF_VARS_4M.fd"), vars_path)
             spec = spec.model_copy(update={"ovmf_vars": vars_path})
         self.qmp_path.unlink(missing_ok=True)
-        argv = build_qemu_argv(spec, boot_device, self.qmp_path)
+        if any(not nic.rom and not nic.firmware_pxe for nic in spec.nics):
+            programs.path("efi-virtio.rom")  # qemu's NIC ROM (iPXE), found by qemu itself
+        argv = programs.command(build_qemu_argv(spec, boot_device, self.qmp_path))
         log.info("node %s: starting qemu, boot from %s", spec.name, boot_device)
         stderr = (self.run_dir / f"{spec.name}.qemu.log").open("ab")
         with self._lock:

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from provisioner import programs
 from provisioner.inventory.models import MacAddress
 
 # qemu's default NIC ROM here is Debian ipxe-qemu's efi-virtio.rom (legacy + EFI
@@ -22,9 +23,9 @@ from provisioner.inventory.models import MacAddress
 # Measured with qemu 7.2: naming a ROM explicitly (romfile=, even that same file)
 # made SeaBIOS skip the NIC's ROM entirely, so no network boot. Only pass romfile
 # when a NIC asks for a different ROM.
-IPXE_ROM_DIR = Path("/usr/lib/ipxe/qemu")
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS_TEMPLATE = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+IPXE_ROM_DIR = Path(programs.location("efi-virtio.rom")).parent
+OVMF_CODE = Path(programs.location("OVMF_CODE_4M.fd"))
+OVMF_VARS_TEMPLATE = Path(programs.location("OVMF_VARS_4M.fd"))
 
 
 class NicSpec(BaseModel):

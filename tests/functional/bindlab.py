@@ -12,22 +12,33 @@ from pathlib import Path
 
 import yaml
 
+from provisioner import programs
 from provisioner.inventory import Site, load_site
 from provisioner_lab.bind import BindConfig, BindError, BindServer, render_bind_config
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 right now."""
-    for _ in range(50):
+    """A port free for both TCP and UDP on 127.0.0.1 right now, never handed out before.
+
+    The kernel may give the same free port to two calls in a row (the first caller has
+    not bound it yet); a lab whose DNS server and a BMC then shared a port answered
+    dig with another protocol's packets. So a port is handed out once per session.
+    """
+    for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
+            port = int(tcp.getsockname()[1])
+            if port in _HANDED_OUT:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                 try:
                     udp.bind(("127.0.0.1", port))
                 except OSError:
                     continue
-            return int(port)
+            _HANDED_OUT.add(port)
+            return port
     raise RuntimeError("no free port")
 
 
@@ -56,14 +67,16 @@ class Lab:
     def dig(self, *args: str) -> list[str]:
         """``dig +short`` answers, sorted (dig is the independent client)."""
         cmd = ["dig", "@127.0.0.1", "-p", str(self.port), "+short", "+norecurse", "+tries=3"]
-        result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            programs.command([*cmd, *args]), capture_output=True, text=True, timeout=30
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return sorted(line for line in result.stdout.splitlines() if line)
 
     def axfr(self, zone: str) -> str:
         key = self.config.workdir / "tsig.key"
         cmd = ["dig", "@127.0.0.1", "-p", str(self.port), "-k", str(key), "AXFR", zone]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        result = subprocess.run(programs.command(cmd), capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -72,7 +85,11 @@ class Lab:
         script = "\n".join([f"server 127.0.0.1 {self.port}", f"zone {zone}", *lines, "send", ""])
         key = self.config.workdir / "tsig.key"
         result = subprocess.run(
-            ["nsupdate", "-k", str(key)], input=script, capture_output=True, text=True, timeout=30
+            programs.command(["nsupdate", "-k", str(key)]),
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert result.returncode == 0, result.stderr
 
@@ -122,7 +139,7 @@ def write_big_site(site_dir: Path, nodes: int) -> None:
     raw["network"] = {"cidr": "198.18.0.0/16", "provisioner": {"address": "198.18.255.2"}}
     raw["dns"]["reverse_zone"] = "18.198.in-addr.arpa"
     raw["roles"]["controller"]["ha"]["vips"][0]["address"] = "198.18.255.10"
-    password = {"file": "secrets/bmc-password"}
+    password = {"file": "secrets/bmc-password", "generate": "password"}
     raw["nodes"] = [
         {
             "name": f"n{i:04d}",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from provisioner import programs
 from provisioner.state.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +28,9 @@ LAB_CACHE = Path(os.environ.get("PROVISIONER_LAB_CACHE", Path.home() / ".cache/p
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
+    return subprocess.run(
+        programs.command(argv), capture_output=True, text=True, check=check, timeout=timeout
+    )
 
 
 def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30.0) -> object:
@@ -77,7 +80,7 @@ class LabNet:
         return sh("ip", "netns", "exec", self.ns, *argv, check=check, timeout=timeout)
 
     def argv(self, *argv: str) -> list[str]:
-        return ["ip", "netns", "exec", self.ns, *argv]
+        return programs.command(["ip", "netns", "exec", self.ns, *argv])
 
     def add_tap(self, index: int) -> str:
         tap = f"{PREFIX}t{self.suffix}{index}"
@@ -165,7 +168,7 @@ def write_lab_site(
             "kernel": "lab/vmlinuz",
             "initrd": "lab/initrd.img",
             "repo": f"http://{PROV_IP}:8080/repo/",
-            "kernel_args": "console=ttyS0 panic=-1 quiet",
+            "kernel_args": "console=ttyS0 panic=-1 quiet no_timer_check",
         }
     }
     data["defaults"]["profile"] = "lab"

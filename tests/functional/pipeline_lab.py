@@ -8,7 +8,6 @@ provisioning network so the nodes' URLs and DNS records point at loopback.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -17,8 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisioner import programs
 from provisioner.inventory import load_site
 from provisioner_lab.bind import BindServer, render_bind_config
+from tests.example_secrets import seed_example_secrets
 from tests.functional.bindlab import free_port
 from tests.functional.bootserver_support import Serve
 
@@ -46,10 +47,7 @@ Spec = list[tuple[str, str, str, str]]
 def write_site(
     root: Path, http: int, tftp: int, dns: int, bmc_ports: list[int], nodes_spec: Spec
 ) -> Path:
-    secrets = root / "secrets"
-    shutil.copytree(REPO / "examples" / "secrets", secrets)
-    for f in secrets.iterdir():
-        f.chmod(0o600)
+    seed_example_secrets(root / "secrets")
     nodes = []
     for i, (name, role, _behaviour, bmc) in enumerate(nodes_spec):
         driver = "redfish" if bmc == "dead" else "ipmi"
@@ -124,7 +122,7 @@ class SimLab:
 
     def dig(self, *args: str) -> str:
         return subprocess.run(
-            ["dig", "@127.0.0.1", "-p", str(self.dns_port), "+short", *args],
+            [programs.path("dig"), "@127.0.0.1", "-p", str(self.dns_port), "+short", *args],
             capture_output=True,
             text=True,
             timeout=30,
@@ -132,7 +130,7 @@ class SimLab:
         ).stdout.strip()
 
     def ipmitool(self, node_index: int, *args: str) -> str:
-        argv = ["ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1",
+        argv = [programs.path("ipmitool"), "-I", "lanplus", "-C", "3", "-H", "127.0.0.1",
                 "-p", str(self.bmc_ports[node_index]), "-U", "admin", "-P", "lab-only-bmc",
                 *args]  # fmt: skip
         return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout

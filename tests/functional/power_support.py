@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from provisioner import programs
 from provisioner.power.base import BmcEndpoint, PowerSettings
 from provisioner.power.ipmi import IpmiPower
 from provisioner_lab.vbmc.serve import Child, VbmcSpec, start_children, stop_children
@@ -66,7 +67,7 @@ def driver(
 
 def ipmitool(port: int, password: str, *args: str) -> str:
     """The reference client; -C 3 because pyghmi's BMC server only offers suite 3."""
-    base = ["ipmitool", "-I", "lanplus", "-C", "3", "-N", "2", "-R", "3", "-E"]
+    base = [programs.path("ipmitool"), "-I", "lanplus", "-C", "3", "-N", "2", "-R", "3", "-E"]
     result = subprocess.run(
         [*base, "-H", "127.0.0.1", "-p", str(port), "-U", USER, *args],
         capture_output=True,

@@ -30,14 +30,14 @@ from bootserver_support import (
     write_lab_site,
 )
 
+from provisioner import programs
 from provisioner.state.store import Store
 from provisioner.state.tokens import DeployTokens
 
 pytestmark = [pytest.mark.functional, pytest.mark.lab]
 
 MARKER = "PV4-LAB-INIT-RAN"
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+OVMF_CODE = Path(programs.location("OVMF_CODE_4M.fd"))
 BOOT_TIMEOUT = 150  # TCG on a loaded 2-core machine; a boot takes 20-40 s
 
 
@@ -77,7 +77,7 @@ def boot(net: LabNet, tmp: Path, mac: str, uefi: bool) -> str:
     nic = f"virtio-net-pci,netdev=n0,mac={mac},bootindex=1"
     if uefi:
         vars_copy = tmp / "OVMF_VARS.fd"
-        shutil.copy(OVMF_VARS, vars_copy)
+        shutil.copy(programs.path("OVMF_VARS_4M.fd"), vars_copy)
         firmware = [
             "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
             "-drive", f"if=pflash,format=raw,file={vars_copy}",

@@ -14,6 +14,7 @@ import pytest
 import requests
 from bootserver_support import Serve, alive, boot_events, descendants, wait_for
 
+from provisioner import programs
 from provisioner.state.store import Store
 from provisioner.state.tokens import DeployTokens
 
@@ -125,7 +126,7 @@ def test_boot_files_with_range_and_no_traversal(running: Running) -> None:
     for path in ("../site.yaml", "..%2fsite.yaml", "%2e%2e/site.yaml", "rocky9/../../site.yaml"):
         done = subprocess.run(
             [
-                "curl",
+                programs.path("curl"),
                 "-s",
                 "--path-as-is",
                 "-o",

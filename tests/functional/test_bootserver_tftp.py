@@ -107,8 +107,8 @@ def test_symlink_inside_the_root_is_served(tftp: TftpService, tftp_root: Path) -
 @pytest.mark.parametrize(
     ("path", "why"),
     [
-        ("../secret.txt", "climbs out of the root"),
-        ("../../../../etc/passwd", "climbs out of the root"),
+        ("../secret.txt", "'..' in path"),
+        ("../../../../etc/passwd", "'..' in path"),
         ("sub/../undionly.kpxe", "'..' in path"),
         ("/etc/passwd", "absolute path"),
         ("escape.efi", "leads outside the TFTP root"),
@@ -122,10 +122,12 @@ def test_refusals_are_refused_and_logged(
 ) -> None:
     caplog.set_level(logging.INFO, logger="provisioner.bootserver.tftp")
     done = curl(f"tftp://127.0.0.1:{tftp.port}/{path}", "--path-as-is")
-    assert done.returncode != 0
+    # a TFTP error reply (curl 68: not found, 69: access violation), not a timeout
+    assert done.returncode in (68, 69), done.stderr
     assert b"not for nodes" not in done.stdout and b"root:" not in done.stdout
+    # the line is logged before the reply is sent: it is there when curl returns, once
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
-    assert any(why in m and "node lab1" in m for m in refusals), refusals
+    assert len(refusals) == 1 and why in refusals[0] and "node lab1" in refusals[0], refusals
 
 
 def test_write_request_is_refused_and_nothing_changes(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +128,76 @@ def test_published_schema_is_current_and_accepts_the_example(site_dir: Path) -> 
 def test_python_dash_m_and_console_script_agree(site_dir: Path) -> None:
     result = run("--version", site_dir=site_dir)
     assert result.stdout.startswith("provisioner, version ")
+
+
+def provisioner(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command exactly as typed: no options added in front."""
+    cmd = [sys.executable, "-m", "provisioner", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_global_options_are_accepted_after_the_subcommand(site_dir: Path) -> None:
+    site, state = str(site_dir / "site.yaml"), str(site_dir / "state")
+    done = provisioner("enroll", "--all", "--site", site, "--state-dir", state)
+    assert done.returncode == 0, done.stderr
+    nodes = provisioner("nodes", "--json", "--site", site, "--state-dir", state)
+    assert nodes.returncode == 0, nodes.stderr
+    assert {n["state"] for n in json.loads(nodes.stdout)} == {"enrolled"}  # the same store
+    # nested groups too, and the same option after the command wins over the one before
+    ks = provisioner("--site", "/nonexistent.yaml", "render", "kickstart", "ctl1", "--site", site,
+                     "--state-dir", state)  # fmt: skip
+    assert ks.returncode == 0, ks.stderr
+    assert "network --hostname=ctl1.lab.example.test" in ks.stdout
+    status = provisioner("--site", "/nonexistent.yaml", "status", "ctl1", "--site", site,
+                         "--state-dir", state, "--json")  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["state"]["state"] == "enrolled"
+    db = f"sqlite:///{site_dir / 'other.db'}"
+    other = provisioner("nodes", "--site", site, "--state-dir", state, "--db-url", db, "--json")
+    assert other.returncode == 0, other.stderr
+    assert (site_dir / "other.db").exists()
+    assert {n["state"] for n in json.loads(other.stdout)} == {None}  # not enrolled there
+
+
+def test_an_option_after_the_command_applies_only_when_given(site_dir: Path) -> None:
+    env = {**os.environ, "PROVISIONER_SITE": str(site_dir / "site.yaml")}
+    env["PROVISIONER_STATE_DIR"] = str(site_dir / "state")
+    done = provisioner("validate", "-v", env=env)  # the environment still counts
+    assert done.returncode == 0, done.stderr
+    assert "OK: site example" in done.stdout
+    missing = provisioner("validate", "--site", str(site_dir / "nope.yaml"), env=env)
+    assert missing.returncode == 1 and "nope.yaml" in missing.stderr + missing.stdout
+
+
+def test_lab_down_without_a_lab_is_not_an_error(tmp_path: Path) -> None:
+    done = provisioner("lab", "down", "--state-dir", str(tmp_path / "fresh"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "no lab running"
+    assert done.stderr == ""
+
+
+def test_the_example_site_on_a_fresh_clone_validates_without_a_warning(tmp_path: Path) -> None:
+    """Its secrets are generated on first use (mode 0600), not checked out of git (0644)."""
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "examples"], capture_output=True, text=True, check=True
+    ).stdout.split()  # what a clone has (not secrets generated in this checkout)
+    for name in tracked:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / name, tmp_path / name)  # mode 0644, as git checks it out
+    site = str(tmp_path / "examples" / "site.yaml")
+    secrets = tmp_path / "examples" / "secrets"
+    assert [p.name for p in secrets.iterdir()] == ["README.md"]
+    done = provisioner("--site", site, "validate")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{site}: OK: site example, 10 nodes (3 controller, 2 network, 2 storage, 3 compute)"
+    ]
+    assert done.stderr == ""
+    ks = provisioner("--site", site, "--state-dir", str(tmp_path / "state"), "render", "kickstart",
+                     "ctl1")  # fmt: skip
+    assert ks.returncode == 0, ks.stderr
+    made = secrets / "root-password.hash"
+    assert stat.S_IMODE(made.stat().st_mode) == 0o600
+    assert f"rootpw --iscrypted {made.read_text().strip()}\n" in ks.stdout
+    again = provisioner("--site", site, "validate", "--strict")
+    assert again.returncode == 0 and "warning" not in again.stdout + again.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from bindlab import Lab, make_lab
 
+from provisioner import programs
 from provisioner.ddns.client import DnsServer
 from provisioner.ddns.plan import ChangeSet, NameChange
 from provisioner.ddns.publish import apply_plan, make_plan, publish_node, publish_site, site_scope
@@ -164,7 +165,10 @@ def test_export_gives_zone_files_bind_accepts(stopped_lab: Lab, tmp_path: Path) 
     forward, reverse = out / f"{DOMAIN}.db", out / f"{REVERSE}.db"
     for zone, path in ((DOMAIN, forward), (REVERSE, reverse)):
         check = subprocess.run(
-            ["named-checkzone", zone, str(path)], capture_output=True, text=True, timeout=30
+            [programs.path("named-checkzone"), zone, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert check.returncode == 0, check.stdout + check.stderr
         assert "loaded serial 2026112501" in check.stdout
@@ -237,7 +241,7 @@ def test_lab_command_writes_a_config_bind_accepts(stopped_lab: Lab, tmp_path: Pa
     assert f"named -g -c {workdir / 'named.conf'} -n 1" in result.stdout
     assert "note: site.yaml sends updates to 127.0.0.1:" in result.stdout
     check = subprocess.run(
-        ["named-checkconf", "-z", str(workdir / "named.conf")],
+        [programs.path("named-checkconf"), "-z", str(workdir / "named.conf")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,12 +11,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.unit.kickstart.kshelpers import scripts
 
+from provisioner import programs
 from provisioner.install.kickstart import STORAGE_INCLUDE, render_kickstart
 from provisioner.inventory import Site, load_site
 from provisioner.inventory.models import DiskHints
 from tests.functional.installer_env import GB, callback_server, make_sysfs
-from tests.unit.install.kshelpers import scripts
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def run_pre(
         script.write_text(pre)
         sysfs = make_sysfs(tmp_path / "sys", disks)
         result = subprocess.run(
-            ["bash", str(script)],
+            [programs.path("bash"), str(script)],
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PROVISIONER_SYSFS": str(sysfs)},
             capture_output=True,
             text=True,

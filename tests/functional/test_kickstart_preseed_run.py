@@ -11,11 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.unit.kickstart.kshelpers import parse_preseed
 
+from provisioner import programs
 from provisioner.install.preseed import render_preseed
 from provisioner.inventory import Site, load_site
 from tests.functional.installer_env import GB, callback_server, make_sysfs
-from tests.unit.install.kshelpers import parse_preseed
 
 APPLETS = ("sh", "awk", "sort", "grep", "head", "tr", "cat", "readlink", "wget", "echo", "mkdir")
 
@@ -29,7 +30,7 @@ def installer_path(tmp_path: Path) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for applet in APPLETS:
-        (bin_dir / applet).symlink_to("/bin/busybox")
+        (bin_dir / applet).symlink_to(programs.path("busybox"))
     shim = bin_dir / "debconf-set"
     shim.write_text(f'#!/bin/busybox sh\necho "$1=$2" >> {tmp_path}/debconf\n')
     shim.chmod(0o755)
@@ -50,7 +51,7 @@ def run_early(
             "PROVISIONER_SYSFS": str(make_sysfs(tmp_path / "sys", disks)),
         }
         result = subprocess.run(
-            ["/bin/busybox", "sh", "-c", command],
+            [programs.path("busybox"), "sh", "-c", command],
             env=env,
             capture_output=True,
             text=True,

@@ -14,6 +14,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
+from provisioner import programs
 from provisioner.bootserver.context import ServerContext
 from provisioner.bootserver.ks_routes import blueprint
 from provisioner.inventory.source import SiteSource
@@ -53,7 +54,7 @@ def served(site_dir: Path, tmp_path: Path) -> Iterator[Served]:
 
 def curl(url: str) -> tuple[int, str]:
     result = subprocess.run(
-        ["curl", "-sS", "-m", "60", "-o", "-", "-w", "\n%{http_code}", url],
+        [programs.path("curl"), "-sS", "-m", "60", "-o", "-", "-w", "\n%{http_code}", url],
         capture_output=True,
         text=True,
         timeout=90,
@@ -134,7 +135,7 @@ def test_head_probe_changes_nothing(served: Served) -> None:
     token = deploying(served.ctx, "cmp3")
     result = subprocess.run(
         [
-            "curl",
+            programs.path("curl"),
             "-sS",
             "-I",
             "-m",

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from provisioner import programs
 from provisioner_lab.diskimage import DiskImage, installed_marker, read_ext_file
 from provisioner_lab.installer import (
     DEFAULT_CACHE_DIR,
@@ -39,8 +40,7 @@ pytestmark = [pytest.mark.functional]
 
 DATA = Path(__file__).parent / "data"
 QEMU_TIMEOUT = 240  # generous: TCG on a loaded 2-core machine; a run takes ~30 s here
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+OVMF_CODE = Path(programs.location("OVMF_CODE_4M.fd"))
 CLONE_NEWNET = 0x40000000
 
 LINUX_FS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
@@ -146,7 +146,7 @@ def _install(
     token = "tok-" + node + "-0123456789abcdef"
     log = FakeProvisionerLog(token)
     for disk in disks:
-        subprocess.run(["truncate", "-s", "2G", str(disk)], check=True)
+        subprocess.run([programs.path("truncate"), "-s", "2G", str(disk)], check=True)
     if net is None:
         server = _server(log)
         base = f"http://10.0.2.2:{server.server_address[1]}"
@@ -180,7 +180,7 @@ def _install(
     argv += _disks_and_firmware(disks, uefi, tmp_path / "OVMF_VARS.fd")
     started = time.monotonic()
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=QEMU_TIMEOUT)
+        done = subprocess.run(programs.command(argv), capture_output=True, timeout=QEMU_TIMEOUT)
     finally:
         server.shutdown()
         server.server_close()
@@ -197,7 +197,9 @@ def _boot_from_disk(tmp_path: Path, disks: list[Path], uefi: bool, expect: str) 
         "-serial", f"file:{console}", "-monitor", "none",
     ]  # fmt: skip
     argv += _disks_and_firmware(disks, uefi, tmp_path / "OVMF_VARS.second.fd")
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        programs.command(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     text = ""
     try:
         deadline = time.monotonic() + QEMU_TIMEOUT
@@ -210,6 +212,18 @@ def _boot_from_disk(tmp_path: Path, disks: list[Path], uefi: bool, expect: str) 
         proc.kill()
         proc.wait()
     return text
+
+
+def _section_output(console: str, kind: str) -> list[str]:
+    """What the kickstart's %``kind`` sections printed (the installer prefixes it)."""
+    return [ln for ln in console.splitlines() if f"%{kind}| " in ln]
+
+
+def _assert_pre_ran_clean(run: Run) -> None:
+    """%pre found every command it runs (udevadm included, as in Anaconda)."""
+    assert "running %pre section" in run.console, run.console[-3000:]
+    pre = _section_output(run.console, "pre")
+    assert not [ln for ln in pre if "not found" in ln], pre  # "udevadm: command not found"
 
 
 def _parts(disk: Path) -> list[dict[str, str]]:
@@ -229,6 +243,7 @@ def test_bios_controller_raid_lvm_install(installer: LabInstaller, tmp_path: Pat
     # The VM left on its own by rebooting (qemu -no-reboot), after a complete install.
     assert "installation of ctl9 complete" in run.console, run.console[-3000:]
     assert "reboot" in run.console.rsplit("complete", 1)[1]
+    _assert_pre_ran_clean(run)
     assert run.log.kickstarts == ["ctl9"]
     assert [(n, b["status"], t) for n, b, t in run.log.callbacks] == [
         ("ctl9", "started", "ok"),
@@ -295,6 +310,7 @@ def test_uefi_compute_esp_lvm_install_static_ip(installer: LabInstaller, tmp_pat
     )
     assert run.returncode == 0, run.console[-3000:]
     assert "installation of cmp9 complete" in run.console, run.console[-3000:]
+    _assert_pre_ran_clean(run)
     assert "static 192.0.2.16/24" in run.console  # the lab fallback: user-mode, lab-shaped
     assert [b["status"] for _, b, _ in run.log.callbacks] == ["started", "installed"]
     parts = _parts(disk)
@@ -345,13 +361,13 @@ def test_install_over_the_lab_network_namespace(installer: LabInstaller, tmp_pat
     try:
         lab_net.up()
         dnsmasq = subprocess.Popen(
-            [
+            programs.command([
                 *plan.exec_prefix(), "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
                 "--port=0", f"--interface={plan.bridge}", "--bind-interfaces",
                 "--dhcp-range=203.0.113.100,203.0.113.150,255.255.255.0",
                 "--dhcp-host=52:54:00:12:34:57,203.0.113.17", "--dhcp-authoritative",
                 "--leasefile-ro", f"--pid-file={tmp_path / 'dnsmasq.pid'}",
-            ],
+            ]),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -380,7 +396,7 @@ def test_install_over_the_lab_network_namespace(installer: LabInstaller, tmp_pat
 @pytest.fixture(autouse=True)
 def _qemu_present() -> Iterator[None]:
     for tool in ("qemu-system-x86_64", "sfdisk", "debugfs"):
-        assert shutil.which(tool), f"{tool} missing: run make deps-test"
+        programs.path(tool)  # missing: one clear error naming the package
     yield
 
 
@@ -391,7 +407,7 @@ def _disks_and_firmware(disks: list[Path], uefi: bool, vars_copy: Path) -> list[
     for i, disk in enumerate(disks):
         argv += ["-drive", f"file={disk},format=raw,if=virtio,index={i},cache=unsafe"]
     if uefi:
-        shutil.copy(OVMF_VARS, vars_copy)
+        shutil.copy(programs.path("OVMF_VARS_4M.fd"), vars_copy)
         argv += [
             "-drive", f"if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on",
             "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",

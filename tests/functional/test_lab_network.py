@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from provisioner import programs
 from provisioner_lab.network import LabNetwork, detect_mode, namespaces, plan_network
 
 pytestmark = [pytest.mark.functional]
@@ -26,7 +27,9 @@ def lab_net() -> Iterator[LabNetwork]:
     try:
         yield net
     finally:
-        subprocess.run(["ip", "netns", "del", plan.namespace], capture_output=True)
+        subprocess.run(
+            programs.command(["ip", "netns", "del", plan.namespace]), capture_output=True
+        )
 
 
 def test_root_networking_is_detected() -> None:
@@ -46,15 +49,20 @@ def test_up_is_idempotent_and_down_removes_everything(lab_net: LabNetwork) -> No
     # The bridge answers on both addresses inside the namespace, and only there.
     for addr in ("203.0.113.2", "203.0.113.3"):
         ping = subprocess.run(
-            [*plan.exec_prefix(), "ping", "-c", "1", "-W", "5", addr], capture_output=True
+            programs.command([*plan.exec_prefix(), "ping", "-c", "1", "-W", "5", addr]),
+            capture_output=True,
         )
         assert ping.returncode == 0, ping.stderr
-    host_routes = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+    host_routes = subprocess.run(
+        [programs.path("ip"), "-4", "addr"], capture_output=True, text=True
+    ).stdout
     assert "203.0.113.2" not in host_routes
 
     # A tap that lost its bridge is put back by the next up.
     tap = plan.taps["ctl1"]
-    subprocess.run(["ip", "-n", plan.namespace, "link", "set", tap, "nomaster"], check=True)
+    subprocess.run(
+        programs.command(["ip", "-n", plan.namespace, "link", "set", tap, "nomaster"]), check=True
+    )
     assert [" ".join(c) for c in lab_net.up()] == [
         f"ip -n {plan.namespace} link set {tap} master {plan.bridge}"
     ]

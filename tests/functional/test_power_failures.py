@@ -100,9 +100,11 @@ def _site_with_bmc_ports(site_dir: Path, ports: list[int]) -> None:
     # ctl3 gets its own, wrong password
     (site_dir / "secrets" / "ctl3-bmc").write_text("definitely-wrong\n")
     (site_dir / "secrets" / "ctl3-bmc").chmod(0o600)
+    shared = "{file: secrets/bmc-password, generate: password}"
+    before = f"port: {ports[2]}, user: admin, password: {shared}"
+    assert before in text
     text = text.replace(
-        f"port: {ports[2]}, user: admin, password: {{file: secrets/bmc-password}}",
-        f"port: {ports[2]}, user: admin, password: {{file: secrets/ctl3-bmc}}",
+        before, f"port: {ports[2]}, user: admin, password: {{file: secrets/ctl3-bmc}}"
     )
     (site_dir / "site.yaml").write_text(text)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from power_support import driver, free_ports
 
+from provisioner import programs
 from provisioner.power import BmcAuthError
 
 pytestmark = pytest.mark.functional
@@ -88,7 +89,7 @@ def sim(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     (tmp_path / "sim.emu").write_text(EMU)
     (tmp_path / "state").mkdir()
     proc = subprocess.Popen(
-        ["ipmi_sim", "-c", "lan.conf", "-f", "sim.emu", "-s", str(tmp_path / "state"), "-n"],
+        programs.command(["ipmi_sim", "-c", "lan.conf", "-f", "sim.emu", "-s", "state", "-n"]),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=(tmp_path / "sim.log").open("wb"),

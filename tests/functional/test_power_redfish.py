@@ -6,10 +6,8 @@ slow real BMCs do, so the driver has to wait for the state, not assume it.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +19,7 @@ import pytest
 from power_support import free_ports
 from pydantic import SecretStr
 
+from provisioner import programs
 from provisioner.power import BmcAuthError, BmcTimeout, BmcUnreachable
 from provisioner.power.base import BmcEndpoint, PowerSettings
 from provisioner.power.redfish import RedfishPower
@@ -37,7 +36,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     htpasswd = tmp / "htpasswd"
     htpasswd.write_text("admin:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt()).decode())
     (tmp / "emulator.conf").write_text(f"SUSHY_EMULATOR_AUTH_FILE = {str(htpasswd)!r}\n")
-    binary = shutil.which("sushy-emulator") or str(Path(sys.executable).with_name("sushy-emulator"))
+    binary = programs.path("sushy-emulator")
     proc = subprocess.Popen(
         [binary, "--fake", "-i", "127.0.0.1", "-p", str(port), "--config", "emulator.conf"],
         cwd=tmp,

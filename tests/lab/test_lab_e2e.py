@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from provisioner import programs
 from provisioner.install.layouts import load_layout
 from provisioner.inventory import load_site
 from provisioner_lab.diskimage import DiskImage
@@ -39,6 +40,11 @@ LINUX_FS = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 LVM = "E6D6D379-F507-44C2-A23C-238F2A3DF928"
 
 
+def lab_argv(root: Path) -> list[str]:
+    """`provisioner lab`, with the command's own log next to the lab (not the default state dir)."""
+    return [sys.executable, "-m", "provisioner", "--state-dir", str(root.parent / "state"), "lab"]
+
+
 @dataclass
 class Lab:
     root: Path
@@ -48,7 +54,7 @@ class Lab:
     def lab(self, sub: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """`provisioner lab SUB --lab-dir ROOT ARGS`."""
         return subprocess.run(
-            [sys.executable, "-m", "provisioner", "lab", sub, "--lab-dir", str(self.root), *args],
+            [*lab_argv(self.root), sub, "--lab-dir", str(self.root), *args],
             capture_output=True, text=True, timeout=timeout, cwd=REPO,
         )  # fmt: skip
 
@@ -64,7 +70,9 @@ class Lab:
 
     def dig(self, *query: str) -> str:
         return subprocess.run(
-            ["ip", "netns", "exec", self.namespace, "dig", "@192.0.2.3", "+short", *query],
+            programs.command(
+                ["ip", "netns", "exec", self.namespace, "dig", "@192.0.2.3", "+short", *query]
+            ),
             capture_output=True, text=True, timeout=30, check=True,
         ).stdout.strip()  # fmt: skip
 
@@ -91,7 +99,7 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp_path_factory.mktemp("lab") / "lab"
     namespace = f"pv9b-{uuid.uuid4().hex[:8]}"
-    base = [sys.executable, "-m", "provisioner", "lab"]
+    base = lab_argv(root)
     try:
         up = subprocess.run(
             [*base, "up", "--small", "--namespace", namespace, "--lab-dir", str(root)],
@@ -111,7 +119,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             capture_output=True, text=True, timeout=300, cwd=REPO,
         )  # fmt: skip
         assert down.returncode == 0, down.stdout + down.stderr
-        gone = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+        gone = subprocess.run(
+            [programs.path("ip"), "netns", "list"], capture_output=True, text=True
+        )
         assert namespace not in gone.stdout
 
 
@@ -228,6 +238,7 @@ def test_no_secret_reaches_a_log_or_the_status_output(lab: Lab) -> None:
     }
     assert all(len(v) >= 8 for v in secrets.values()), secrets.keys()
     logs = [*(lab.root / "logs").iterdir(), lab.root / "provisioner.log"]
+    logs += list((lab.root.parent / "state").glob("*.log"))  # the `lab` commands' own log
     shown = lab.lab("status").stdout + lab.run("nodes").stdout + lab.run("events", "ctl2").stdout
     for name, value in secrets.items():
         for log in logs:

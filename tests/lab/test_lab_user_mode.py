@@ -24,8 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _lab(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`provisioner lab ARGS` on the lab in ``root``; its own log goes next to it."""
     return subprocess.run(
-        [sys.executable, "-m", "provisioner", "lab", args[0], "--lab-dir", str(root), *args[1:]],
+        [sys.executable, "-m", "provisioner", "--state-dir", str(root.parent / "state"),
+         "lab", args[0], "--lab-dir", str(root), *args[1:]],
         capture_output=True, text=True, timeout=timeout, cwd=REPO,
     )  # fmt: skip
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from provisioner import programs
 from provisioner.inventory import Site, load_site
 from provisioner.state.machine import NodeState
 from provisioner.state.store import Store
@@ -78,7 +79,7 @@ def walk(store: Store, name: str, state: NodeState) -> None:
 def run(
     cmd: list[str], timeout: float = 60, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(programs.command(cmd), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} exited {result.returncode}:\n{result.stdout}{result.stderr}")
     return result
@@ -93,7 +94,9 @@ def netns(prefix: str = "pv7") -> Iterator[str]:
         run(["ip", "-n", name, "link", "set", "lo", "up"])
         yield name
     finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+        subprocess.run(
+            programs.command(["ip", "netns", "del", name]), capture_output=True, timeout=30
+        )
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from provisioner import programs
+
 
 def stop(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
     """TERM, then KILL if it is still there after ``grace`` seconds."""
@@ -27,7 +29,7 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
 def background(cmd: list[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A process with its output in ``log_path``; stopped (TERM, then KILL) on exit."""
     log = log_path.open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(programs.command(cmd), stdout=log, stderr=subprocess.STDOUT)
     try:
         yield proc
     finally:
@@ -51,7 +53,7 @@ def keepalived(ns: str, conf: Path, run_dir: Path) -> Iterator[subprocess.Popen[
         *["-f", str(conf), "-p", str(run_dir / "k.pid"), "-r", str(run_dir / "v.pid")],
     ]
     log = (run_dir / "keepalived.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(programs.command(cmd), stdout=log, stderr=subprocess.STDOUT)
     try:
         yield proc
     finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner import programs
 from provisioner.inventory import Site
 from provisioner.roles import DeployFacts, generate
 from tests.functional.roles.conftest import bridge_lab, needs_root, run, wait_for
@@ -30,11 +31,11 @@ def api_answers(hub: str, tries: int = 9) -> set[str]:
     for _ in range(tries):
         result = subprocess.run(
             [
-                "ip",
+                programs.path("ip"),
                 "netns",
                 "exec",
                 hub,
-                "curl",
+                programs.path("curl"),
                 "-s",
                 "--max-time",
                 "3",

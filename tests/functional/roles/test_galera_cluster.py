@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner import programs
 from provisioner.inventory import Site
 from provisioner.roles import DeployFacts, generate
 from tests.functional.roles.conftest import bridge_lab, needs_root, run, wait_for
@@ -75,7 +76,9 @@ class Member:
         ]
         if bootstrap:
             cmd.append("--wsrep-new-cluster")
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            programs.command(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             yield proc
         finally:
@@ -84,7 +87,7 @@ class Member:
     def status(self, name: str) -> str | None:
         result = subprocess.run(
             [
-                "mariadb",
+                programs.path("mariadb"),
                 "-S",
                 str(self.socket),
                 "-uroot",

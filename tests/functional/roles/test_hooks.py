@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from provisioner import programs
 from provisioner.errors import EXIT_CONFLICT
 from provisioner.inventory import load_site
 from provisioner.pipeline.hooks import HookRunner
@@ -32,11 +32,8 @@ def cli(site_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def ansible_inventory() -> str:
-    """ansible-core's reader, beside this interpreter (a virtualenv) or on PATH."""
-    beside = Path(sys.executable).parent / "ansible-inventory"
-    return (
-        str(beside) if beside.exists() else shutil.which("ansible-inventory") or "ansible-inventory"
-    )
+    """ansible-core's reader, from this interpreter's environment."""
+    return programs.path("ansible-inventory")
 
 
 def add_hook(site_dir: Path, rel: str, body: str) -> Path:
@@ -239,7 +236,7 @@ def test_interrupted_run_is_resumed_only_when_its_runner_is_gone(
     assert state.get("ctl1").state == NodeState.CONFIGURING
 
     # the server died mid-run: its pid is gone
-    dead = subprocess.Popen(["true"])
+    dead = subprocess.Popen([programs.path("true")])
     dead.wait()
     marker.write_text(f"{dead.pid} {socket.gethostname()}\n")
     plain = cli(site_dir, "hooks", "rerun", "ctl1")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner import programs
 from provisioner.inventory import Site
 from provisioner.roles import DeployFacts, generate
 from tests.functional.roles.conftest import needs_root, netns, run
@@ -132,7 +133,7 @@ def test_memcached_runs_with_the_generated_options(lab_site: Site, tmp_path: Pat
     with netns() as ns:
         run(["ip", "-n", ns, "addr", "add", "203.0.113.12/32", "dev", "lo"])
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, "memcached", *" ".join(options).split()],
+            programs.command(["ip", "netns", "exec", ns, "memcached", *" ".join(options).split()]),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner import programs
 from provisioner.errors import DeliveryError
 from provisioner.inventory import load_site
 from provisioner.roles import DeployFacts, generate
@@ -26,7 +26,6 @@ pytestmark = [
     pytest.mark.functional,
     pytest.mark.skipif(os.geteuid() != 0, reason="sshd with a root login needs root"),
 ]
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
 @dataclass
@@ -58,7 +57,7 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
         "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
     )
     proc = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
+        [programs.path("sshd"), "-D", "-e", "-f", str(d / "sshd_config")],
         stdout=subprocess.DEVNULL,
         stderr=(d / "sshd.log").open("wb"),
     )

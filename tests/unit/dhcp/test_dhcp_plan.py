@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner import programs
 from provisioner.dhcp.hosts import DhcpPaths, diff_hosts, plan_dhcp
 from provisioner.errors import DhcpConfigError
 from provisioner.inventory import load_site
@@ -30,7 +31,10 @@ def dnsmasq_accepts(conf: str, tmp_path: Path) -> None:
     path = tmp_path / "test.conf"
     path.write_text(conf)
     done = subprocess.run(
-        ["dnsmasq", "--test", f"--conf-file={path}"], capture_output=True, text=True, timeout=30
+        [programs.path("dnsmasq"), "--test", f"--conf-file={path}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 0, done.stderr
 

@@ -11,6 +11,7 @@ from pykickstart.constants import KS_SCRIPT_ONERROR, KS_SCRIPT_POST, KS_SCRIPT_P
 from pykickstart.parser import KickstartParser
 from pykickstart.version import makeVersion, stringToVersion
 
+from provisioner import programs
 from provisioner.install.kickstart import STORAGE_INCLUDE
 
 BASE_URL = "http://192.0.2.2:8080"
@@ -26,7 +27,7 @@ _HEREDOC = re.compile(
 def ksvalidator(paths: Iterable[Path], version: str) -> subprocess.CompletedProcess[str]:
     """ksvalidator on files; exit 0 means no error and no warning."""
     return subprocess.run(
-        ["ksvalidator", "-v", version, *map(str, paths)],
+        [programs.path("ksvalidator"), "-v", version, *map(str, paths)],
         capture_output=True,
         text=True,
         timeout=300,

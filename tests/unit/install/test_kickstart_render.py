@@ -8,10 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from provisioner.install.kickstart import KickstartRenderer, render_kickstart
-from provisioner.inventory import Site, load_site
-from tests.unit.install.kshelpers import (
+from tests.unit.kickstart.kshelpers import (
     BASE_URL,
     SAMPLE_DISKS,
     VERSIONS,
@@ -22,6 +19,10 @@ from tests.unit.install.kshelpers import (
     storage_problems,
     with_disks,
 )
+
+from provisioner import programs
+from provisioner.install.kickstart import KickstartRenderer, render_kickstart
+from provisioner.inventory import Site, load_site
 
 REPO = Path(__file__).resolve().parents[3]
 GOLDEN = REPO / "tests" / "golden" / "kickstart"
@@ -141,7 +142,9 @@ def test_scripts_are_valid_bash_and_report_to_the_callback(rendered: dict[str, P
     assert len(sections["pre"]) == len(sections["post"]) == len(sections["onerror"]) == 1
     for kind, bodies in sections.items():
         for body in bodies:
-            check = subprocess.run(["bash", "-n"], input=body, capture_output=True, text=True)
+            check = subprocess.run(
+                [programs.path("bash"), "-n"], input=body, capture_output=True, text=True
+            )
             assert check.returncode == 0, f"%{kind}: {check.stderr}"
             assert f"{BASE_URL}/api/v1/nodes/ctl1/callback" in body
     assert 'provisioner_report started "' in sections["pre"][0]

@@ -7,10 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.unit.kickstart.kshelpers import BASE_URL, parse_preseed
 
+from provisioner import programs
 from provisioner.install.preseed import render_preseed
 from provisioner.inventory import Site, load_site
-from tests.unit.install.kshelpers import BASE_URL, parse_preseed
 
 REPO = Path(__file__).resolve().parents[3]
 GOLDEN = REPO / "tests" / "golden" / "preseed"
@@ -34,7 +35,7 @@ def test_debconf_accepts_every_preseed(preseeds: dict[str, str], tmp_path: Path)
         path = tmp_path / f"{name}.cfg"
         path.write_text(text)
         result = subprocess.run(
-            ["debconf-set-selections", "--checkonly", str(path)],
+            [programs.path("debconf-set-selections"), "--checkonly", str(path)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -51,14 +52,16 @@ def test_embedded_scripts_parse_in_busybox_and_dash(preseeds: dict[str, str]) ->
         for question in ("partman/early_command", "preseed/late_command"):
             command = answers[question][1]
             assert command.startswith("printf '%s\\n' ") and " && sh /tmp/provisioner-" in command
-            for shell in (["busybox", "sh"], ["dash"]):
+            for shell in ([programs.path("busybox"), "sh"], [programs.path("dash")]):
                 check = subprocess.run([*shell, "-n", "-c", command], capture_output=True)
                 assert check.returncode == 0, f"{name} {question}: {check.stderr!r}"
             script = subprocess.run(
-                ["sh", "-c", command.rsplit(" > /tmp/", 1)[0]], capture_output=True, text=True
+                [programs.path("sh"), "-c", command.rsplit(" > /tmp/", 1)[0]],
+                capture_output=True,
+                text=True,
             ).stdout
             check = subprocess.run(
-                ["busybox", "sh", "-n"], input=script.encode(), capture_output=True
+                [programs.path("busybox"), "sh", "-n"], input=script.encode(), capture_output=True
             )
             assert check.returncode == 0, f"{name} {question} script: {check.stderr!r}"
             assert f"PROVISIONER_TOKEN=TOKEN-{name}\n" in script

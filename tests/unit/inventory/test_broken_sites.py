@@ -97,12 +97,19 @@ CASES = [
     ),
     (
         "missing secret file",
-        lambda t: _edit_node(t, "ctl3", "secrets/bmc-password", "secrets/ctl3-bmc"),
+        lambda t: _edit_node(
+            t,
+            "ctl3",
+            "{file: secrets/bmc-password, generate: password}",
+            "{file: secrets/ctl3-bmc}",
+        ),
         ("node ctl3", "bmc.password", "missing secret: secret file"),
     ),
     (
         "missing secret environment variable",
-        lambda t: t.replace("{file: secrets/tsig.secret}", "{env: PROVISIONER_TEST_UNSET_TSIG}"),
+        lambda t: t.replace(
+            "{file: secrets/tsig.secret, generate: tsig}", "{env: PROVISIONER_TEST_UNSET_TSIG}"
+        ),
         ("dns", "tsig.secret", "PROVISIONER_TEST_UNSET_TSIG is not set"),
     ),
     (
@@ -122,8 +129,16 @@ CASES = [
     ),
     (
         "plaintext root password",
-        lambda t: t.replace("{file: secrets/root-password.hash}", "{file: secrets/bmc-password}"),
+        lambda t: t.replace(
+            "{file: secrets/root-password.hash, generate: crypt-hash}",
+            "{file: secrets/bmc-password}",
+        ),
         ("defaults", "root_password_hash", "does not hold a crypt(3) hash"),
+    ),
+    (
+        "generated secret of the wrong kind",
+        lambda t: t.replace("generate: crypt-hash}", "generate: password}"),
+        ("defaults", "root_password_hash", "generate: password does not make this secret"),
     ),
     (
         "misspelt field",

@@ -6,6 +6,7 @@ import gzip
 import subprocess
 from pathlib import Path
 
+from provisioner import programs
 from provisioner_lab.initramfs import INIT_PROLOGUE, build_initramfs
 
 
@@ -18,7 +19,9 @@ def test_initramfs_lists_init_busybox_and_extra_files(tmp_path: Path) -> None:
     )
     raw = gzip.decompress(image.read_bytes())
     listing = (
-        subprocess.run(["cpio", "-t", "--quiet"], input=raw, capture_output=True, check=True)
+        subprocess.run(
+            [programs.path("cpio"), "-t", "--quiet"], input=raw, capture_output=True, check=True
+        )
         .stdout.decode()
         .split()
     )
@@ -26,7 +29,7 @@ def test_initramfs_lists_init_busybox_and_extra_files(tmp_path: Path) -> None:
     assert any(name.startswith("lib") and "libc.so" in name for name in listing)
     extract = tmp_path / "x"
     extract.mkdir()
-    subprocess.run(["cpio", "-id", "--quiet"], input=raw, cwd=extract, check=True)
+    subprocess.run([programs.path("cpio"), "-id", "--quiet"], input=raw, cwd=extract, check=True)
     assert (extract / "etc/lab/node").read_text() == "ctl1\n"
     assert (extract / "init").read_text().endswith("echo hello\n")
     assert (extract / "init").stat().st_mode & 0o111

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner import programs
 from provisioner_lab.installer import FILES_DIR
 
 HARNESS = """
@@ -47,7 +48,9 @@ def plan(
     script = HARNESS.format(
         ks=ks, storage=FILES_DIR / "storage.sh", disks=disks, gib=gib, with_table=with_table
     )
-    done = subprocess.run(["busybox", "sh", "-c", script], capture_output=True, text=True)
+    done = subprocess.run(
+        [programs.path("busybox"), "sh", "-c", script], capture_output=True, text=True
+    )
     return done, ks
 
 

@@ -32,7 +32,11 @@ def test_default_lab_is_six_nodes_mixing_bios_and_uefi_with_a_tap_each() -> None
     assert [b["name"] for b in bmcs] == ["ctl1", "ctl2", "ctl3", "net1", "sto1", "cmp1"]
     assert [b["port"] for b in bmcs] == list(range(6230, 6236))
     assert {b["qemu"]["boot_mode"] for b in bmcs} == {"bios", "uefi"}
-    assert config["defaults"]["password"] == {"file": "secrets/bmc-password"}  # never inline
+    # never inline: the lab site's own generated file
+    assert config["defaults"]["password"] == {
+        "file": "secrets/bmc-password",
+        "generate": "password",
+    }
     for bmc in bmcs:
         spec = QemuSpec.model_validate(bmc["qemu"])
         assert spec.nics[0].tap and spec.nics[0].tap.startswith("tap")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,8 @@ def test_redfish_and_virtual_drivers(site_dir: Path) -> None:
 
 
 def test_missing_password_names_the_node_and_field(site_dir: Path) -> None:
+    text = (site_dir / "site.yaml").read_text().replace(", generate: password}", "}")
+    (site_dir / "site.yaml").write_text(text)  # an operator's file, not generated
     site = load_site(site_dir / "site.yaml")
     (site_dir / "secrets" / "bmc-password").unlink()
     with pytest.raises(
@@ -55,3 +58,15 @@ def test_unknown_node(site_dir: Path) -> None:
     site = load_site(site_dir / "site.yaml")
     with pytest.raises(UnknownNode):
         driver_for(site, "nope")
+
+
+def test_a_generated_password_is_made_on_first_use_mode_0600(site_dir: Path) -> None:
+    site = load_site(site_dir / "site.yaml")
+    path = site_dir / "secrets" / "bmc-password"
+    path.unlink()  # as on a fresh clone of the example site
+    driver = driver_for(site, "ctl1")
+    assert isinstance(driver, IpmiPower)
+    made = path.read_text().strip()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(made) == 20 and driver.endpoint.password.get_secret_value() == made
+    assert driver_for(site, "ctl2").endpoint.password.get_secret_value() == made  # kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from provisioner.inventory import Site, load_site
 from provisioner.roles import DeployFacts, RoleConfigError, generate
 from provisioner.roles.common import API_SERVICES
+from tests.example_secrets import seed_example_secrets
 
 REPO = Path(__file__).resolve().parents[3]
 CONTROLLERS = ["ctl1", "ctl2", "ctl3"]
@@ -17,8 +19,12 @@ CTL_IPS = ["192.0.2.11", "192.0.2.12", "192.0.2.13"]
 
 
 @pytest.fixture(scope="module")
-def site() -> Site:
-    return load_site(REPO / "examples" / "site.yaml")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """A copy of the example site with fixed secrets (never generated in the checkout)."""
+    folder = tmp_path_factory.mktemp("example")
+    shutil.copy(REPO / "examples" / "site.yaml", folder / "site.yaml")
+    seed_example_secrets(folder / "secrets")
+    return load_site(folder / "site.yaml")
 
 
 def bootstraps(site: Site, node: str, facts: DeployFacts) -> bool:
@@ -171,7 +177,7 @@ def test_full_rebuild_bootstraps_once_but_never_beside_a_running_member(site: Si
 def test_no_secret_of_the_site_ends_up_in_a_bundle_or_the_inventory(site: Site) -> None:
     from provisioner.roles.kolla import multinode_inventory
 
-    secrets_dir = REPO / "examples" / "secrets"
+    secrets_dir = site.base_dir / "secrets"
     secrets = [p.read_text().strip() for p in secrets_dir.iterdir() if p.name != "README.md"]
     assert secrets and all(len(s) >= 8 for s in secrets)
     texts = [multinode_inventory(site)]
