@@ -11,13 +11,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.unit.kickstart.kshelpers import scripts
 
 from provisioner import programs
 from provisioner.install.kickstart import STORAGE_INCLUDE, render_kickstart
 from provisioner.inventory import Site, load_site
 from provisioner.inventory.models import DiskHints
 from tests.functional.installer_env import GB, callback_server, make_sysfs
+from tests.unit.install.kshelpers import scripts
 
 
 @pytest.fixture

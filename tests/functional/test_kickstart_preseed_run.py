@@ -11,12 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.unit.kickstart.kshelpers import parse_preseed
 
 from provisioner import programs
 from provisioner.install.preseed import render_preseed
 from provisioner.inventory import Site, load_site
 from tests.functional.installer_env import GB, callback_server, make_sysfs
+from tests.unit.install.kshelpers import parse_preseed
 
 APPLETS = ("sh", "awk", "sort", "grep", "head", "tr", "cat", "readlink", "wget", "echo", "mkdir")
 

@@ -8,7 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.unit.kickstart.kshelpers import (
+
+from provisioner import programs
+from provisioner.install.kickstart import KickstartRenderer, render_kickstart
+from provisioner.inventory import Site, load_site
+from tests.unit.install.kshelpers import (
     BASE_URL,
     SAMPLE_DISKS,
     VERSIONS,
@@ -19,10 +23,6 @@ from tests.unit.kickstart.kshelpers import (
     storage_problems,
     with_disks,
 )
-
-from provisioner import programs
-from provisioner.install.kickstart import KickstartRenderer, render_kickstart
-from provisioner.inventory import Site, load_site
 
 REPO = Path(__file__).resolve().parents[3]
 GOLDEN = REPO / "tests" / "golden" / "kickstart"

@@ -7,11 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.unit.kickstart.kshelpers import BASE_URL, parse_preseed
 
 from provisioner import programs
 from provisioner.install.preseed import render_preseed
 from provisioner.inventory import Site, load_site
+from tests.unit.install.kshelpers import BASE_URL, parse_preseed
 
 REPO = Path(__file__).resolve().parents[3]
 GOLDEN = REPO / "tests" / "golden" / "preseed"
