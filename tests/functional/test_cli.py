@@ -166,7 +166,7 @@ def test_an_option_after_the_command_applies_only_when_given(site_dir: Path) -> 
     assert done.returncode == 0, done.stderr
     assert "OK: site example" in done.stdout
     missing = provisioner("validate", "--site", str(site_dir / "nope.yaml"), env=env)
-    assert missing.returncode == 1 and "nope.yaml" in missing.stderr + missing.stdout
+    assert missing.returncode == EXIT_CONFIG and "nope.yaml" in missing.stderr + missing.stdout
 
 
 def test_lab_down_without_a_lab_is_not_an_error(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from power_support import free_ports, ipmitool
 
+from provisioner.errors import EXIT_CONFIG
+
 pytestmark = pytest.mark.functional
 
 
@@ -78,7 +80,7 @@ def test_vbmc_config_errors_name_the_entry_and_field(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1
+    assert result.returncode == EXIT_CONFIG
     assert "bmcs[0] (a1): password: environment variable PV3_NOPE is not set" in result.stderr
 
 

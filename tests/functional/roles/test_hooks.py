@@ -240,7 +240,7 @@ def test_interrupted_run_is_resumed_only_when_its_runner_is_gone(
     dead.wait()
     marker.write_text(f"{dead.pid} {socket.gethostname()}\n")
     plain = cli(site_dir, "hooks", "rerun", "ctl1")
-    assert plain.returncode == 1 and "needs 'configuring failed'" in plain.stderr
+    assert plain.returncode == EXIT_CONFLICT and "needs 'configuring failed'" in plain.stderr
     resumed = cli(site_dir, "hooks", "rerun", "ctl1", "--interrupted")
     assert resumed.returncode == 0, resumed.stderr
     assert state.get("ctl1").state == NodeState.ACTIVE
