@@ -18,9 +18,10 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from provisioner import programs
 from provisioner.bootserver.dnsmasq import Dnsmasq, die_with_parent
@@ -30,8 +31,15 @@ from provisioner.errors import ProvisionerError, ServeError
 from provisioner.inventory import Site
 from provisioner.inventory.source import SiteSource
 
-if TYPE_CHECKING:
-    from provisioner.daemon.service import DaemonService
+
+class Companion(Protocol):
+    """A service that runs beside the boot server and shares its site source:
+    the pipeline daemon with its admin API (started by the CLI, which sits above both)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +57,6 @@ class ServeOptions:
     tftp_bind: str | None = None
     dhcp: bool = True
     tftp: bool = True
-    api: bool = True  # the pipeline daemon and its admin REST API
-    api_bind: str | None = None  # default: 127.0.0.1:<http_port + 1>
     workers: int = 4
     threads: int = 32
     efi_binary: str = DEFAULT_EFI_BINARY
@@ -64,7 +70,7 @@ class ServeOptions:
         return self.boot_files_dir or self.state_dir / "boot-files"
 
 
-def _split_bind(value: str, what: str) -> tuple[str, int]:
+def split_bind(value: str, what: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
         raise ServeError(f"{what}: '{value}' is not address:port")
@@ -109,7 +115,8 @@ class BootServer:
         self.http_address: tuple[str, int] | None = None
         self._generation = -1
         self.stop_event = threading.Event()
-        self.daemon: DaemonService | None = None
+        #: started after the boot server's own services, stopped before them
+        self.companions: list[Companion] = []
 
     # -- DHCP ------------------------------------------------------------------
     def sync_dhcp(self) -> None:
@@ -145,7 +152,7 @@ class BootServer:
     # -- TFTP ------------------------------------------------------------------
     def _start_tftp(self) -> None:
         prov = self.sites.current().network.provisioner
-        host, port = _split_bind(
+        host, port = split_bind(
             self.opts.tftp_bind or f"{prov.address}:{prov.tftp_port}", "--tftp-bind"
         )
         root = self.opts.tftp_root
@@ -158,7 +165,7 @@ class BootServer:
     # -- HTTP ------------------------------------------------------------------
     def _start_http(self) -> None:
         prov = self.sites.current().network.provisioner
-        host, port = _split_bind(
+        host, port = split_bind(
             self.opts.http_bind or f"{prov.address}:{prov.http_port}", "--http-bind"
         )
         if self.http_sock is None:
@@ -217,17 +224,6 @@ class BootServer:
             time.sleep(0.1)
         raise ServeError(f"HTTP server not ready at {url} after {timeout:.0f} s")
 
-    # -- pipeline daemon + admin API -------------------------------------------
-    def _start_api(self) -> None:
-        from provisioner.daemon.service import DaemonService
-
-        prov = self.sites.current().network.provisioner
-        host, port = _split_bind(
-            self.opts.api_bind or f"127.0.0.1:{prov.http_port + 1}", "--api-bind"
-        )
-        self.daemon = DaemonService(self.sites, self.opts.state_dir, self.opts.db_url, host, port)
-        self.daemon.start()
-
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
         try:
@@ -236,8 +232,8 @@ class BootServer:
             if self.opts.tftp:
                 self._start_tftp()
             self._start_http()
-            if self.opts.api:
-                self._start_api()
+            for companion in self.companions:
+                companion.start()
         except BaseException:
             self.stop()
             raise
@@ -262,9 +258,8 @@ class BootServer:
 
     def stop(self) -> None:
         self.stop_event.set()
-        if self.daemon is not None:
-            self.daemon.stop()
-            self.daemon = None
+        while self.companions:
+            self.companions.pop().stop()
         proc, self.http_proc = self.http_proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -301,9 +296,13 @@ def _stop_stale_dnsmasq(paths: DhcpPaths) -> None:
             time.sleep(0.05)
 
 
-def serve_forever(opts: ServeOptions) -> None:
+def serve_forever(
+    opts: ServeOptions, companions: Callable[[BootServer], list[Companion]] | None = None
+) -> None:
     """Start everything, run until SIGTERM/SIGINT, stop everything."""
     server = BootServer(opts)
+    if companions is not None:
+        server.companions = companions(server)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("serve: %s received, stopping", signal.Signals(signum).name)

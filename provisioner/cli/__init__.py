@@ -91,7 +91,12 @@ def _register() -> None:
     from importlib.metadata import entry_points
 
     for plugin in entry_points(group=PLUGIN_GROUP):
-        plugin.load()(cli)
+        try:
+            register = plugin.load()
+        except ImportError as exc:  # an add-on installed without what it needs: skip it
+            log.debug("commands of %s not loaded: %s", plugin.value, exc)
+            continue
+        register(cli)
 
 
 _register()

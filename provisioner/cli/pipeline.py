@@ -24,30 +24,17 @@ pass_app = click.make_pass_decorator(App)
 
 
 def _in_process_operations(app: App, hook_timeout: float | None = None) -> Operations:
-    from provisioner.pipeline.hooks import DEFAULT_TIMEOUT_S, HookRunner
-    from provisioner.pipeline.runner import Pipeline, Timeouts
-    from provisioner.pipeline.site_backends import SiteBackends
+    from provisioner.pipeline.factory import build_operations
 
     site = app.site()
-    settings = site.pipeline
-    timeouts = Timeouts(**settings.timeouts.model_dump(), poll=settings.poll_interval)
-    backends = SiteBackends(app.settings.state_dir)
-    pipeline = Pipeline(
+    return build_operations(
         app.store(),
         lambda: site,
-        backends,
-        timeouts=timeouts,
-        power_retries=settings.power_retries,
+        app.settings.site_path,
+        app.settings.state_dir,
         actor=app.actor,
-        hooks=HookRunner(
-            lambda: site,
-            app.store(),
-            app.settings.state_dir,
-            app.settings.site_path,
-            timeout_s=hook_timeout or DEFAULT_TIMEOUT_S,
-        ),
+        hook_timeout=hook_timeout,
     )
-    return Operations(pipeline, fanout=settings.fanout)
 
 
 def run_operation(

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from provisioner.bootserver.server import ServeOptions, serve_forever
+from provisioner.bootserver.server import BootServer, ServeOptions, serve_forever, split_bind
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR
 from provisioner.cli.context import App
+from provisioner.daemon.service import DaemonService
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY
 
 pass_app = click.make_pass_decorator(App)
@@ -86,12 +87,17 @@ def serve(
         workers=workers,
         threads=threads,
         efi_binary=efi_binary,
-        api=not no_api,
-        api_bind=api_bind,
         log_level="DEBUG" if app.verbose > 1 else "INFO",
         log_file=app.settings.log_path,  # the HTTP process logs there too
     )
-    serve_forever(opts)
+    serve_forever(opts, None if no_api else lambda server: [_daemon(server, app, api_bind)])
+
+
+def _daemon(server: BootServer, app: App, api_bind: str | None) -> DaemonService:
+    """The pipeline daemon and its admin API, on loopback beside the HTTP port by default."""
+    prov = server.sites.current().network.provisioner
+    host, port = split_bind(api_bind or f"127.0.0.1:{prov.http_port + 1}", "--api-bind")
+    return DaemonService(server.sites, app.settings.state_dir, app.settings.db_url, host, port)
 
 
 COMMANDS = [serve]

@@ -22,10 +22,7 @@ from provisioner.daemon.apitoken import ensure_api_token, remove_daemon_file, wr
 from provisioner.daemon.jobs import JobManager
 from provisioner.errors import ProvisionerError
 from provisioner.inventory.source import SiteSource
-from provisioner.pipeline.hooks import HookRunner
-from provisioner.pipeline.operations import Operations
-from provisioner.pipeline.runner import Pipeline, Timeouts
-from provisioner.pipeline.site_backends import SiteBackends
+from provisioner.pipeline.factory import build_operations
 from provisioner.state.store import Store
 
 log = logging.getLogger(__name__)
@@ -37,17 +34,9 @@ class DaemonService:
     ) -> None:
         self.sites, self.state_dir = sites, state_dir
         self.store = Store.open(state_dir, db_url)
-        settings = sites.current().pipeline
-        pipeline = Pipeline(
-            self.store,
-            sites.current,
-            SiteBackends(state_dir),
-            timeouts=Timeouts(**settings.timeouts.model_dump(), poll=settings.poll_interval),
-            power_retries=settings.power_retries,
-            actor="daemon",
-            hooks=HookRunner(sites.current, self.store, state_dir, sites.path),
+        self.operations = build_operations(
+            self.store, sites.current, sites.path, state_dir, actor="daemon"
         )
-        self.operations = Operations(pipeline, fanout=settings.fanout)
         self.jobs = JobManager()
         app = Flask("provisioner.daemon")
         register_api(app, self.operations, self.jobs, ensure_api_token(state_dir))

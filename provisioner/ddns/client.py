@@ -90,11 +90,6 @@ class DnsServer:
             ) from exc
         return cls(str(site.dns.server), site.dns.port, keyname, algorithm, {keyname: key}, timeout)
 
-    def with_timeout(self, timeout: float) -> DnsServer:
-        return DnsServer(
-            self.address, self.port, self.keyname, self.algorithm, self.keyring, timeout
-        )
-
     def tcp(self, message: dns.message.Message) -> dns.message.Message:
         return dns.query.tcp(message, self.address, timeout=self.timeout, port=self.port)
 

@@ -142,7 +142,3 @@ def vip_publications(site: Site) -> list[Publication]:
 def site_publications(site: Site) -> list[Publication]:
     """Every node's and every VIP's records."""
     return [node_publication(site, n) for n in site.nodes] + vip_publications(site)
-
-
-def owner_fqdn(site: Site, owner: Owner) -> str:
-    return absolute(f"{owner.name}.{site.site.domain.rstrip('.')}")

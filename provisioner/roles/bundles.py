@@ -88,9 +88,6 @@ class BundleStore:
         tmp.chmod(0o600)
         tmp.replace(path)
 
-    def revoke_pull(self, node: str) -> None:
-        (self._tokens / f"{self.path(node).name}.sha256").unlink(missing_ok=True)
-
     def may_pull(self, node: str, token: str) -> bool:
         digest = hashlib.sha256(token.encode()).hexdigest().encode()
         path = self._tokens / f"{self.path(node).name}.sha256"
