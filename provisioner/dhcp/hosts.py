@@ -1,6 +1,8 @@
 """DHCP plan: the dnsmasq configuration and per-node host files, from the site.
 
-Pure functions, no I/O: ``plan_dhcp`` returns what dnsmasq.py writes and runs.
+Pure functions, no I/O: ``plan_dhcp`` returns the configuration serve's dnsmasq
+runs with and ``plan_hosts`` the host entries a site wants; dhcp/sync.py is the
+one code that writes them (for serve and the pipeline alike) and tells dnsmasq.
 dnsmasq hands out one fixed address per node MAC (``dhcp-hostsdir``, one file a
 node), chooses the boot file by client architecture (option 93) and, once the
 client is iPXE (user class "iPXE"), gives it the URL of the node's boot script.
@@ -67,10 +69,16 @@ def host_line(site: Site, node: Node) -> str:
     return f"{','.join(node.macs)},{node.ip},{node.name},{LEASE_TIME}\n"
 
 
-def plan_hosts(site: Site) -> dict[str, str]:
+def plan_hosts(site: Site, exclude: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The wanted host files (name -> contents); ``exclude``: nodes that get none
+    (decommissioned ones). Proxy mode wants none: another server gives addresses."""
     if site.network.dhcp_mode == "proxy":
-        return {}  # someone else hands out addresses
-    return {host_file_name(node): host_line(site, node) for node in site.nodes}
+        return {}
+    return {
+        host_file_name(node): host_line(site, node)
+        for node in site.nodes
+        if node.name not in exclude
+    }
 
 
 def _boot_url(site: Site) -> str:
@@ -167,10 +175,7 @@ def plan_dhcp(
     exclude: frozenset[str] = frozenset(),
 ) -> DhcpPlan:
     """``exclude``: nodes that get no host entry (decommissioned ones)."""
-    hosts = plan_hosts(site)
-    for name in exclude:
-        hosts.pop(f"{name}.host", None)
-    return DhcpPlan(plan_conf(site, paths, efi_binary, user), hosts)
+    return DhcpPlan(plan_conf(site, paths, efi_binary, user), plan_hosts(site, exclude))
 
 
 @dataclass(frozen=True)
@@ -181,7 +186,8 @@ class HostsDiff:
 
     @property
     def needs_reload(self) -> bool:
-        """dnsmasq reads new files itself; changed or removed ones need SIGHUP."""
+        """dnsmasq reads new and changed files itself (inotify) but only adds what they
+        say: a removed file, or the old line of a changed one, is forgotten on SIGHUP."""
         return bool(self.changed or self.removed)
 
     @property

@@ -247,6 +247,12 @@ class PipelineSettings(Model):
     )
     fanout: Annotated[int, Field(ge=1, le=500)] = Field(10, description="Nodes driven at once")
     poll_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    bmc_timeout: Annotated[float, Field(gt=0, le=600)] = Field(
+        30, description="Seconds for one BMC command, reaching the new power state included"
+    )
+    bmc_min_interval: Annotated[float, Field(ge=0, le=60)] = Field(
+        0, description="Seconds between two commands to one BMC (for BMCs that drop fast ones)"
+    )
 
 
 class ContentOverrides(Model):

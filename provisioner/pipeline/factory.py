@@ -22,7 +22,8 @@ def build_operations(
     actor: str,
     hook_timeout: float | None = None,
 ) -> Operations:
-    """Pipeline + operations for a site: its power settings, timeouts, retries and fan-out.
+    """Pipeline + operations for a site: its timeouts, retries and fan-out; its power
+    settings go to each node's driver, built once per deployment (site_backends.py).
 
     ``site`` is called for the current site (a server follows edits of site.yaml);
     the settings that shape the wiring are read from it once, here.
@@ -31,7 +32,7 @@ def build_operations(
     pipeline = Pipeline(
         store,
         site,
-        SiteBackends(state_dir),
+        SiteBackends(state_dir, deployment_of=lambda name: _deployment(store, name)),
         timeouts=Timeouts(**settings.timeouts.model_dump(), poll=settings.poll_interval),
         power_retries=settings.power_retries,
         actor=actor,
@@ -40,3 +41,9 @@ def build_operations(
         ),
     )
     return Operations(pipeline, fanout=settings.fanout)
+
+
+def _deployment(store: Store, name: str) -> str | None:
+    """A node's deployment is its reservation: one per provision, resume or rerun."""
+    held = store.reservation(name)
+    return held.token if held is not None else None

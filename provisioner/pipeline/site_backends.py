@@ -1,29 +1,50 @@
-"""The real backends of the pipeline: BMCs, the DNS server, dnsmasq's host files."""
+"""The real backends of the pipeline: BMCs, the DNS server, dnsmasq's host files.
+
+A node's power driver is built once per deployment, with the site's power
+settings (``pipeline.bmc_timeout``, ``pipeline.bmc_min_interval``): the BMC
+password is resolved and the driver chosen once, not before every action. A
+deployment is one reservation of the node (provision, resume, hooks rerun,
+decommission): its token keys the cache, so the next deployment (after a site
+edit of the BMC, say) builds a fresh driver and the ended one's is dropped.
+"""
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from provisioner.ddns.publish import publish_node, publish_vips, unpublish_node
-from provisioner.dhcp.hosts import DhcpPaths, host_file_name, host_line
+from provisioner.dhcp.hosts import DhcpPaths, host_file_name, plan_hosts
+from provisioner.dhcp.sync import sync_hosts
 from provisioner.inventory import Node, Site
 from provisioner.pipeline.backends import BootDevice
-from provisioner.power import PowerSettings, driver_for
+from provisioner.power import PowerDriver, PowerSettings, driver_for
 
-log = logging.getLogger(__name__)
+#: node name -> the token of its current deployment (None outside one)
+DeploymentOf = Callable[[str], str | None]
+
+
+def power_settings(site: Site) -> PowerSettings:
+    """The site's tunables of one BMC command (the rest keep the drivers' defaults)."""
+    pipeline = site.pipeline
+    return PowerSettings(timeout=pipeline.bmc_timeout, min_interval=pipeline.bmc_min_interval)
 
 
 class SiteBackends:
     def __init__(
-        self, state_dir: Path, power: PowerSettings | None = None, dns_retry_for: float = 30.0
+        self,
+        state_dir: Path,
+        deployment_of: DeploymentOf = lambda name: None,
+        dns_retry_for: float = 30.0,
     ) -> None:
         self.dhcp = DhcpPaths(state_dir / "dhcp")
-        self.power = power
+        self.deployment_of = deployment_of
         self.dns_retry_for = dns_retry_for
+        self._drivers: dict[str, tuple[str, PowerDriver]] = {}
+        self._lock = threading.Lock()
 
+    # -- DNS ---------------------------------------------------------------------
     def publish_dns(self, site: Site, node: Node) -> None:
         publish_node(site, node, retry_for=self.dns_retry_for)
         if site.roles[node.role].ha.vips:  # the role's VIPs and service names go with it
@@ -32,46 +53,34 @@ class SiteBackends:
     def unpublish_dns(self, site: Site, node: Node) -> None:
         unpublish_node(site, node, retry_for=self.dns_retry_for)
 
+    # -- DHCP (dhcp/sync.py writes the file and tells dnsmasq) ---------------------
     def add_dhcp_host(self, site: Site, node: Node) -> None:
-        """The node's dnsmasq host file (dnsmasq picks new files up by itself)."""
-        if site.network.dhcp_mode == "proxy":
-            return
-        hostsdir = self.dhcp.hostsdir
-        hostsdir.mkdir(parents=True, exist_ok=True)
-        path = hostsdir / host_file_name(node)
-        wanted = host_line(site, node)
-        if path.exists() and path.read_text() == wanted:
-            return
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(wanted)
-        os.replace(tmp, path)
-        log.info("node %s: DHCP host entry written", node.name)
+        sync_hosts(self.dhcp, plan_hosts(site), only={host_file_name(node)})
 
     def remove_dhcp_host(self, site: Site, node: Node) -> None:
-        path = self.dhcp.hostsdir / host_file_name(node)
-        if not path.exists():
-            return
-        path.unlink()
-        log.info("node %s: DHCP host entry removed", node.name)
-        self._reload_dnsmasq()
+        sync_hosts(self.dhcp, {}, only={host_file_name(node)})
 
-    def _reload_dnsmasq(self) -> None:
-        """dnsmasq forgets a removed host file only when told to re-read (SIGHUP)."""
-        try:
-            pid = int(self.dhcp.pidfile.read_text().split()[0])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            return  # no dnsmasq of ours running
-        if b"dnsmasq" in cmdline and str(self.dhcp.conf).encode() in cmdline:
-            os.kill(pid, signal.SIGHUP)
+    # -- power ---------------------------------------------------------------------
+    def driver(self, site: Site, node: Node) -> PowerDriver:
+        """The node's driver for its current deployment (a fresh one outside any)."""
+        deployment = self.deployment_of(node.name)
+        with self._lock:
+            cached = self._drivers.pop(node.name, None)  # an ended deployment's goes
+            if cached is not None and deployment is not None and cached[0] == deployment:
+                self._drivers[node.name] = cached
+                return cached[1]
+            driver = driver_for(site, node, power_settings(site))
+            if deployment is not None:
+                self._drivers[node.name] = (deployment, driver)
+            return driver
 
     def set_boot_device(self, site: Site, node: Node, device: BootDevice, persistent: bool) -> None:
-        driver_for(site, node, self.power).set_boot_device(
+        self.driver(site, node).set_boot_device(
             device, persistent=persistent, uefi=site.boot_mode_of(node) == "uefi"
         )
 
     def power_cycle(self, site: Site, node: Node) -> None:
-        driver_for(site, node, self.power).power_cycle()
+        self.driver(site, node).power_cycle()
 
     def power_off(self, site: Site, node: Node) -> None:
-        driver_for(site, node, self.power).power_off()
+        self.driver(site, node).power_off()

@@ -23,6 +23,9 @@ from bootserver_support import (
     write_lab_site,
 )
 
+from provisioner.inventory import load_site
+from provisioner.pipeline.site_backends import SiteBackends
+
 pytestmark = pytest.mark.functional
 
 
@@ -102,6 +105,29 @@ def test_nodes_added_and_removed_while_serving_no_restart(net: LabNet, site_dir:
             serve.wait_log("dnsmasq asked to re-read its host files")
             assert udhcpc(ns, tries=2) is None
         assert _dnsmasq_pids(serve) == dnsmasq_before  # never restarted
+    finally:
+        serve.stop()
+
+
+def test_the_pipelines_host_entries_reach_serves_dnsmasq(net: LabNet, site_dir: Path) -> None:
+    """The pipeline (here its backends in this process, as in a CLI run beside serve)
+    removes a decommissioned node's entry and adds it back on provisioning; serve's
+    dnsmasq follows through the one DHCP owner (dhcp/sync.py), never restarted."""
+    write_lab_site(site_dir, net.bridge, [node_entry("lab1", 1), node_entry("lab2", 2)])
+    serve = start_serve(net, site_dir)
+    try:
+        dnsmasq_before = _dnsmasq_pids(serve)
+        site = load_site(site_dir / "site.yaml")
+        backends = SiteBackends(site_dir / "state")
+        with net.client_ns("52:54:00:4a:00:02") as ns:
+            assert udhcpc(ns) == f"{NET}.12"
+            backends.remove_dhcp_host(site, site.node("lab2"))
+            assert udhcpc(ns, tries=2) is None
+            backends.add_dhcp_host(site, site.node("lab2"))
+            assert udhcpc(ns) == f"{NET}.12"
+        with net.client_ns("52:54:00:4a:00:01") as ns:
+            assert udhcpc(ns) == f"{NET}.11"  # the other node's entry untouched
+        assert _dnsmasq_pids(serve) == dnsmasq_before
     finally:
         serve.stop()
 
