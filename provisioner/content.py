@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Literal
 
 ContentKind = Literal["pxe", "kickstart", "dns", "hooks"]
-KINDS: tuple[ContentKind, ...] = ("pxe", "kickstart", "dns", "hooks")
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -20,7 +20,7 @@ with ``raise ... from exc``.
     │   ├── QuorumAtRisk
     │   └── DnsConflict (also a DnsError)
     ├── PartialFailure                    5  some nodes failed, the others went on (each reported)
-    │   └── PowerFailed, OperationFailed
+    │   └── PowerFailed
     ├── PowerError: BmcAuthError, BmcUnreachable, BmcTimeout, BmcTransientError, BmcCommandError
     ├── DnsError: DnsUnreachable, DnsRejected (DnsAuthError, DnsChanged)
     ├── DnsmasqError, TftpError, ServeError, DaemonError
@@ -67,10 +67,6 @@ class PartialFailure(ProvisionerError):
     """Some of the nodes failed; the others went on. Each one is reported on its own."""
 
     exit_code = EXIT_PARTIAL
-
-
-class OperationFailed(PartialFailure):
-    """A pipeline operation (provision, rebuild...) left nodes not where they were sent."""
 
 
 class ConfigError(ProvisionerError):

@@ -73,7 +73,6 @@ class Dnsmasq:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
-        self.starts = 0
 
     # -- files -----------------------------------------------------------------
     def apply(self, plan: DhcpPlan) -> HostsDiff:
@@ -116,7 +115,6 @@ class Dnsmasq:
             )
         except OSError as exc:
             raise DnsmasqError(f"cannot start dnsmasq: {exc}") from exc
-        self.starts += 1
         threading.Thread(target=self._pump, args=(proc,), name="dnsmasq-log", daemon=True).start()
         log.info("dhcp: dnsmasq started (pid %d)", proc.pid)
         return proc

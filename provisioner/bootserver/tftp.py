@@ -47,14 +47,12 @@ class IpxeFiles:
     def __init__(self, root: Path, who: Callable[[str], str | None] = lambda ip: None) -> None:
         self.root = root.resolve()
         self.who = who
-        self.refused = 0
 
     def _client(self, address: str) -> str:
         node = self.who(address)
         return f"node {node} ({address})" if node else f"client {address}"
 
     def refuse(self, name: str, address: str, why: str) -> None:
-        self.refused += 1
         log.warning("tftp: %s: refused %r: %s", self._client(address), name, why)
 
     def resolve(self, name: str) -> Path | str:

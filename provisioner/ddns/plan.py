@@ -93,10 +93,6 @@ class ChangeSet:
     conflicts: list[Conflict] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)  # our names no longer in the site
 
-    @property
-    def empty(self) -> bool:
-        return not self.changes
-
     def for_zone(self, zone: str) -> list[NameChange]:
         return [c for c in self.changes if c.zone == zone]
 

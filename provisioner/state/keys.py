@@ -15,7 +15,7 @@ import secrets
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 from provisioner import programs
 from provisioner.errors import SecretError
@@ -24,7 +24,6 @@ from provisioner.errors import SecretError
 #: 256 bits, for hmac-sha256), or the crypt(3) SHA-512 hash of a random
 #: password that is not kept (nobody can log in with it: use ssh_keys).
 GeneratedKind = Literal["password", "tsig", "crypt-hash"]
-GENERATED_KINDS: tuple[str, ...] = get_args(GeneratedKind)
 
 
 def create_once(path: Path, content: bytes) -> bytes:
