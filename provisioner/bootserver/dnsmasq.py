@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from provisioner import programs
-from provisioner.dhcp.hosts import DhcpPaths, DhcpPlan, HostsDiff, diff_hosts
+from provisioner.dhcp.files import reload_dnsmasq, sync_hosts
+from provisioner.dhcp.hosts import DhcpPaths, DhcpPlan, HostsDiff
 from provisioner.errors import DnsmasqError, ProvisionerError
 
 log = logging.getLogger(__name__)
@@ -42,26 +43,6 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
-
-
-def read_hosts(hostsdir: Path) -> dict[str, str]:
-    if not hostsdir.is_dir():
-        return {}
-    return {p.name: p.read_text() for p in hostsdir.iterdir() if p.is_file()}
-
-
-def write_hosts(paths: DhcpPaths, wanted: dict[str, str]) -> HostsDiff:
-    """Make the hostsdir hold exactly ``wanted``; each file appears whole (rename)."""
-    paths.hostsdir.mkdir(parents=True, exist_ok=True)
-    paths.staging.mkdir(parents=True, exist_ok=True)
-    diff = diff_hosts(read_hosts(paths.hostsdir), wanted)
-    for name in diff.added + diff.changed:
-        tmp = paths.staging / name
-        tmp.write_text(wanted[name])
-        os.replace(tmp, paths.hostsdir / name)
-    for name in diff.removed:
-        (paths.hostsdir / name).unlink(missing_ok=True)
-    return diff
 
 
 def check_config(conf: Path) -> None:
@@ -104,7 +85,7 @@ class Dnsmasq:
             tmp.write_text(plan.conf)
             check_config(tmp)
             os.replace(tmp, self.paths.conf)
-        diff = write_hosts(self.paths, plan.hosts)
+        diff = sync_hosts(self.paths, plan.hosts)
         for name in diff.added:
             log.info("dhcp: host %s added", name.removesuffix(".host"))
         for name in diff.changed:
@@ -202,11 +183,10 @@ class Dnsmasq:
             delay = min(delay * 2, 30.0)
 
     def reload(self) -> None:
-        """SIGHUP: dnsmasq re-reads the hostsdir (drops removed and changed hosts)."""
+        """dnsmasq re-reads the hostsdir (drops removed and changed hosts)."""
         proc = self._proc
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGHUP)
-            log.info("dhcp: dnsmasq asked to re-read its host files")
+            reload_dnsmasq(self.paths, pid=proc.pid)
 
     def restart(self) -> None:
         self.stop()

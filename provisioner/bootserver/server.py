@@ -26,6 +26,7 @@ from typing import Protocol
 from provisioner import programs
 from provisioner.bootserver.dnsmasq import Dnsmasq, die_with_parent
 from provisioner.bootserver.tftp import TftpService, stage_ipxe_binaries
+from provisioner.dhcp.files import our_dnsmasq
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.errors import ProvisionerError, ServeError
 from provisioner.inventory import Site
@@ -282,12 +283,8 @@ class BootServer:
 
 def _stop_stale_dnsmasq(paths: DhcpPaths) -> None:
     """A dnsmasq left by a killed earlier run would hold port 67: end it."""
-    try:
-        pid = int(paths.pidfile.read_text().split()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except (OSError, ValueError, IndexError):
-        return
-    if "dnsmasq" in cmdline and str(paths.conf) in cmdline:
+    pid = our_dnsmasq(paths)
+    if pid is not None:
         log.warning("dhcp: stopping dnsmasq pid %d left by an earlier run", pid)
         os.kill(pid, signal.SIGTERM)
         for _ in range(100):

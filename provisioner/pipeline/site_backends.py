@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from pathlib import Path
 
 from provisioner.ddns.publish import publish_node, publish_vips, unpublish_node
+from provisioner.dhcp.files import put_host, remove_host
 from provisioner.dhcp.hosts import DhcpPaths, host_file_name, host_line
 from provisioner.inventory import Node, Site
 from provisioner.pipeline.backends import BootDevice
-from provisioner.power import PowerSettings, driver_for
+from provisioner.power import PowerDriver, PowerSettings, driver_for
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +22,8 @@ class SiteBackends:
         self.dhcp = DhcpPaths(state_dir / "dhcp")
         self.power = power
         self.dns_retry_for = dns_retry_for
+        self._drivers_site: Site | None = None
+        self._drivers: dict[str, PowerDriver] = {}
 
     def publish_dns(self, site: Site, node: Node) -> None:
         publish_node(site, node, retry_for=self.dns_retry_for)
@@ -36,42 +37,30 @@ class SiteBackends:
         """The node's dnsmasq host file (dnsmasq picks new files up by itself)."""
         if site.network.dhcp_mode == "proxy":
             return
-        hostsdir = self.dhcp.hostsdir
-        hostsdir.mkdir(parents=True, exist_ok=True)
-        path = hostsdir / host_file_name(node)
-        wanted = host_line(site, node)
-        if path.exists() and path.read_text() == wanted:
-            return
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(wanted)
-        os.replace(tmp, path)
-        log.info("node %s: DHCP host entry written", node.name)
+        if put_host(self.dhcp, host_file_name(node), host_line(site, node)):
+            log.info("node %s: DHCP host entry written", node.name)
 
     def remove_dhcp_host(self, site: Site, node: Node) -> None:
-        path = self.dhcp.hostsdir / host_file_name(node)
-        if not path.exists():
-            return
-        path.unlink()
-        log.info("node %s: DHCP host entry removed", node.name)
-        self._reload_dnsmasq()
+        if remove_host(self.dhcp, host_file_name(node)):
+            log.info("node %s: DHCP host entry removed", node.name)
 
-    def _reload_dnsmasq(self) -> None:
-        """dnsmasq forgets a removed host file only when told to re-read (SIGHUP)."""
-        try:
-            pid = int(self.dhcp.pidfile.read_text().split()[0])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            return  # no dnsmasq of ours running
-        if b"dnsmasq" in cmdline and str(self.dhcp.conf).encode() in cmdline:
-            os.kill(pid, signal.SIGHUP)
+    def _driver(self, site: Site, node: Node) -> PowerDriver:
+        """One driver per node per loaded site: its BMC secret is resolved once for a
+        deployment's calls, and a site edit (a new Site object) gives a fresh one."""
+        if site is not self._drivers_site:
+            self._drivers_site, self._drivers = site, {}
+        driver = self._drivers.get(node.name)
+        if driver is None:
+            driver = self._drivers[node.name] = driver_for(site, node, self.power)
+        return driver
 
     def set_boot_device(self, site: Site, node: Node, device: BootDevice, persistent: bool) -> None:
-        driver_for(site, node, self.power).set_boot_device(
+        self._driver(site, node).set_boot_device(
             device, persistent=persistent, uefi=site.boot_mode_of(node) == "uefi"
         )
 
     def power_cycle(self, site: Site, node: Node) -> None:
-        driver_for(site, node, self.power).power_cycle()
+        self._driver(site, node).power_cycle()
 
     def power_off(self, site: Site, node: Node) -> None:
-        driver_for(site, node, self.power).power_off()
+        self._driver(site, node).power_off()
