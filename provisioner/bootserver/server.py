@@ -27,7 +27,6 @@ from provisioner.bootserver.dnsmasq import Dnsmasq, die_with_parent
 from provisioner.bootserver.tftp import TftpService, stage_ipxe_binaries
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.errors import ProvisionerError, ServeError
-from provisioner.inventory import Site
 from provisioner.inventory.source import SiteSource
 
 if TYPE_CHECKING:
@@ -72,28 +71,18 @@ def _split_bind(value: str, what: str) -> tuple[str, int]:
 
 
 class NodeByAddress:
-    """IP -> node name for log lines (rebuilt when the site changes)."""
+    """IP or MAC -> node name for log lines, from the current site's index."""
 
     def __init__(self, sites: SiteSource) -> None:
         self.sites = sites
-        self._site: Site | None = None
-        self._by_ip: dict[str, str] = {}
-        self._by_mac: dict[str, str] = {}
-
-    def _refresh(self) -> None:
-        site = self.sites.current()
-        if site is not self._site:
-            self._by_ip = {str(n.ip): n.name for n in site.nodes}
-            self._by_mac = {m: n.name for n in site.nodes for m in n.macs}
-            self._site = site
 
     def by_ip(self, ip: str) -> str | None:
-        self._refresh()
-        return self._by_ip.get(ip)
+        node = self.sites.current().node_by_ip(ip)
+        return node.name if node else None
 
     def by_mac(self, mac: str) -> str | None:
-        self._refresh()
-        return self._by_mac.get(mac.lower())
+        node = self.sites.current().node_by_mac(mac)
+        return node.name if node else None
 
 
 class BootServer:
