@@ -83,7 +83,7 @@ def _sim_spec(site: Site, node: Node, behaviours: dict[str, str]) -> SimSpec:
             "name": node.name,
             "mac": node.primary_mac,
             "boot_mode": site.boot_mode_of(node),
-            "http_base": f"http://{prov.address}:{prov.http_port}",
+            "http_base": site.base_url,
             "tftp_host": str(prov.address),
             "tftp_port": prov.tftp_port,
             "behaviour": behaviours.get(node.name, "normal"),
