@@ -28,6 +28,7 @@ from provisioner.bootserver.tftp import TftpService, stage_ipxe_binaries
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.errors import ProvisionerError, ServeError
 from provisioner.inventory.source import SiteSource
+from provisioner.settings import StateDir
 
 if TYPE_CHECKING:
     from provisioner.daemon.service import DaemonService
@@ -60,7 +61,7 @@ class ServeOptions:
 
     @property
     def boot_files(self) -> Path:
-        return self.boot_files_dir or self.state_dir / "boot-files"
+        return self.boot_files_dir or StateDir(self.state_dir).boot_files
 
 
 def _split_bind(value: str, what: str) -> tuple[str, int]:
@@ -90,7 +91,7 @@ class BootServer:
         self.opts = opts
         self.sites = SiteSource(opts.site_path)
         self.names = NodeByAddress(self.sites)
-        self.dhcp_paths = DhcpPaths(opts.state_dir / "dhcp")
+        self.dhcp_paths = DhcpPaths(StateDir(opts.state_dir).dhcp)
         self.dnsmasq: Dnsmasq | None = None
         self.tftp: TftpService | None = None
         self.http_proc: subprocess.Popen[bytes] | None = None
@@ -140,7 +141,7 @@ class BootServer:
         root = self.opts.tftp_root
         if root is None:  # Debian's package, copied into a root of our own
             ipxe = [Path(programs.path(n)) for n in ("undionly.kpxe", "ipxe.efi", "snponly.efi")]
-            root = stage_ipxe_binaries(ipxe[0].parent, self.opts.state_dir / "tftp")
+            root = stage_ipxe_binaries(ipxe[0].parent, StateDir(self.opts.state_dir).tftp)
         self.tftp = TftpService(root, host, port, who=self.names.by_ip)
         self.tftp.start()
 

@@ -22,7 +22,7 @@ def node_token(app: App, node: Node) -> str | None:
     Looks at the state store only if one exists: rendering never creates state.
     """
     settings = app.settings
-    has_store = settings.db_url is not None or (settings.state_dir / "provisioner.db").exists()
+    has_store = settings.db_url is not None or settings.state.db.exists()
     if not has_store:
         return None
     record = app.store().find(node.name)

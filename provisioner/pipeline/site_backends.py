@@ -12,6 +12,7 @@ from provisioner.dhcp.hosts import DhcpPaths, host_file_name, host_line
 from provisioner.inventory import Node, Site
 from provisioner.pipeline.backends import BootDevice
 from provisioner.power import PowerSettings, driver_for
+from provisioner.settings import StateDir
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ class SiteBackends:
     def __init__(
         self, state_dir: Path, power: PowerSettings | None = None, dns_retry_for: float = 30.0
     ) -> None:
-        self.dhcp = DhcpPaths(state_dir / "dhcp")
+        self.dhcp = DhcpPaths(StateDir(state_dir).dhcp)
         self.power = power
         self.dns_retry_for = dns_retry_for
 

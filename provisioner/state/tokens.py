@@ -16,10 +16,10 @@ import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from provisioner.settings import StateDir
 from provisioner.state.keys import create_once
 from provisioner.state.store import NodeRecord, utcnow
 
-KEY_FILE = "deploy-token.key"
 DEFAULT_MAX_AGE = timedelta(hours=6)
 
 
@@ -36,7 +36,7 @@ class DeployTokens:
     @classmethod
     def from_state_dir(cls, state_dir: Path, max_age: timedelta = DEFAULT_MAX_AGE) -> DeployTokens:
         """Load the key, creating it (mode 0600) on first use."""
-        key = create_once(state_dir / KEY_FILE, secrets.token_bytes(32))
+        key = create_once(StateDir(state_dir).deploy_token_key, secrets.token_bytes(32))
         return cls(key, max_age)
 
     def token(self, node: str, deploy_id: str) -> str:

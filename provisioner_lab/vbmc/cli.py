@@ -131,7 +131,7 @@ def serve(
 ) -> None:
     """Run virtual BMCs, one process and one UDP port each, until interrupted."""
     app.setup_logging()
-    state_dir = vbmc_dir or app.settings.state_dir / "vbmc"
+    state_dir = vbmc_dir or app.settings.state.vbmc
     if sum(bool(x) for x in (config_path, from_site, count)) != 1:
         raise click.UsageError("give exactly one of --config, --from-site or --simulated N")
     if config_path:
