@@ -143,7 +143,7 @@ def serve(
         for node in site.nodes:
             if node.bmc.driver == "redfish" or not _is_loopback(node.bmc.address):
                 continue
-            password = node.bmc.password.resolve(site.base_dir, f"node {node.name}: bmc.password")
+            password = site.secret(node.bmc.password, f"node {node.name}: bmc.password")
             specs.append(
                 VbmcSpec(
                     name=node.name,
