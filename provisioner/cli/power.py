@@ -29,7 +29,7 @@ def _select(app: App, names: Sequence[str], role: str | None, all_nodes: bool) -
         if role not in site.roles:
             raise ConfigError(f"role {role}: not in the inventory")
         return [n for n in site.nodes if n.role == role]
-    unknown = [n for n in names if n not in {node.name for node in site.nodes}]
+    unknown = [n for n in names if n not in site.index.by_name]
     if unknown:
         raise UnknownNode(", ".join(unknown))
     return [site.node(n) for n in names]

@@ -74,8 +74,7 @@ def plan_hosts(site: Site) -> dict[str, str]:
 
 
 def _boot_url(site: Site) -> str:
-    prov = site.network.provisioner
-    return f"http://{prov.address}:{prov.http_port}{BOOT_SCRIPT_PATH}"
+    return f"{site.base_url}{BOOT_SCRIPT_PATH}"
 
 
 def plan_conf(

@@ -11,6 +11,7 @@ from provisioner.dhcp.hosts import DhcpPaths, host_file_name, host_line
 from provisioner.inventory import Node, Site
 from provisioner.pipeline.backends import BootDevice
 from provisioner.power import PowerDriver, PowerSettings, driver_for
+from provisioner.settings import StateDir
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ class SiteBackends:
     def __init__(
         self, state_dir: Path, power: PowerSettings | None = None, dns_retry_for: float = 30.0
     ) -> None:
-        self.dhcp = DhcpPaths(state_dir / "dhcp")
+        self.dhcp = DhcpPaths(StateDir(state_dir).dhcp)
         self.power = power
         self.dns_retry_for = dns_retry_for
         self._drivers_site: Site | None = None

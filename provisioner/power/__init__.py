@@ -35,7 +35,7 @@ __all__ = [
 
 def endpoint_for(site: Site, node: Node) -> BmcEndpoint:
     bmc = node.bmc
-    password = bmc.password.resolve(site.base_dir, f"node {node.name}: bmc.password")
+    password = site.secret(bmc.password, f"node {node.name}: bmc.password")
     return BmcEndpoint(
         node=node.name,
         driver=bmc.driver,
