@@ -21,6 +21,7 @@ class SiteBackends:
         self, state_dir: Path, power: PowerSettings | None = None, dns_retry_for: float = 30.0
     ) -> None:
         self.dhcp = DhcpPaths(state_dir / "dhcp")
+        self.state_dir = state_dir  # where a fake BMC keeps its state
         self.power = power
         self.dns_retry_for = dns_retry_for
 
@@ -66,12 +67,12 @@ class SiteBackends:
             os.kill(pid, signal.SIGHUP)
 
     def set_boot_device(self, site: Site, node: Node, device: BootDevice, persistent: bool) -> None:
-        driver_for(site, node, self.power).set_boot_device(
+        driver_for(site, node, self.power, self.state_dir).set_boot_device(
             device, persistent=persistent, uefi=site.boot_mode_of(node) == "uefi"
         )
 
     def power_cycle(self, site: Site, node: Node) -> None:
-        driver_for(site, node, self.power).power_cycle()
+        driver_for(site, node, self.power, self.state_dir).power_cycle()
 
     def power_off(self, site: Site, node: Node) -> None:
-        driver_for(site, node, self.power).power_off()
+        driver_for(site, node, self.power, self.state_dir).power_off()
