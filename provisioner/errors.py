@@ -16,7 +16,7 @@ with ``raise ... from exc``.
     │   ├── UnknownNode
     │   └── NodeNotEnrolled (also a StateError)
     ├── ConflictError                     4  the node is busy or in the wrong state: wait or release
-    │   ├── StateError: IllegalTransition, ConcurrentUpdate, NodeReserved
+    │   ├── StateError: IllegalTransition, ConcurrentUpdate, NodeReserved, DeploySpent
     │   ├── QuorumAtRisk
     │   └── DnsConflict (also a DnsError)
     ├── PartialFailure                    5  some nodes failed, the others went on (each reported)
@@ -139,6 +139,14 @@ class ConcurrentUpdate(StateError):
         super().__init__(
             f"node {node}: state changed underneath us (expected {expected}, found {found})"
         )
+
+
+class DeploySpent(StateError):
+    """The deployment a token was made for is over (its token spent, or a new deploy began)."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        super().__init__(f"node {node}: its deploy is already spent")
 
 
 class NodeReserved(StateError):

@@ -3,9 +3,10 @@
 A node in build mode gets its installer (kernel, initrd, kickstart URL with the
 deploy's token); any other known node boots its local disk; an unknown MAC gets
 the discovery script (open sites) or a clean exit, never another node's
-install. Each request is logged with the node's name and recorded as a "boot"
-event on the node (written by a background thread, see bootevents.py), which
-the pipeline waits for.
+install. Each request is logged with the node's name and recorded on the node
+as a BOOT_SCRIPT event named by the script's kind (written by a background
+thread, see bootevents.py), which the pipeline waits for. Nothing else changes:
+the route moves no node.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def blueprint(ctx: ServerContext) -> Blueprint:
         if record is None:
             log.warning("boot: node %s is not enrolled; no event recorded", node.name)
         else:
-            events.record(node.name, decision.message)
+            events.record(node.name, decision.kind, decision.message)
         return _script(text)
 
     return bp

@@ -12,21 +12,23 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 from jinja2 import TemplateError
 
 from provisioner.errors import BootTemplateError
 from provisioner.inventory import Site
 from provisioner.inventory.models import Node
+from provisioner.state.machine import BootScript
 from provisioner.templating import environment
 
-BootKind = Literal["install", "local", "discovery", "unknown"]
+#: the script kinds; also the event name of the BOOT_SCRIPT event the route records
+BootKind = BootScript
 TEMPLATES: dict[BootKind, str] = {
-    "install": "boot.ipxe.j2",
-    "local": "local.ipxe.j2",
-    "discovery": "discovery.ipxe.j2",
-    "unknown": "unknown.ipxe.j2",
+    BootScript.INSTALL: "boot.ipxe.j2",
+    BootScript.LOCAL: "local.ipxe.j2",
+    BootScript.DISCOVERY: "discovery.ipxe.j2",
+    BootScript.UNKNOWN: "unknown.ipxe.j2",
 }
 _HEX = re.compile(r"^[0-9a-f]{12}$")
 
@@ -52,7 +54,8 @@ class BootDecision:
 
     @property
     def message(self) -> str:
-        what = {"install": "install", "local": "local disk"}.get(self.kind, self.kind)
+        """For people reading the event log; the pipeline reads ``kind`` (the event name)."""
+        what = {BootScript.LOCAL: "local disk"}.get(self.kind, self.kind.value)
         return f"boot script served ({what})"
 
 
@@ -74,11 +77,12 @@ def decide(
     """What ``mac`` boots. An unknown MAC never gets anyone's install."""
     common: dict[str, Any] = {"mac": mac, "base_url": base_url, "site_name": site.site.name}
     if node is None:
-        kind: BootKind = "discovery" if site.network.unknown_macs == "discover" else "unknown"
+        discover = site.network.unknown_macs == "discover"
+        kind = BootScript.DISCOVERY if discover else BootScript.UNKNOWN
         return BootDecision(kind, mac, None, common)
     common["node"] = node
     if not build_mode or token is None:
-        return BootDecision("local", mac, node, common)
+        return BootDecision(BootScript.LOCAL, mac, node, common)
     profile_name = site.profile_of(node)
     if profile_name is None or profile_name not in site.profiles:
         raise BootTemplateError(f"node {node.name}: profile: none set (or unknown), cannot install")
@@ -92,7 +96,7 @@ def decide(
         initrd_name=PurePosixPath(initrd_url.split("?", 1)[0]).name,
         ks_url=f"{base_url}/ks/{node.name}?token={token}",
     )
-    return BootDecision("install", mac, node, common)
+    return BootDecision(BootScript.INSTALL, mac, node, common)
 
 
 class BootTemplates:

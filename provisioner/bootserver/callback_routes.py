@@ -1,10 +1,19 @@
-"""HTTP routes of installed nodes: the install callback and the bundle pull endpoint.
+"""HTTP routes of installing and installed nodes: the install callback and the bundle pull.
 
 POST /api/v1/nodes/<node>/callback   {"status": "started"|"installed"|"failed", "message": ...}
 GET  /api/v1/nodes/<node>/bundle     the node's own HA bundle (tar.gz)
 
 Both take the node's deploy token as ``Authorization: Bearer <token>`` or ``?token=``.
-A wrong, expired or replayed token gets 403 and changes nothing.
+A wrong, expired or replayed token gets 403 and changes nothing, with a warning
+naming the node and the remote address (never the token).
+
+The callback only reports: it records a CALLBACK event named by the status,
+with the installer's message, and answers 202 Accepted with the node's current
+state. "installed" and "failed" spend the token (build mode off) in the same
+transaction as the event, so a second identical callback finds the token spent
+(403). The pipeline, waiting for that event in the daemon, moves the node,
+points its BMC at the disk and runs its hooks; a restarted web worker loses
+nothing.
 """
 
 from __future__ import annotations
@@ -15,12 +24,23 @@ from pathlib import Path
 from flask import Blueprint, Response, jsonify, request
 
 from provisioner.bootserver.context import ServerContext
-from provisioner.errors import BundleError, CallbackInvalid, CallbackRejected, StateError
-from provisioner.pipeline.callbacks import CallbackDeps, handle_callback, state_dir_of
-from provisioner.pipeline.hooks import HookRunner
+from provisioner.errors import (
+    BundleError,
+    CallbackInvalid,
+    CallbackRejected,
+    DeploySpent,
+    UnknownNode,
+)
 from provisioner.roles.bundles import BundleStore
+from provisioner.state.machine import CallbackStatus, EventKind
+from provisioner.state.store import NodeRecord
 
 log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 500
+ACTOR = "callback"
+#: statuses that end the install, and with it the deploy's token
+FINAL = {CallbackStatus.INSTALLED: "install complete", CallbackStatus.FAILED: "install failed"}
 
 
 def presented_token() -> str:
@@ -30,61 +50,111 @@ def presented_token() -> str:
     return request.args.get("token", "")
 
 
-def default_deps(ctx: ServerContext, state_dir: Path) -> CallbackDeps:
-    runner = HookRunner(ctx.site, ctx.store, state_dir, ctx.sites.path)
-    return CallbackDeps(
-        store=ctx.store,
-        tokens=ctx.tokens,
-        site=ctx.site,
-        bundles=BundleStore(state_dir),
-        run_hooks=runner.run,
-    )
+def clean_message(message: object) -> str:
+    """A node's message as safe one-line text of bounded length."""
+    text = message if isinstance(message, str) else ""
+    text = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    return text[:MAX_MESSAGE]
+
+
+def authenticate(ctx: ServerContext, node: str, token: str, remote: str) -> NodeRecord:
+    """The node's record if ``token`` is its live deploy token; else CallbackRejected."""
+    try:
+        ctx.site().node(node)
+    except UnknownNode:
+        log.warning("node %s: callback from %s rejected: not in the inventory", node, remote)
+        raise CallbackRejected(f"node {node}: callback rejected") from None
+    record = ctx.store.find(node)
+    if record is None or not token or not ctx.tokens.verify(record, token):
+        why = "not enrolled" if record is None else "wrong, expired or spent token"
+        log.warning("node %s: callback from %s rejected: %s", node, remote, why)
+        raise CallbackRejected(f"node {node}: callback rejected")
+    return record
+
+
+def parse_status(node: str, status: object) -> CallbackStatus:
+    if not isinstance(status, str) or status not in set(CallbackStatus):
+        raise CallbackInvalid(
+            f"node {node}: callback field 'status' must be one of "
+            f"{', '.join(s.value for s in CallbackStatus)}"
+        )
+    return CallbackStatus(status)
+
+
+def record_callback(
+    ctx: ServerContext,
+    bundles: BundleStore,
+    node: str,
+    token: str,
+    body: dict[str, object],
+    remote: str,
+) -> tuple[CallbackStatus, NodeRecord]:
+    """Authenticate, validate and record one callback; its status and the node's record."""
+    record = authenticate(ctx, node, token, remote)
+    status = parse_status(node, body.get("status"))
+    text = clean_message(body.get("message", ""))
+    actor = f"{ACTOR}:{remote}"
+    if status in FINAL:
+        assert record.deploy_id is not None  # verify() passed: the deploy is live
+        if status is CallbackStatus.INSTALLED:
+            bundles.allow_pull(node, token)  # the node may still fetch its own bundle
+        try:
+            ctx.store.record_and_end_build(
+                node,
+                record.deploy_id,
+                EventKind.CALLBACK,
+                text,
+                actor,
+                event=status.value,
+                why=FINAL[status],
+            )
+        except DeploySpent:  # a replay that raced the first callback past verify()
+            log.warning("node %s: callback from %s rejected: spent token", node, remote)
+            raise CallbackRejected(f"node {node}: callback rejected") from None
+    else:
+        ctx.store.add_event(node, text, EventKind.CALLBACK, actor, event=status.value)
+    log.info("node %s: installer reports %s%s", node, status.value, f": {text}" if text else "")
+    return status, ctx.store.get(node)
 
 
 def blueprint(
-    ctx: ServerContext, state_dir: Path | None = None, deps: CallbackDeps | None = None
+    ctx: ServerContext, state_dir: Path | None = None, bundles: BundleStore | None = None
 ) -> Blueprint:
-    """The routes; ``state_dir`` defaults to the SQLite store's folder."""
-    if deps is None:
-        state_dir = state_dir or state_dir_of(ctx.store)
+    """The routes; bundles live in ``state_dir``, by default the SQLite store's folder."""
+    if bundles is None:
+        state_dir = state_dir or ctx.store.state_dir
         if state_dir is None:
             raise ValueError("callback routes need the state dir (where bundles live)")
-        deps = default_deps(ctx, state_dir)
+        bundles = BundleStore(state_dir)
     bp = Blueprint("callbacks", __name__)
-    callback_deps = deps
+    node_bundles = bundles
 
     @bp.post("/api/v1/nodes/<node>/callback")
     def callback(node: str) -> tuple[Response, int]:
         remote = request.remote_addr or "?"
         body = request.get_json(force=True, silent=True)  # installers may omit the type
-        if not isinstance(body, dict):
-            body = {}
         try:
-            result = handle_callback(
-                callback_deps,
+            status, record = record_callback(
+                ctx,
+                node_bundles,
                 node,
                 presented_token(),
-                body.get("status"),
-                body.get("message", ""),
+                body if isinstance(body, dict) else {},
                 remote,
             )
         except CallbackRejected:
             return jsonify(error="forbidden"), 403
         except CallbackInvalid as exc:
             return jsonify(error=str(exc)), 400
-        except StateError as exc:
-            log.warning("node %s: callback from %s conflicts: %s", node, remote, exc)
-            return jsonify(error=str(exc)), 409
-        return jsonify(node=result.node, status=result.status, state=result.state), 200
+        return jsonify(node=node, status=status.value, state=record.state.value), 202
 
     @bp.get("/api/v1/nodes/<node>/bundle")
     def bundle(node: str) -> tuple[Response, int]:
         remote = request.remote_addr or "?"
-        bundles = callback_deps.bundles
-        record = callback_deps.store.find(node)
+        record = ctx.store.find(node)
         try:
             # a node deploying again (build mode on) gets its new bundle after that install
-            allowed = bundles.may_pull(node, presented_token()) and not (
+            allowed = node_bundles.may_pull(node, presented_token()) and not (
                 record is None or record.build_mode
             )
         except BundleError:
@@ -92,9 +162,9 @@ def blueprint(
         if not allowed:
             log.warning("node %s: bundle request from %s rejected: bad token", node, remote)
             return jsonify(error="forbidden"), 403
-        if not bundles.exists(node):
+        if not node_bundles.exists(node):
             return jsonify(error=f"node {node}: bundle not generated yet"), 404
-        data = bundles.tarball(node)
+        data = node_bundles.tarball(node)
         log.info("node %s: bundle served to %s (%d bytes)", node, remote, len(data))
         response = Response(data, mimetype="application/gzip")
         response.headers["Content-Disposition"] = f'attachment; filename="{node}-bundle.tar.gz"'

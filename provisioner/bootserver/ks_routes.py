@@ -2,8 +2,9 @@
 
 Anything but the node's live token (missing, wrong, another node's, spent or
 expired) gets a bare 403: the body says nothing and the log names the node but
-never the token. A served kickstart is recorded on the node, and a node that
-was booting moves on to installing.
+never the token. A served kickstart is recorded on the node as a
+KICKSTART_SERVED event; the route moves no node (the pipeline, waiting for that
+event, moves it to installing).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import re
 from flask import Blueprint, Response, request
 
 from provisioner.bootserver.context import ServerContext
-from provisioner.errors import ProvisionerError, StateError, UnknownNode
+from provisioner.errors import ProvisionerError, UnknownNode
 from provisioner.install.kickstart import render_kickstart
-from provisioner.state.machine import NodeState
+from provisioner.state.machine import EventKind
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,7 @@ def blueprint(ctx: ServerContext) -> Blueprint:
             return Response("kickstart cannot be rendered; see the provisioner log\n", status=500)
         if request.method == "HEAD":  # a probe, not the installer: change nothing
             return Response(text, mimetype="text/plain")
-        ctx.store.add_event(node, "kickstart served", kind="boot", actor=ACTOR)
-        if record.state == NodeState.BOOTING:
-            try:
-                ctx.store.transition(node, "install", actor=ACTOR)
-            except StateError as exc:  # moved underneath us; the event is recorded anyway
-                log.info("node %s: not moved to installing: %s", node, exc)
+        ctx.store.add_event(node, "kickstart served", EventKind.KICKSTART_SERVED, ACTOR)
         log.info("node %s: kickstart served to %s", node, request.remote_addr)
         return Response(text, mimetype="text/plain")
 

@@ -9,14 +9,9 @@ import click
 
 from provisioner.cli.context import App
 from provisioner.cli.output import console, print_json, table
-from provisioner.errors import ProvisionerError
-from provisioner.pipeline.hooks import (
-    DEFAULT_TIMEOUT_S,
-    STEP_PREFIX,
-    HookRunner,
-    hook_context,
-    plan_hooks,
-)
+from provisioner.cli.pipeline import run_operation
+from provisioner.errors import ProvisionerError, StateError
+from provisioner.pipeline.hooks import DEFAULT_TIMEOUT_S, STEP_PREFIX, hook_context, plan_hooks
 from provisioner.roles import DeployFacts, generate
 from provisioner.roles.bundles import BundleStore
 from provisioner.roles.delivery import SshPush
@@ -24,12 +19,6 @@ from provisioner.roles.kolla import multinode_inventory
 from provisioner.state.machine import NodeState
 
 pass_app = click.make_pass_decorator(App)
-
-
-def _runner(app: App, timeout: float) -> HookRunner:
-    return HookRunner(
-        app.site, app.store(), app.settings.state_dir, app.settings.site_path, timeout_s=timeout
-    )
 
 
 @click.group()
@@ -66,27 +55,25 @@ def hooks_list(app: App, name: str, as_json: bool) -> None:
     type=float,
     default=DEFAULT_TIMEOUT_S,
     show_default=True,
-    help="Seconds each hook may run.",
-)
-@click.option(
-    "--interrupted",
-    is_flag=True,
-    help="The node is stuck configuring because its runner died: retry it too.",
+    help="Seconds each hook may run (without a daemon; the daemon uses its own).",
 )
 @pass_app
-def hooks_rerun(app: App, name: str, timeout: float, interrupted: bool) -> None:
-    """Retry a node's hooks from the one that failed."""
+def hooks_rerun(app: App, name: str, timeout: float) -> None:
+    """Retry a node's hooks from the one that failed.
+
+    Sent to the daemon when one runs for this state dir (the hooks then run
+    there), else run here.
+    """
     app.site().node(name)
-    runner = _runner(app, timeout)
-    if interrupted and app.store().get(name).state == NodeState.CONFIGURING:
-        runner.mark_interrupted(name)
-    outcome = runner.rerun(name)
-    out = console()
-    for hook in outcome.ran:
-        out.print(f"{name}: {hook} ok")
-    if not outcome.ok:
-        raise ProvisionerError(f"node {name}: {outcome.reason}")
-    out.print(f"{name}: active")
+    record = app.store().get(name)
+    if record.state != NodeState.CONFIGURING_FAILED:
+        raise StateError(
+            f"node {name}: hooks rerun needs 'configuring failed', not {record.state.value}"
+        )
+    (result,) = run_operation(app, "rerun-hooks", [name], {}, False, True, hook_timeout=timeout)
+    if result["state"] != NodeState.ACTIVE.value:
+        raise ProvisionerError(f"node {name}: {result['reason'] or result['state']}")
+    console().print(f"{name}: active")
 
 
 @click.command("bundle")

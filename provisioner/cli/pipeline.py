@@ -1,7 +1,8 @@
 """Pipeline commands: provision, reprovision, rebuild, decommission.
 
 With a daemon running for this state dir (`provisioner serve`), the command is
-sent over its REST API and its progress followed; otherwise it runs in-process.
+sent over its REST API and its progress followed; otherwise it runs in-process
+(hooks included: `hooks rerun` goes the same way, see ``run_operation``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from provisioner.pipeline.operations import NodeResult, Operations
 pass_app = click.make_pass_decorator(App)
 
 
-def _in_process_operations(app: App) -> Operations:
+def _in_process_operations(app: App, hook_timeout: float | None = None) -> Operations:
+    from provisioner.pipeline.hooks import DEFAULT_TIMEOUT_S, HookRunner
     from provisioner.pipeline.runner import Pipeline, Timeouts
     from provisioner.pipeline.site_backends import SiteBackends
 
@@ -37,8 +39,33 @@ def _in_process_operations(app: App) -> Operations:
         timeouts=timeouts,
         power_retries=settings.power_retries,
         actor=app.actor,
+        hooks=HookRunner(
+            lambda: site,
+            app.store(),
+            app.settings.state_dir,
+            app.settings.site_path,
+            timeout_s=hook_timeout or DEFAULT_TIMEOUT_S,
+        ),
     )
     return Operations(pipeline, fanout=settings.fanout)
+
+
+def run_operation(
+    app: App,
+    action: str,
+    names: list[str] | None,
+    selection: dict[str, Any],
+    force: bool,
+    as_json: bool,
+    hook_timeout: float | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``action`` in the daemon of this state dir if one runs, else here; the
+    per-node results. ``hook_timeout`` (seconds per hook) applies in-process only:
+    the daemon runs hooks with its own."""
+    client = DaemonClient.discover(app.settings.state_dir)
+    if client is not None:
+        return _via_daemon(client, action, names, selection, force, as_json)
+    return _in_process(app, action, names, selection, force, as_json, hook_timeout)
 
 
 def _run(
@@ -49,11 +76,7 @@ def _run(
     force: bool,
     as_json: bool,
 ) -> None:
-    client = DaemonClient.discover(app.settings.state_dir)
-    if client is not None:
-        results = _via_daemon(client, action, names, selection, force, as_json)
-    else:
-        results = _in_process(app, action, names, selection, force, as_json)
+    results = run_operation(app, action, names, selection, force, as_json)
     _report(results, as_json)
     if any(r["state"] not in ("active", "decommissioned") for r in results):
         raise SystemExit(EXIT_PARTIAL)
@@ -106,8 +129,9 @@ def _in_process(
     selection: dict[str, Any],
     force: bool,
     as_json: bool,
+    hook_timeout: float | None = None,
 ) -> list[dict[str, Any]]:
-    ops = _in_process_operations(app)
+    ops = _in_process_operations(app, hook_timeout)
     chosen = ops.select(
         names or [], selection.get("role"), selection.get("rack"), selection.get("all", False)
     )

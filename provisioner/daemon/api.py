@@ -2,7 +2,7 @@
 
 GET  /api/v1/nodes               every node, inventory and state
 GET  /api/v1/nodes/<name>        one node with its recent events
-POST /api/v1/operations          provision | reprovision | rebuild | decommission
+POST /api/v1/operations          provision | reprovision | rebuild | decommission | rerun-hooks
 GET  /api/v1/jobs, /jobs/<id>    progress and per-node results
 GET  /api/v1/doc/openapi.json    the spec (no token needed)
 """
@@ -53,7 +53,7 @@ class NodeDetail(NodeOut):
 
 
 class OperationIn(BaseModel):
-    action: Literal["provision", "reprovision", "rebuild", "decommission"]
+    action: Literal["provision", "reprovision", "rebuild", "decommission", "rerun-hooks"]
     nodes: list[str] = Field(default_factory=list, max_length=10000)
     role: str | None = None
     rack: str | None = None

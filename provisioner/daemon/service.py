@@ -4,7 +4,8 @@ It owns the operations (one job per request), serves the admin REST API on a
 loopback address by default (waitress, a production WSGI server, in this
 process so jobs and API share memory), publishes where it listens for the CLI,
 and on start resumes every node a previous daemon left in flight (kill -9
-included): the nodes' recorded steps say where to continue.
+included): the nodes' recorded steps (or hooks) say where to continue. The
+hooks run here too, in this process, never in a web worker.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from provisioner.daemon.apitoken import ensure_api_token, remove_daemon_file, wr
 from provisioner.daemon.jobs import JobManager
 from provisioner.errors import ProvisionerError
 from provisioner.inventory.source import SiteSource
+from provisioner.pipeline.hooks import HookRunner
 from provisioner.pipeline.operations import Operations
 from provisioner.pipeline.runner import Pipeline, Timeouts
 from provisioner.pipeline.site_backends import SiteBackends
@@ -43,6 +45,7 @@ class DaemonService:
             timeouts=Timeouts(**settings.timeouts.model_dump(), poll=settings.poll_interval),
             power_retries=settings.power_retries,
             actor="daemon",
+            hooks=HookRunner(sites.current, self.store, state_dir, sites.path),
         )
         self.operations = Operations(pipeline, fanout=settings.fanout)
         self.jobs = JobManager()

@@ -2,10 +2,14 @@
 
 Planning (which hooks, with which context) is pure; ``HookRunner`` does the I/O:
 each hook gets the JSON context on stdin and as PROVISIONER_* variables, runs
-with a timeout, and its output goes into the node's event log. The first hook
-that fails stops the node's chain and leaves it "configuring failed" with the
-hook's name and exit code in the reason; the node's step remembers the hook, so
-``hooks rerun`` starts again from there.
+with a timeout, and its output goes into the node's event log. Before a hook
+starts, its name is recorded as the node's step (``hook:<folder>/<file>``); the
+first hook that fails stops the chain and its outcome names it.
+
+The runner moves no node: the pipeline (runner.py) runs it in its own process,
+the daemon's, then activates the node or fails it with the hook's reason and
+keeps the step, so a resume after a crash or ``hooks rerun`` after a failure
+starts again at that hook.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +29,14 @@ from typing import Any
 import provisioner
 from provisioner.errors import StateError
 from provisioner.inventory import Node, Site
-from provisioner.state.machine import NodeState
+from provisioner.state.machine import HOOK_STEP_PREFIX, EventKind, NodeState
 from provisioner.state.store import Store
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 600.0
 MAX_OUTPUT = 16_000
-STEP_PREFIX = "hook:"
+STEP_PREFIX = HOOK_STEP_PREFIX
 ACTOR = "hooks"
 
 
@@ -83,7 +87,8 @@ def plan_hooks(site: Site, node: Node) -> list[Hook]:
 def was_active_before(store: Store, name: str) -> bool:
     """The node reached ACTIVE in an earlier deployment (its event history says so)."""
     return any(
-        e.kind == "transition" and e.to_state == NodeState.ACTIVE.value for e in store.events(name)
+        e.kind is EventKind.TRANSITION and e.to_state == NodeState.ACTIVE.value
+        for e in store.events(name)
     )
 
 
@@ -169,8 +174,19 @@ class HookRunner:
         self.state_dir, self.site_path = state_dir, site_path
         self.timeout_s = timeout_s
 
-    def run(self, name: str, start_at: str | None = None) -> HookOutcome:
-        """Run the node's hooks (from ``start_at`` on); the node must be configuring."""
+    def run(
+        self,
+        name: str,
+        start_at: str | None = None,
+        budget_s: float | None = None,
+        before_hook: Callable[[Hook], None] | None = None,
+    ) -> HookOutcome:
+        """Run the node's hooks (from ``start_at`` on); the node must be configuring.
+
+        Each hook's name is recorded as the node's step before it starts, and
+        ``before_hook`` is called (the pipeline refreshes its reservation there).
+        ``budget_s`` bounds the whole chain: no hook runs past it.
+        """
         site = self.site()
         node = site.node(name)
         record = self.store.get(name)
@@ -183,81 +199,28 @@ class HookRunner:
         elif start_at is not None:
             log.warning("node %s: hook %s is gone; running every hook", name, start_at)
         context = hook_context(site, self.store, node, self.state_dir, self.site_path)
+        deadline = None if budget_s is None else time.monotonic() + budget_s
         ran: list[str] = []
-        # No reservation here: the pipeline may hold the node's while it waits for the
-        # install; the conditional state moves into configuring already let only one
-        # runner start (a second one finds the node in another state). The marker file
-        # tells `hooks rerun --interrupted` whether this runner is still alive.
-        marker = self._marker(name)
-        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        marker.write_text(f"{os.getpid()} {socket.gethostname()}\n")
-        try:
-            for hook in plan:
-                self.store.set_step(name, STEP_PREFIX + hook.name, actor=ACTOR)
-                reason = self._run_one(name, hook, context)
-                if reason is not None:
-                    self.store.transition(
-                        name, "fail", reason=reason, actor=ACTOR, step=STEP_PREFIX + hook.name
-                    )
-                    return HookOutcome(name, tuple(ran), hook.name, reason)
-                ran.append(hook.name)
-            self.store.transition(name, "activate", actor=ACTOR)
-        finally:
-            marker.unlink(missing_ok=True)
+        for hook in plan:
+            self.store.set_step(name, STEP_PREFIX + hook.name, actor=ACTOR)
+            if before_hook is not None:
+                before_hook(hook)
+            timeout = self.timeout_s
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    late = f"hooks did not finish within {budget_s:g}s (next: {hook.name})"
+                    return HookOutcome(name, tuple(ran), hook.name, late)
+            failure = self._run_one(name, hook, context, timeout)
+            if failure is not None:
+                return HookOutcome(name, tuple(ran), hook.name, failure)
+            ran.append(hook.name)
         return HookOutcome(name, tuple(ran))
 
-    def _marker(self, name: str) -> Path:
-        return self.state_dir / "hooks-running" / name
-
-    def runner_alive(self, name: str) -> int | None:
-        """The pid of a live runner of this node's hooks on this host, if any."""
-        try:
-            pid_text, host = self._marker(name).read_text().split()
-            pid = int(pid_text)
-        except (OSError, ValueError):
-            return None
-        if host != socket.gethostname():
-            return pid  # cannot tell from here: assume it runs
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
-
-    def mark_interrupted(self, name: str) -> None:
-        """A node left configuring by a runner that died: fail it where it stopped."""
-        record = self.store.get(name)
-        if record.state != NodeState.CONFIGURING:
-            raise StateError(f"node {name}: not configuring ({record.state.value})")
-        pid = self.runner_alive(name)
-        if pid is not None:
-            raise StateError(f"node {name}: its hooks are still running (pid {pid})")
-        where = record.step.removeprefix(STEP_PREFIX) if record.step else "the first hook"
-        self.store.transition(
-            name, "fail", reason=f"hooks interrupted at {where}", actor=ACTOR, step=record.step
-        )
-        self._marker(name).unlink(missing_ok=True)
-
-    def rerun(self, name: str) -> HookOutcome:
-        """Retry a node whose hooks failed, from the hook that failed."""
-        record = self.store.get(name)
-        if record.state != NodeState.CONFIGURING_FAILED:
-            raise StateError(
-                f"node {name}: hooks rerun needs 'configuring failed', not {record.state.value}"
-            )
-        failed = record.step[len(STEP_PREFIX) :] if record.step else None
-        if record.step and not record.step.startswith(STEP_PREFIX):
-            failed = None
-        self.store.transition(name, "configure", actor=ACTOR, step=record.step)
-        self.store.add_event(
-            name, f"hooks rerun from {failed or 'the first hook'}", kind="hook", actor=ACTOR
-        )
-        return self.run(name, start_at=failed)
-
-    def _run_one(self, name: str, hook: Hook, context: dict[str, Any]) -> str | None:
-        """Run one hook; its failure reason, or None."""
+    def _run_one(
+        self, name: str, hook: Hook, context: dict[str, Any], timeout: float
+    ) -> str | None:
+        """Run one hook for at most ``timeout`` seconds; its failure reason, or None."""
         log.info("node %s: hook %s starting", name, hook.name)
         env = {**os.environ, **hook_environment(context)}
         proc = subprocess.Popen(
@@ -272,7 +235,7 @@ class HookRunner:
             errors="replace",
         )
         try:
-            output, _ = proc.communicate(json.dumps(context), timeout=self.timeout_s)
+            output, _ = proc.communicate(json.dumps(context), timeout=timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -282,9 +245,14 @@ class HookRunner:
             output, _ = proc.communicate()
             timed_out = False
         code = proc.returncode
-        status = f"timed out after {self.timeout_s:g}s" if timed_out else f"exited {code}"
+        status = f"timed out after {round(timeout, 1):g}s" if timed_out else f"exited {code}"
+        outcome = "timed out" if timed_out else "ok" if code == 0 else "failed"
         self.store.add_event(
-            name, f"hook {hook.name} {status}\n{_tail(output or '')}".rstrip(), "hook", ACTOR
+            name,
+            f"hook {hook.name} {status}\n{_tail(output or '')}".rstrip(),
+            EventKind.HOOK,
+            ACTOR,
+            event=outcome,
         )
         if timed_out:
             log.warning("node %s: hook %s %s", name, hook.name, status)

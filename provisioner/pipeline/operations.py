@@ -1,4 +1,4 @@
-"""Operations over many nodes: provision, reprovision, rebuild, decommission.
+"""Operations over many nodes: provision, reprovision, rebuild, decommission, rerun-hooks.
 
 Concurrent with a bounded fan-out; rebuilds go in waves (ordering.py) and the
 quorum guard (quorum.py) runs before any controller is taken down. One node's
@@ -87,7 +87,7 @@ class Operations:
     def run(
         self, action: str, names: Sequence[str], force: bool = False, on_result: OnResult = None
     ) -> list[NodeResult]:
-        """One of provision, reprovision, rebuild, decommission by name."""
+        """One of provision, reprovision, rebuild, decommission, rerun-hooks by name."""
         if action == "provision":
             return self.provision(names, on_result=on_result)
         if action == "reprovision":
@@ -96,6 +96,8 @@ class Operations:
             return self.rebuild(names, force=force, on_result=on_result)
         if action == "decommission":
             return self.decommission(names, force=force, on_result=on_result)
+        if action == "rerun-hooks":
+            return self.rerun_hooks(names, on_result=on_result)
         raise ProvisionerError(f"unknown operation '{action}'")
 
     def provision(
@@ -138,6 +140,10 @@ class Operations:
     ) -> list[NodeResult]:
         guard(self.site(), self.states(), names, "decommissioning", force)
         return self._run_wave(names, self.pipeline.decommission, on_result)
+
+    def rerun_hooks(self, names: Sequence[str], on_result: OnResult = None) -> list[NodeResult]:
+        """Retry nodes whose hooks failed, each from its failed hook."""
+        return self._run_wave(names, self.pipeline.rerun_hooks, on_result)
 
     def resume_all(self, on_result: OnResult = None) -> list[NodeResult]:
         """After a restart: continue every node a dead driver left in flight."""

@@ -1,9 +1,15 @@
 """One node's way through the pipeline, resumable after a crash.
 
-Each step is recorded on the node (``step``) before it runs, so a restarted
-daemon continues from there. Every failure ends in the failed state of the
-node's current state, with the step and the cause as reason; it never stops
-the other nodes.
+The pipeline is the one owner of a deployment: the boot server's routes only
+record what happened (typed events, see callbacks.py), and this class moves the
+node through the state machine, points its BMC at the disk after the install
+and runs its hooks, in its own process (the daemon's, or the CLI's without a
+daemon). A restarted web worker therefore loses nothing.
+
+Each step is recorded on the node (``step``) before it runs, each hook too
+(``hook:<name>``), so a restarted daemon continues from there. Every wait has
+its own timeout; every failure ends in the failed state of the node's current
+state, with the step and the cause as reason; it never stops the other nodes.
 """
 
 from __future__ import annotations
@@ -12,33 +18,29 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from provisioner.errors import ProvisionerError, StateError, StepFailed
 from provisioner.inventory import Node, Site
 from provisioner.pipeline.backends import Backends
-from provisioner.state.machine import NodeState
+from provisioner.pipeline.callbacks import InstallProgress, Milestone, last_power_cycle
+from provisioner.pipeline.hooks import HookRunner
+from provisioner.state.machine import HOOK_STEP_PREFIX, EventKind, NodeState, Step
 from provisioner.state.store import NodeRecord, Store
 
 log = logging.getLogger(__name__)
 S = NodeState
 
-
-class Step(StrEnum):
-    DNS = "dns"
-    DHCP = "dhcp"
-    BUILD_MODE = "build mode"
-    NETBOOT = "one-time network boot"
-    POWER = "power cycle"
-    WAIT_BOOT_SCRIPT = "wait for boot script"
-    WAIT_KICKSTART = "wait for kickstart"
-    WAIT_INSTALLED = "wait for installed callback"
-    WAIT_ACTIVE = "wait for hooks"
-
+__all__ = ["Pipeline", "Step", "Timeouts"]
 
 STEPS = list(Step)
-#: once the node is here, the install is underway: never power cycle it again
-PAST_KICKSTART = {S.INSTALLING, S.INSTALLED, S.CONFIGURING, S.ACTIVE}
+#: a resumed node in this state starts at this step at the earliest (once the
+#: kickstart was fetched, the install is underway: never power cycle it again)
+RESUME_FLOOR = {
+    S.BOOTING: Step.POWER,
+    S.INSTALLING: Step.WAIT_INSTALLED,
+    S.INSTALLED: Step.BOOT_DISK,
+    S.CONFIGURING: Step.HOOKS,
+}
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Timeouts:
     boot_script: float = 600.0
     kickstart: float = 600.0
     installed: float = 3600.0
-    active: float = 1800.0
+    active: float = 1800.0  # the whole hook chain
     poll: float = 1.0
 
 
@@ -61,12 +63,16 @@ class Pipeline:
         actor: str = "pipeline",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        hooks: HookRunner | None = None,
     ) -> None:
+        """``hooks`` runs the post-install hooks; by default one over the store's state
+        directory and the site's folder (a server database needs it passed)."""
         self.store, self.site, self.backends = store, site, backends
         self.timeouts = timeouts or Timeouts()
         self.power_retries = power_retries
         self.actor = actor
         self._clock, self._sleep = clock, sleep
+        self._hooks = hooks
 
     # ---- entry points --------------------------------------------------------
     def provision(self, name: str, reprovision: bool = False) -> NodeRecord:
@@ -80,20 +86,39 @@ class Pipeline:
             return self._run(name, Step.DNS, token)
 
     def resume(self, name: str) -> NodeRecord:
-        """Continue a node whose driver died, from its recorded step."""
+        """Continue a node whose driver died, from its recorded step (or hook)."""
         rec = self.store.get(name)
         if not rec.state.is_busy or rec.state is S.ACTIVE:
             return rec
         with self.store.reserved(name, "resume", owner=self.actor) as token:
             rec = self.store.get(name)
-            start = Step(rec.step) if rec.step in set(Step) else Step.DNS
-            if rec.state in PAST_KICKSTART:
-                start = max(start, Step.WAIT_INSTALLED, key=STEPS.index)
-            elif rec.state is S.BOOTING:
-                start = max(start, Step.POWER, key=STEPS.index)
-            self.store.add_event(name, f"resuming at step '{start}'", actor=self.actor)
-            log.info("node %s: resuming at step %s", name, start)
-            return self._run(name, start, token)
+            start, first_hook = _resume_point(rec)
+            where = f"hook {first_hook}" if first_hook else f"step '{start}'"
+            self.store.add_event(name, f"resuming at {where}", actor=self.actor)
+            log.info("node %s: resuming at %s", name, where)
+            return self._run(name, start, token, first_hook)
+
+    def rerun_hooks(self, name: str) -> NodeRecord:
+        """Retry a node whose hooks failed, from the hook that failed."""
+        self.site().node(name)
+        with self.store.reserved(name, "hooks rerun", owner=self.actor) as token:
+            rec = self.store.get(name)
+            if rec.state is not S.CONFIGURING_FAILED:
+                raise StateError(
+                    f"node {name}: hooks rerun needs 'configuring failed', not {rec.state.value}"
+                )
+            failed = None
+            if rec.step and rec.step.startswith(HOOK_STEP_PREFIX):
+                failed = rec.step.removeprefix(HOOK_STEP_PREFIX)
+            self.store.transition(name, "configure", actor=self.actor, step=rec.step)
+            self.store.add_event(
+                name,
+                f"hooks rerun from {failed or 'the first hook'}",
+                EventKind.HOOK,
+                self.actor,
+                event="rerun",
+            )
+            return self._run(name, Step.HOOKS, token, failed)
 
     def decommission(self, name: str) -> NodeRecord:
         site = self.site()
@@ -122,16 +147,18 @@ class Pipeline:
                 "(a deployment is in flight: resume it, or wait)"
             )
 
-    def _run(self, name: str, start: Step, token: str) -> NodeRecord:
+    def _run(self, name: str, start: Step, token: str, first_hook: str | None = None) -> NodeRecord:
         site = self.site()
         node = site.node(name)
         for step in STEPS[STEPS.index(start) :]:
             self.store.set_step(name, step.value, actor=self.actor)
             try:
-                self._do(step, site, node, token)
+                self._do(step, site, node, token, first_hook)
             except _NodeFailed as stopped:
                 log.warning("node %s: stopped: %s", name, stopped)
                 return self.store.get(name)
+            except _InstallerFailed as failed:
+                return self._fail(name, f"installer failed: {failed.message or 'no message'}")
             except ProvisionerError as exc:
                 return self._fail(name, f"{step}: {exc}")
             except Exception as exc:
@@ -140,7 +167,7 @@ class Pipeline:
         self.store.set_step(name, None, actor=self.actor)
         return self.store.get(name)
 
-    def _do(self, step: Step, site: Site, node: Node, token: str) -> None:
+    def _do(self, step: Step, site: Site, node: Node, token: str, first_hook: str | None) -> None:
         name = node.name
         if step is Step.DNS:
             self.backends.publish_dns(site, node)
@@ -153,81 +180,123 @@ class Pipeline:
         elif step is Step.POWER:
             if self.store.get(name).state is S.PROVISIONING:
                 self.store.transition(name, "boot", actor=self.actor)
-            # recorded first: boot script fetches count from this event on
+            # recorded first: the installer's progress counts from this event on
             self.store.add_event(
                 name,
                 "power cycling into a one-time network boot",
-                kind="power",
-                actor=self.actor,
+                EventKind.POWER,
+                self.actor,
+                event="cycle",
             )
             self.backends.power_cycle(site, node)
         elif step is Step.WAIT_BOOT_SCRIPT:
             self._wait_boot_script(site, node, token)
         elif step is Step.WAIT_KICKSTART:
-            self._wait_state(
-                name,
-                PAST_KICKSTART,
-                self.timeouts.kickstart,
-                token,
-                "the installer did not fetch its kickstart",
-            )
+            if self.store.get(name).state is S.BOOTING:
+                self._wait_for(
+                    name,
+                    Milestone.KICKSTART,
+                    self.timeouts.kickstart,
+                    token,
+                    "the installer did not fetch its kickstart",
+                )
+                self.store.transition(name, "install", actor=self.actor)
         elif step is Step.WAIT_INSTALLED:
-            self._wait_state(
+            if self.store.get(name).state is S.INSTALLING:
+                progress = self._wait_for(
+                    name,
+                    Milestone.INSTALLED,
+                    self.timeouts.installed,
+                    token,
+                    "the node never called back",
+                )
+                self.store.transition(name, "installed", actor=self.actor)
+                log.info("node %s: installed: %s", name, progress.installed_message or "-")
+        elif step is Step.BOOT_DISK:
+            if self.store.get(name).state is S.INSTALLED:
+                self.backends.set_boot_device(site, node, "disk", persistent=True)
+                self.store.add_event(name, "BMC boot device: disk (persistent)", actor=self.actor)
+                self.store.transition(name, "configure", actor=self.actor, step=Step.HOOKS.value)
+        elif step is Step.HOOKS:
+            self._run_hooks(name, token, first_hook)
+
+    def _run_hooks(self, name: str, token: str, first_hook: str | None) -> None:
+        """The hooks, here in the pipeline's process; then active, or failed at the hook."""
+        rec = self._check(name)
+        if rec.state is S.ACTIVE:
+            return
+        outcome = self.hooks.run(
+            name,
+            start_at=first_hook,
+            budget_s=self.timeouts.active,
+            before_hook=lambda _hook: self.store.refresh(name, token),
+        )
+        if outcome.failed is not None:
+            reason = outcome.reason or f"hook {outcome.failed} failed"
+            self.store.transition(
                 name,
-                {S.INSTALLED, S.CONFIGURING, S.ACTIVE},
-                self.timeouts.installed,
-                token,
-                "the node never called back",
+                "fail",
+                reason=reason,
+                actor=self.actor,
+                step=HOOK_STEP_PREFIX + outcome.failed,
             )
-        elif step is Step.WAIT_ACTIVE:
-            self._wait_state(
-                name, {S.ACTIVE}, self.timeouts.active, token, "post-install hooks did not finish"
-            )
+            raise _NodeFailed(reason)
+        self.store.transition(name, "activate", actor=self.actor)
+
+    @property
+    def hooks(self) -> HookRunner:
+        if self._hooks is None:
+            state_dir = self.store.state_dir
+            if state_dir is None:
+                raise StepFailed("hooks need a state directory: give the pipeline a HookRunner")
+            site = self.site()
+            self._hooks = HookRunner(self.site, self.store, state_dir, site.base_dir / "site.yaml")
+        return self._hooks
 
     def _wait_boot_script(self, site: Site, node: Node, token: str) -> None:
         name = node.name
-        # boot script fetches count from the latest power cycle on (also after a resume)
-        power_events = self.store.events_after(name, 0, kind="power")
-        mark = power_events[-1].id if power_events else 0
+        if self.store.get(name).state is not S.BOOTING:
+            return
         for attempt in range(self.power_retries + 1):
             if attempt:
                 self.store.add_event(
                     name,
                     f"no boot script fetch: power cycling again (retry {attempt})",
-                    kind="power",
-                    actor=self.actor,
+                    EventKind.POWER,
+                    self.actor,
+                    event="retry",
                 )
-                mark = self.store.last_event_id(name)
                 self.backends.set_boot_device(site, node, "network", persistent=False)
                 self.backends.power_cycle(site, node)
-            deadline = self._clock() + self.timeouts.boot_script
-            while self._clock() < deadline:
-                rec = self._check(name)
-                if rec.state in PAST_KICKSTART:
-                    return
-                fetched = [
-                    e
-                    for e in self.store.events_after(name, mark, kind="boot")
-                    if e.message.startswith("boot script served (install")
-                ]
-                if fetched:
-                    return
-                self.store.refresh(name, token)
-                self._sleep(self.timeouts.poll)
+            try:
+                self._wait_for(
+                    name, Milestone.BOOT_SCRIPT, self.timeouts.boot_script, token, "boot script"
+                )
+                return
+            except _TimedOut:
+                continue
         raise StepFailed(
             f"the node did not fetch its boot script within {self.timeouts.boot_script:g}s "
             f"({self.power_retries + 1} power cycle(s))"
         )
 
-    def _wait_state(
-        self, name: str, wanted: set[NodeState], timeout: float, token: str, what: str
-    ) -> None:
+    def _wait_for(
+        self, name: str, wanted: Milestone, timeout: float, token: str, what: str
+    ) -> InstallProgress:
+        """Poll the node's events since its last power cycle until the installer got
+        to ``wanted``; stop on the installer's failure report, or at the timeout."""
+        mark = last_power_cycle(self.store, name)
         deadline = self._clock() + timeout
         while True:
-            rec = self._check(name)
-            if rec.state in wanted:
-                return
+            self._check(name)
+            progress = InstallProgress.since(self.store, name, mark)
+            if progress.reached >= wanted:
+                return progress
+            if progress.failed is not None:
+                raise _InstallerFailed(progress.failed)
             if self._clock() >= deadline:
+                if wanted is Milestone.BOOT_SCRIPT:
+                    raise _TimedOut(what)
                 raise StepFailed(f"{what} within {timeout:g}s")
             self.store.refresh(name, token)
             self._sleep(self.timeouts.poll)
@@ -250,5 +319,33 @@ class Pipeline:
             return self.store.get(name)
 
 
+def _resume_point(rec: NodeRecord) -> tuple[Step, str | None]:
+    """Where a node continues: its recorded step (or hook), never before what its state
+    says is done (a node past the kickstart is never power cycled again)."""
+    first_hook = None
+    if rec.step and rec.step.startswith(HOOK_STEP_PREFIX):
+        start, first_hook = Step.HOOKS, rec.step.removeprefix(HOOK_STEP_PREFIX)
+    elif rec.step in set(Step):
+        start = Step(rec.step)
+    else:  # nothing recorded, or a step name of an older version
+        start = Step.DNS
+    floor = RESUME_FLOOR.get(rec.state)
+    if floor is not None and STEPS.index(start) < STEPS.index(floor):
+        start = floor
+    return start, first_hook
+
+
 class _NodeFailed(Exception):
-    """The node was failed by someone else while we waited."""
+    """The node was failed (by someone else while we waited, or by its hooks)."""
+
+
+class _TimedOut(Exception):
+    """A wait that may be retried (the boot script, after another power cycle) timed out."""
+
+
+class _InstallerFailed(Exception):
+    """The installer reported failure; its message becomes the node's reason."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -1,7 +1,14 @@
-"""The node state machine: one enum and one declared transition table.
+"""The node state machine and the vocabularies every layer shares.
 
 A transition is named by an *event* ("provision", "fail", ...). The store looks
 the target state up here; anything not in the table is illegal.
+
+Besides the states: the kinds of event a node's log holds (``EventKind``), the
+machine-readable names the boot server gives the events it reports
+(``BootScript``, ``CallbackStatus``) and the pipeline's steps (``Step``). They
+live here, at the bottom of the layers, so the HTTP routes that record events
+and the pipeline that waits for them speak one vocabulary and nobody reads
+meaning out of message text.
 """
 
 from __future__ import annotations
@@ -82,3 +89,61 @@ def target(state: NodeState, event: str) -> NodeState | None:
 
 def allowed_events(state: NodeState) -> list[str]:
     return sorted(event for (src, event) in TRANSITIONS if src == state)
+
+
+class EventKind(StrEnum):
+    """What an entry of a node's event log is. Stored as its string value."""
+
+    TRANSITION = "transition"  # the node changed state (event: the transition's name)
+    NOTE = "note"  # anything worth reading later (resumes, takeovers, BMC settings)
+    POWER = "power"  # the pipeline power cycled the node (event: "cycle" or "retry")
+    BUILD = "build"  # build mode on or off (event: "on" or "off")
+    BOOT_SCRIPT = "boot script"  # the boot server served an iPXE script (event: BootScript)
+    KICKSTART_SERVED = "kickstart"  # the installer fetched its kickstart
+    CALLBACK = "callback"  # the installer called back (event: CallbackStatus)
+    HOOK = "hook"  # a post-install hook ran (event: "ok", "failed", "timed out") or a rerun
+
+    @classmethod
+    def _missing_(cls, value: object) -> EventKind:
+        """Kinds written before the vocabulary was fixed ("boot", ...) read as notes;
+        their message text is kept as it was."""
+        return cls.NOTE
+
+
+class BootScript(StrEnum):
+    """Which iPXE script the boot server served a MAC (the event name of BOOT_SCRIPT)."""
+
+    INSTALL = "install"
+    LOCAL = "local"
+    DISCOVERY = "discovery"
+    UNKNOWN = "unknown"
+
+
+class CallbackStatus(StrEnum):
+    """What an installer reports (the event name of CALLBACK)."""
+
+    STARTED = "started"
+    INSTALLED = "installed"
+    FAILED = "failed"
+
+
+class Step(StrEnum):
+    """The pipeline's steps in order; a node records the one it is in (``step``).
+
+    While the hooks run, the step is ``hook:<folder>/<file>`` (``HOOK_STEP_PREFIX``)
+    so a resume or a rerun starts at that hook.
+    """
+
+    DNS = "dns"
+    DHCP = "dhcp"
+    BUILD_MODE = "build mode"
+    NETBOOT = "one-time network boot"
+    POWER = "power cycle"
+    WAIT_BOOT_SCRIPT = "wait for boot script"
+    WAIT_KICKSTART = "wait for kickstart"
+    WAIT_INSTALLED = "wait for installed callback"
+    BOOT_DISK = "boot device to disk"
+    HOOKS = "hooks"
+
+
+HOOK_STEP_PREFIX = "hook:"

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,12 +38,19 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from provisioner.errors import (
     ConcurrentUpdate,
+    DeploySpent,
     IllegalTransition,
     NodeNotEnrolled,
     NodeReserved,
     StateError,
 )
-from provisioner.state.machine import EVENTS_WITH_REASON, NodeState, allowed_events, target
+from provisioner.state.machine import (
+    EVENTS_WITH_REASON,
+    EventKind,
+    NodeState,
+    allowed_events,
+    target,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +89,8 @@ class EventRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     node: Mapped[str] = mapped_column(ForeignKey("nodes.name"), index=True)
     at: Mapped[datetime] = mapped_column(DateTime)
-    kind: Mapped[str] = mapped_column(String(16))  # transition | note | error | hook ...
+    kind: Mapped[str] = mapped_column(String(16))  # an EventKind value
+    # machine-readable name: the transition's, the boot script's, the callback's status...
     event: Mapped[str | None] = mapped_column(String(32), nullable=True)
     from_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
     to_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -162,7 +170,7 @@ class EventRecord:
     id: int
     node: str
     at: datetime
-    kind: str
+    kind: EventKind
     event: str | None
     from_state: str | None
     to_state: str | None
@@ -175,7 +183,7 @@ class EventRecord:
             row.id,
             row.node,
             row.at,
-            row.kind,
+            EventKind(row.kind),
             row.event,
             row.from_state,
             row.to_state,
@@ -188,7 +196,7 @@ class EventRecord:
             "id": self.id,
             "node": self.node,
             "at": _iso(self.at),
-            "kind": self.kind,
+            "kind": self.kind.value,
             "event": self.event,
             "from": self.from_state,
             "to": self.to_state,
@@ -238,6 +246,17 @@ class Reservation:
         }
 
 
+def _build_off_event(name: str, at: datetime, actor: str, why: str) -> EventRow:
+    return EventRow(
+        node=name,
+        at=at,
+        kind=EventKind.BUILD.value,
+        event="off",
+        actor=actor,
+        message="build mode off: boots from local disk" + (f" ({why})" if why else ""),
+    )
+
+
 def _iso(value: datetime) -> str:
     return value.replace(tzinfo=UTC).isoformat(timespec="seconds")
 
@@ -285,6 +304,12 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def state_dir(self) -> Path | None:
+        """The folder of a SQLite store (the state directory); None for a server database."""
+        prefix = "sqlite:///"
+        return Path(self.url[len(prefix) :]).parent if self.url.startswith(prefix) else None
+
     @contextmanager
     def _tx(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
@@ -314,7 +339,7 @@ class Store:
                     EventRow(
                         node=name,
                         at=now,
-                        kind="transition",
+                        kind=EventKind.TRANSITION.value,
                         event="enroll",
                         from_state=None,
                         to_state=NodeState.ENROLLED.value,
@@ -382,7 +407,7 @@ class Store:
                 EventRow(
                     node=name,
                     at=now,
-                    kind="transition",
+                    kind=EventKind.TRANSITION.value,
                     event=event_name,
                     from_state=current.value,
                     to_state=to.value,
@@ -419,7 +444,8 @@ class Store:
                 EventRow(
                     node=name,
                     at=now,
-                    kind="build",
+                    kind=EventKind.BUILD.value,
+                    event="on",
                     actor=actor,
                     message="build mode on: next network boot installs",
                 )
@@ -438,24 +464,75 @@ class Store:
             row.build_mode, row.deploy_id, row.deploy_started_at = False, None, None
             row.updated_at = now
             if was_on:
-                s.add(
-                    EventRow(
-                        node=name,
-                        at=now,
-                        kind="build",
-                        actor=actor,
-                        message="build mode off: boots from local disk"
-                        + (f" ({why})" if why else ""),
-                    )
-                )
+                s.add(_build_off_event(name, now, actor, why))
         log.info("node %s: build mode off", name)
 
-    # ---- events ------------------------------------------------------------
-    def add_event(self, name: str, message: str, kind: str = "note", actor: str = "") -> None:
+    def record_and_end_build(
+        self,
+        name: str,
+        deploy_id: str,
+        kind: EventKind,
+        message: str,
+        actor: str = "",
+        event: str | None = None,
+        why: str = "",
+    ) -> int:
+        """Append an event and spend deploy ``deploy_id`` (build mode off), in one transaction.
+
+        Conditional on ``deploy_id`` still being the node's live deploy: a second
+        caller with the same token (a replay, or two requests racing) gets
+        DeploySpent and nothing is written. Returns the event's id.
+        """
+        now = utcnow()
         with self._tx() as s:
             if s.get(NodeRow, name) is None:
                 raise NodeNotEnrolled(name)
-            s.add(EventRow(node=name, at=utcnow(), kind=kind, message=message, actor=actor))
+            result = s.execute(
+                update(NodeRow)
+                .where(
+                    NodeRow.name == name,
+                    NodeRow.deploy_id == deploy_id,
+                    NodeRow.build_mode.is_(True),
+                )
+                .values(build_mode=False, deploy_id=None, deploy_started_at=None, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise DeploySpent(name)
+            row = EventRow(
+                node=name, at=now, kind=kind.value, event=event, message=message, actor=actor
+            )
+            s.add(row)
+            s.add(_build_off_event(name, now, actor, why))
+            s.flush()
+            event_id = row.id
+        log.info("node %s: build mode off (%s)", name, why or kind.value)
+        return event_id
+
+    # ---- events ------------------------------------------------------------
+    def add_event(
+        self,
+        name: str,
+        message: str,
+        kind: EventKind = EventKind.NOTE,
+        actor: str = "",
+        event: str | None = None,
+    ) -> int:
+        """Append an event to the node's log; returns its id (ids grow with time)."""
+        with self._tx() as s:
+            if s.get(NodeRow, name) is None:
+                raise NodeNotEnrolled(name)
+            row = EventRow(
+                node=name,
+                at=utcnow(),
+                kind=EventKind(kind).value,
+                event=event,
+                message=message,
+                actor=actor,
+            )
+            s.add(row)
+            s.flush()
+            return int(row.id)
 
     def last_event_id(self, name: str) -> int:
         with self._sessions() as s:
@@ -464,12 +541,23 @@ class Store:
             )
             return int(found or 0)
 
-    def events_after(self, name: str, after_id: int, kind: str | None = None) -> list[EventRecord]:
-        """Events of a node newer than ``after_id``, oldest first (optionally one kind)."""
+    def events_after(
+        self,
+        name: str,
+        after_id: int,
+        kind: EventKind | Collection[EventKind] | None = None,
+        event: str | None = None,
+    ) -> list[EventRecord]:
+        """Events of a node newer than ``after_id``, oldest first; optionally only
+        those of a kind (or kinds) and with an event name."""
         with self._sessions() as s:
             query = select(EventRow).where(EventRow.node == name, EventRow.id > after_id)
-            if kind is not None:
-                query = query.where(EventRow.kind == kind)
+            if isinstance(kind, EventKind):
+                query = query.where(EventRow.kind == kind.value)
+            elif kind is not None:
+                query = query.where(EventRow.kind.in_([k.value for k in kind]))
+            if event is not None:
+                query = query.where(EventRow.event == event)
             return [EventRecord.of(r) for r in s.scalars(query.order_by(EventRow.id))]
 
     def events(self, name: str, limit: int | None = None) -> list[EventRecord]:
@@ -518,7 +606,7 @@ class Store:
                         EventRow(
                             node=name,
                             at=now,
-                            kind="note",
+                            kind=EventKind.NOTE.value,
                             actor=owner,
                             message=f"took over stale reservation of {held.owner} "
                             f"('{held.operation}' since {_iso(held.acquired_at)})",
@@ -571,7 +659,7 @@ class Store:
                 EventRow(
                     node=name,
                     at=utcnow(),
-                    kind="note",
+                    kind=EventKind.NOTE.value,
                     actor=actor,
                     message=f"reservation of {held.owner} ('{held.operation}') released by force",
                 )

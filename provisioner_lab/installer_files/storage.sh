@@ -126,7 +126,7 @@ part_dev() { # part_dev DISK N
 }
 part_type() { # part_type NAME FSTYPE: the GPT type GUID Anaconda would use
 	case "$1:$2" in
-	biosboot:* | *:biosboot) echo 21686148-6453-6F6E-744E-656564454649 ;;
+	biosboot:* | *:biosboot) echo 21686148-6449-6E6F-744E-656564454649 ;;  # "Hah!IdontNeedEFI": the BIOS boot partition GRUB embeds into
 	/boot/efi:* | *:efi) echo C12A7328-F81F-11D2-BA4B-00A0C93EC93B ;;
 	raid.*) echo A19D880F-05FC-4D3B-A006-743F0F84911E ;;
 	pv.*) echo E6D6D379-F507-44C2-A23C-238F2A3DF928 ;;

@@ -245,6 +245,6 @@ def boot_events(state: Path, node: str) -> list[str]:
     """The messages of a node's boot events (which scripts and files it was served)."""
     store = Store.open(state)
     try:
-        return [e.message for e in store.events(node) if e.kind == "boot"]
+        return [e.message for e in store.events(node) if e.kind == "boot script"]
     finally:
         store.close()

@@ -45,8 +45,16 @@ Spec = list[tuple[str, str, str, str]]
 
 
 def write_site(
-    root: Path, http: int, tftp: int, dns: int, bmc_ports: list[int], nodes_spec: Spec
+    root: Path,
+    http: int,
+    tftp: int,
+    dns: int,
+    bmc_ports: list[int],
+    nodes_spec: Spec,
+    site_hooks: dict[str, str] | None = None,
 ) -> Path:
+    """The lab's site.yaml; ``site_hooks`` ("common/20-x": script) go into the site's own
+    hooks folder, which takes precedence over the bundled hooks."""
     seed_example_secrets(root / "secrets")
     nodes = []
     for i, (name, role, _behaviour, bmc) in enumerate(nodes_spec):
@@ -59,7 +67,17 @@ def write_site(
             f'    bmc: {{driver: {driver}, address: "{address}"{port}, user: admin, '
             "password: {file: secrets/bmc-password}}\n"
         )
-    text = f"""site: {{name: simlab, domain: sim.example.test}}
+    content = ""
+    if site_hooks:
+        content = "content: {hooks: site-hooks}\n"
+        for rel, body in site_hooks.items():
+            hook = root / "site-hooks" / rel
+            hook.parent.mkdir(parents=True, exist_ok=True)
+            hook.write_text(body)
+            hook.chmod(0o755)
+    text = (
+        content
+        + f"""site: {{name: simlab, domain: sim.example.test}}
 network:
   cidr: 127.0.0.0/24
   provisioner: {{address: 127.0.0.1, http_port: {http}, tftp_port: {tftp}}}
@@ -86,6 +104,7 @@ pipeline:
   poll_interval: 0.3
 nodes:
 {"".join(nodes)}"""
+    )
     path = root / "site.yaml"
     path.write_text(text)
     return path
@@ -137,11 +156,13 @@ class SimLab:
 
 
 @contextmanager
-def sim_lab(root: Path, nodes_spec: Spec | None = None) -> Iterator[SimLab]:
+def sim_lab(
+    root: Path, nodes_spec: Spec | None = None, site_hooks: dict[str, str] | None = None
+) -> Iterator[SimLab]:
     nodes_spec = nodes_spec or NODES
     http, tftp, dns, api = free_port(), free_port(), free_port(), free_port()
     bmc_ports = [free_port() for _ in nodes_spec]
-    site_path = write_site(root, http, tftp, dns, bmc_ports, nodes_spec)
+    site_path = write_site(root, http, tftp, dns, bmc_ports, nodes_spec, site_hooks)
     state = root / "state"
     files = state / "boot-files" / "sim"
     files.mkdir(parents=True)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from provisioner.errors import EXIT_NOT_FOUND
+from provisioner.errors import EXIT_CONFIG, EXIT_NOT_FOUND
 from provisioner.install.kickstart import TOKEN_PLACEHOLDER
 from provisioner.state.store import Store
 from provisioner.state.tokens import DeployTokens
@@ -67,5 +67,5 @@ def test_render_errors_are_one_clean_line(site_dir: Path) -> None:
     site_yaml = site_dir / "site.yaml"
     site_yaml.write_text(site_yaml.read_text().replace("min_size_gb: 20}", "min_size_gb: 5}"))
     result = run(site_dir, "render", "kickstart", "ctl1")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == EXIT_CONFIG and "Traceback" not in result.stderr
     assert "error: node ctl1: layout 'controller': needs 16010 MiB on each OS disk" in result.stderr

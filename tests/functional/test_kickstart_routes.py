@@ -18,7 +18,7 @@ from provisioner import programs
 from provisioner.bootserver.context import ServerContext
 from provisioner.bootserver.ks_routes import blueprint
 from provisioner.inventory.source import SiteSource
-from provisioner.state.machine import NodeState
+from provisioner.state.machine import EventKind, NodeState
 from provisioner.state.store import Store
 from provisioner.state.tokens import DeployTokens
 
@@ -84,12 +84,16 @@ def test_the_node_gets_its_kickstart_with_its_token(served: Served) -> None:
     assert f"PROVISIONER_TOKEN={token}\n" in body
     assert "PROVISIONER_CALLBACK=http://192.0.2.2:8080/api/v1/nodes/ctl1/callback\n" in body
     store = served.ctx.store
-    assert store.get("ctl1").state == NodeState.INSTALLING
-    kinds = [(e.kind, e.event, e.message) for e in store.events("ctl1")][-2:]
-    assert kinds == [("boot", None, "kickstart served"), ("transition", "install", "")]
-    # the installer may fetch again (a retry); the node stays installing
+    # the route reports, the pipeline moves the node: it is still booting here
+    assert store.get("ctl1").state == NodeState.BOOTING
+    kinds = [(e.kind, e.event, e.message) for e in store.events("ctl1")][-1:]
+    assert kinds == [(EventKind.KICKSTART_SERVED, None, "kickstart served")]
+    # the installer may fetch again (a retry); each fetch is recorded, nothing moves
     assert curl(f"{served.url}/ks/ctl1?token={token}")[0] == 200
-    assert store.get("ctl1").state == NodeState.INSTALLING
+    assert store.get("ctl1").state == NodeState.BOOTING
+    served_events = store.events_after("ctl1", 0, kind=EventKind.KICKSTART_SERVED)
+    assert len(served_events) == 2
+    assert [e.kind for e in store.events("ctl1")].count(EventKind.TRANSITION) == 4
 
 
 def test_bad_tokens_get_a_bare_403_and_a_warning_without_the_token(

@@ -8,12 +8,68 @@ simulated but fetch over TFTP/HTTP and call back like the real ones.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
+from contextlib import suppress
 from pathlib import Path
 
 from provisioner.errors import EXIT_CONFLICT, EXIT_PARTIAL
+from tests.functional.bootserver_support import alive, wait_for
 from tests.functional.pipeline_lab import ALL_GOOD, SimLab, results_by_node, sim_lab
+
+#: the site needs its controllers; only cmp1 is deployed
+ONE_NODE = [
+    ("ctl1", "controller", "normal", "ipmi"),
+    ("ctl2", "controller", "normal", "ipmi"),
+    ("cmp1", "compute", "normal", "ipmi"),
+]
+
+
+def slow_hook(seconds: int) -> dict[str, str]:
+    """A site hook that says when it starts (its pid in the state dir) and, on its first
+    run only, takes ``seconds``."""
+    return {
+        "common/20-slow": (
+            "#!/bin/sh\n"
+            'state="$PROVISIONER_STATE_DIR/slow-$PROVISIONER_NODE"\n'
+            'echo "slow hook on $PROVISIONER_NODE"\n'
+            'if [ ! -e "$state.ran" ]; then\n'
+            '  touch "$state.ran"\n'
+            "  sleep " + str(seconds) + ' & echo $! > "$state.pid.tmp"\n'
+            '  mv "$state.pid.tmp" "$state.pid"\n'
+            "  wait\n"
+            "fi\n"
+            'echo "slow hook done"\n'
+        )
+    }
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid``."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with suppress(OSError):
+            found += [int(k) for k in (task / "children").read_text().split()]
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def gunicorn_workers(serve_pid: int) -> list[int]:
+    """The HTTP workers: children of serve's HTTP process (the gunicorn master)."""
+    (http,) = [p for p in children(serve_pid) if "provisioner.bootserver.http" in cmdline(p)]
+    return children(http)
 
 
 def test_provision_then_reprovision_with_failures_and_quorum_guard(tmp_path: Path) -> None:
@@ -89,6 +145,70 @@ def test_daemon_killed_mid_install_resumes_without_a_second_power_cycle(
         assert _state(lab, "ctl3") == "installing failed"  # it never calls back
         messages = [e["message"] for e in events]
         assert "resuming at step 'wait for installed callback'" in messages
+        assert sum(1 for e in events if e["kind"] == "power") == 1  # no second power cycle
+        assert any("took over stale reservation" in m for m in messages)
+
+
+def test_killing_the_web_workers_while_hooks_run_loses_nothing(tmp_path: Path) -> None:
+    with sim_lab(tmp_path, ONE_NODE, slow_hook(6)) as lab:
+        assert lab.serve is not None
+        client = subprocess.Popen(
+            lab.argv("provision", "cmp1", "--json"), stdout=subprocess.PIPE, text=True
+        )
+        pid_file = lab.state / "slow-cmp1.pid"
+        wait_for("the slow hook to start", pid_file.exists, timeout=120)
+        hook = int(pid_file.read_text())  # the hook's sleep; its shell runs in the daemon
+        assert parent(parent(hook)) == lab.serve.proc.pid
+        workers = gunicorn_workers(lab.serve.proc.pid)
+        assert workers
+        for worker in workers:  # what an OOM kill or a crash does to a worker
+            os.kill(worker, signal.SIGKILL)
+        wait_for("the workers to die", lambda: not any(alive(w) for w in workers))
+        assert alive(hook)  # the hook does not run in a web worker
+
+        out, _ = client.communicate(timeout=180)
+        assert client.returncode == 0, out
+        assert results_by_node(out)["cmp1"]["state"] == "active"
+        events = json.loads(lab.cli("events", "cmp1", "--json").stdout)
+        slow = [e["message"] for e in events if e["message"].startswith("hook common/20-slow")]
+        assert slow == ["hook common/20-slow exited 0\nslow hook on cmp1\nslow hook done"]
+        # gunicorn replaced its workers; the boot server answers as before
+        wait_for("new workers", lambda: gunicorn_workers(lab.serve.proc.pid), timeout=30)
+        assert not set(gunicorn_workers(lab.serve.proc.pid)) & set(workers)
+
+
+def test_daemon_killed_during_hooks_resumes_at_the_recorded_hook(tmp_path: Path) -> None:
+    with sim_lab(tmp_path, ONE_NODE, slow_hook(120)) as lab:
+        assert lab.serve is not None
+        client = subprocess.Popen(
+            lab.argv("provision", "cmp1", "--json"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        pid_file = lab.state / "slow-cmp1.pid"
+        wait_for("the slow hook to start", pid_file.exists, timeout=120)
+        record = json.loads(lab.cli("status", "cmp1", "--json").stdout)["state"]
+        assert (record["state"], record["step"]) == ("configuring", "hook:common/20-slow")
+        lab.serve.proc.kill()  # kill -9 of the daemon mid-hook
+        lab.serve.proc.wait()
+        client.wait(timeout=60)
+        with suppress(ProcessLookupError):  # the dead daemon's hook, orphaned
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+        lab.restart_serve()
+        lab.serve.wait_log("daemon: resuming cmp1", timeout=90)
+        deadline = time.monotonic() + 90
+        while _state(lab, "cmp1") == "configuring":
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        assert _state(lab, "cmp1") == "active"
+        events = json.loads(lab.cli("events", "cmp1", "--json").stdout)
+        messages = [e["message"] for e in events]
+        assert "resuming at hook common/20-slow" in messages
+        firsts = [e["message"].split("\n")[0] for e in events if e["kind"] == "hook"]
+        # the hooks before the recorded one did not run again; that one did, to the end
+        assert firsts.count("hook common/10-record-context exited 0") == 1
+        assert firsts.count("hook common/20-slow exited 0") == 1
         assert sum(1 for e in events if e["kind"] == "power") == 1  # no second power cycle
         assert any("took over stale reservation" in m for m in messages)
 

@@ -1,10 +1,10 @@
-"""The hook runner with real executables, and `provisioner hooks ...` as a user runs it."""
+"""The hook runner with real executables, run by the pipeline as the daemon does,
+and `provisioner hooks ...` as a user runs it."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,9 +17,11 @@ from provisioner import programs
 from provisioner.errors import EXIT_CONFLICT
 from provisioner.inventory import load_site
 from provisioner.pipeline.hooks import HookRunner
+from provisioner.pipeline.runner import Pipeline
+from provisioner.pipeline.site_backends import SiteBackends
 from provisioner.roles.bundles import BundleStore
-from provisioner.state.machine import NodeState
-from provisioner.state.store import Store
+from provisioner.state.machine import EventKind, NodeState
+from provisioner.state.store import NodeRecord, Store
 from tests.functional.roles.conftest import edit_site, walk
 
 pytestmark = pytest.mark.functional
@@ -56,8 +58,16 @@ def runner(site_dir: Path, store: Store, timeout: float = 120) -> HookRunner:
     return HookRunner(lambda: site, store, state_dir, site_dir / "site.yaml", timeout_s=timeout)
 
 
+def configure(site_dir: Path, store: Store, name: str, timeout: float = 120) -> NodeRecord:
+    """What the daemon does with a node left configuring: run its hooks (from the
+    recorded one), then activate it or fail it at the hook."""
+    hooks = runner(site_dir, store, timeout)
+    pipeline = Pipeline(store, hooks.site, SiteBackends(site_dir / "state"), hooks=hooks)
+    return pipeline.resume(name)
+
+
 def hook_events(store: Store, node: str) -> list[str]:
-    return [e.message for e in store.events(node) if e.kind == "hook"]
+    return [e.message for e in store.events(node) if e.kind is EventKind.HOOK]
 
 
 @pytest.fixture
@@ -76,10 +86,9 @@ def test_failing_hook_stops_the_chain_and_rerun_resumes_from_it(
         'echo "storage not ready" >&2\nexit 3\n',
     )
     walk(state, "ctl1", NodeState.CONFIGURING)
-    outcome = runner(site_dir, state).run("ctl1")
+    record = configure(site_dir, state, "ctl1")
 
-    assert outcome.failed == "controller/30-wait-for-storage"
-    record = state.get("ctl1")
+    assert record.step == "hook:controller/30-wait-for-storage"
     assert record.state == NodeState.CONFIGURING_FAILED
     assert record.reason == "hook controller/30-wait-for-storage failed with exit code 3"
     assert "storage not ready" in hook_events(state, "ctl1")[-1]
@@ -118,10 +127,10 @@ def test_a_hung_hook_is_killed_at_its_timeout(site_dir: Path, state: Store) -> N
     )
     walk(state, "cmp1", NodeState.CONFIGURING)
     started = time.monotonic()
-    outcome = runner(site_dir, state, timeout=2).run("cmp1")
+    record = configure(site_dir, state, "cmp1", timeout=2)
     assert time.monotonic() - started < 60
-    assert outcome.reason == "hook common/05-hang timed out after 2s"
-    assert state.get("cmp1").reason == "hook common/05-hang timed out after 2s"
+    assert record.state == NodeState.CONFIGURING_FAILED
+    assert record.reason == "hook common/05-hang timed out after 2s"
     pid = int((site_dir / "state" / "hang.pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
@@ -139,6 +148,7 @@ def test_hooks_get_the_context_on_stdin_and_in_the_environment(
     walk(state, "ctl1", NodeState.ACTIVE)
     walk(state, "ctl2", NodeState.CONFIGURING)
     assert runner(site_dir, state).run("ctl2").ok
+    assert state.get("ctl2").state == NodeState.CONFIGURING  # the runner moves no node
     context = json.loads((site_dir / "state" / "ctl2.json").read_text())
     assert context["node"] == "ctl2" and context["role"] == "controller"
     assert context["addresses"]["ip"] == "192.0.2.12"
@@ -170,7 +180,7 @@ def test_reprovisioned_controller_joins_galera_never_bootstraps(
     # ctl1, which bootstrapped the cluster, fails and is reprovisioned
     for event in ("reprovision", "boot", "install", "installed", "configure"):
         state.transition("ctl1", event, actor="test")
-    assert runner(site_dir, state).run("ctl1").ok
+    assert configure(site_dir, state, "ctl1").state == NodeState.ACTIVE
     bundle = BundleStore(site_dir / "state").path("ctl1")
     context = json.loads((site_dir / "state" / "nodes" / "ctl1" / "context.json").read_text())
     assert context["reprovision"] is True and context["first_deployment"] is False
@@ -186,9 +196,8 @@ def test_first_deployment_of_the_cluster_bootstraps_on_one_controller(
 ) -> None:
     for name in ("ctl1", "ctl2", "ctl3"):
         walk(state, name, NodeState.CONFIGURING)
-    run = runner(site_dir, state)
     for name in ("ctl1", "ctl2", "ctl3"):  # all three installed at about the same time
-        assert run.run(name).ok
+        assert configure(site_dir, state, name).state == NodeState.ACTIVE
     bundles = BundleStore(site_dir / "state")
     starts = {
         n: (bundles.path(n) / "galera" / "galera-start.sh").read_text()
@@ -221,32 +230,18 @@ def test_bundle_and_ansible_inventory_commands(site_dir: Path, state: Store) -> 
     assert host["kolla_internal_vip_address"] == "192.0.2.10"
 
 
-def test_interrupted_run_is_resumed_only_when_its_runner_is_gone(
-    site_dir: Path, state: Store
-) -> None:
+def test_a_node_left_configuring_resumes_at_its_recorded_hook(site_dir: Path, state: Store) -> None:
+    """The daemon died while ctl1's second hook ran: the next one resumes there."""
     walk(state, "ctl1", NodeState.CONFIGURING)
     state.set_step("ctl1", "hook:controller/50-ha-bundle")
-    marker = site_dir / "state" / "hooks-running" / "ctl1"
-    marker.parent.mkdir(parents=True)
-    # a runner that is still alive (this test process): hands off
-    marker.write_text(f"{os.getpid()} {socket.gethostname()}\n")
-    refused = cli(site_dir, "hooks", "rerun", "ctl1", "--interrupted")
-    assert refused.returncode == EXIT_CONFLICT
-    assert f"node ctl1: its hooks are still running (pid {os.getpid()})" in refused.stderr
+    plain = cli(site_dir, "hooks", "rerun", "ctl1")  # not failed: nothing to retry
+    assert plain.returncode == EXIT_CONFLICT and "needs 'configuring failed'" in plain.stderr
     assert state.get("ctl1").state == NodeState.CONFIGURING
 
-    # the server died mid-run: its pid is gone
-    dead = subprocess.Popen([programs.path("true")])
-    dead.wait()
-    marker.write_text(f"{dead.pid} {socket.gethostname()}\n")
-    plain = cli(site_dir, "hooks", "rerun", "ctl1")
-    assert plain.returncode == EXIT_CONFLICT and "needs 'configuring failed'" in plain.stderr
-    resumed = cli(site_dir, "hooks", "rerun", "ctl1", "--interrupted")
-    assert resumed.returncode == 0, resumed.stderr
-    assert state.get("ctl1").state == NodeState.ACTIVE
+    record = configure(site_dir, state, "ctl1")
+    assert record.state == NodeState.ACTIVE, record.reason
+    assert record.step is None
     firsts = [m.split("\n")[0] for m in hook_events(state, "ctl1")]
-    assert "hook common/10-record-context exited 0" not in firsts  # resumed where it stopped
-    assert "hook controller/50-ha-bundle exited 0" in firsts
-    reasons = [e.message for e in state.events("ctl1") if e.to_state == "configuring failed"]
-    assert reasons == ["hooks interrupted at controller/50-ha-bundle"]
-    assert not marker.exists()
+    assert firsts == ["hook controller/50-ha-bundle exited 0"]  # resumed where it stopped
+    notes = [e.message for e in state.events("ctl1") if e.kind is EventKind.NOTE]
+    assert "resuming at hook controller/50-ha-bundle" in notes

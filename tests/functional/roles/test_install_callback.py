@@ -1,5 +1,8 @@
 """The install callback and bundle pull endpoint, served by a real WSGI server on loopback
-and called with curl, the way a node's %post does."""
+and called with curl, the way a node's %post does.
+
+The route only records the callback (and spends the token); the pipeline, here
+resumed in the test process as the daemon would, moves the node on."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ import logging
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,10 +25,10 @@ from provisioner.bootserver.callback_routes import blueprint
 from provisioner.bootserver.context import ServerContext
 from provisioner.inventory import Node, Site
 from provisioner.inventory.source import SiteSource
-from provisioner.pipeline.callbacks import CallbackDeps
+from provisioner.pipeline.backends import BootDevice
 from provisioner.pipeline.hooks import HookRunner
-from provisioner.roles.bundles import BundleStore
-from provisioner.state.machine import NodeState
+from provisioner.pipeline.runner import Pipeline, Timeouts
+from provisioner.state.machine import EventKind, NodeState
 from provisioner.state.store import Store
 from provisioner.state.tokens import DeployTokens
 from tests.functional.roles.conftest import run, walk
@@ -34,16 +38,23 @@ NODE = "ctl1"
 
 
 class BootDiskRecorder:
-    """Stands in for the BMC (physical hardware); the power driver has its own tests."""
+    """Stands in for the BMC (physical hardware) in the pipeline's backends; the power
+    drivers have their own tests. Only the boot device may be set after an install."""
 
     def __init__(self, error: Exception | None = None) -> None:
-        self.calls: list[str] = []
+        self.calls: list[tuple[str, str, bool]] = []
         self.error = error
 
-    def __call__(self, site: Site, node: Node) -> None:
-        self.calls.append(node.name)
+    def set_boot_device(self, site: Site, node: Node, device: BootDevice, persistent: bool) -> None:
+        self.calls.append((node.name, device, persistent))
         if self.error is not None:
             raise self.error
+
+    def _unexpected(self, site: Site, node: Node) -> None:
+        raise AssertionError(f"node {node.name}: no other BMC, DNS or DHCP call after the install")
+
+    publish_dns = unpublish_dns = add_dhcp_host = remove_dhcp_host = _unexpected
+    power_cycle = power_off = _unexpected
 
 
 @dataclass
@@ -53,6 +64,7 @@ class Lab:
     tokens: DeployTokens
     state_dir: Path
     boot: BootDiskRecorder
+    pipeline: Pipeline
 
     def deploy(self, name: str = NODE) -> str:
         """Walk the node into installing with build mode on; returns its token."""
@@ -76,6 +88,10 @@ class Lab:
         url = f"{self.url}/api/v1/nodes/{name}/bundle?token={token}"
         cmd = ["curl", "-sS", "-o", str(dest), "-w", "%{http_code}", url]
         return int(run(cmd).stdout)
+
+    def drive(self, name: str = NODE) -> NodeState:
+        """What the daemon does: continue the node from where its events say it is."""
+        return self.pipeline.resume(name).state
 
     def snapshot(self, name: str = NODE) -> tuple[object, ...]:
         rec = self.store.get(name)
@@ -102,12 +118,13 @@ def make_lab(
     sites = SiteSource(site_dir / "site.yaml")
     ctx = ServerContext(sites, store, tokens, site_dir / "boot")
     runner = HookRunner(ctx.site, store, state_dir, sites.path, timeout_s=120)
-    deps = CallbackDeps(store, tokens, ctx.site, BundleStore(state_dir), runner.run, boot)
+    timeouts = Timeouts(installed=5, poll=0.05)
+    pipeline = Pipeline(store, ctx.site, boot, timeouts, actor="daemon", hooks=runner)
     app = Flask("test")
-    app.register_blueprint(blueprint(ctx, deps=deps))
+    app.register_blueprint(blueprint(ctx, state_dir))
     try:
         for url in serve(app):
-            yield Lab(url, store, tokens, state_dir, boot)
+            yield Lab(url, store, tokens, state_dir, boot, pipeline)
     finally:
         store.close()
 
@@ -117,38 +134,34 @@ def lab(lab_site_dir: Path) -> Iterator[Lab]:
     yield from make_lab(lab_site_dir, BootDiskRecorder())
 
 
-def wait_state(store: Store, name: str, want: Callable[[NodeState], bool]) -> NodeState:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        state = store.get(name).state
-        if want(state):
-            return state
-        time.sleep(0.1)
-    raise AssertionError(f"node {name} still {store.get(name).state}")
+def callbacks(store: Store, name: str = NODE) -> list[tuple[str | None, str]]:
+    return [(e.event, e.message) for e in store.events(name) if e.kind is EventKind.CALLBACK]
 
 
 def test_installed_node_is_handed_to_its_hooks_and_pulls_its_bundle(
     lab: Lab, tmp_path: Path
 ) -> None:
     token = lab.deploy()
-    assert lab.post(NODE, {"status": "started", "message": "anaconda %pre"}, token) == 200
-    assert any("installer started: anaconda %pre" in e.message for e in lab.store.events(NODE))
-    assert lab.post(NODE, {"status": "installed"}, token) == 200
+    assert lab.post(NODE, {"status": "started", "message": "anaconda %pre"}, token) == 202
+    assert lab.post(NODE, {"status": "installed"}, token) == 202
+    assert callbacks(lab.store) == [("started", "anaconda %pre"), ("installed", "")]
 
     record = lab.store.get(NODE)
     assert not record.build_mode  # the next network boot goes to the local disk
-    assert lab.boot.calls == [NODE]  # and the BMC boots the disk
-    final = wait_state(
-        lab.store, NODE, lambda s: s in (NodeState.ACTIVE, NodeState.CONFIGURING_FAILED)
-    )
-    assert final == NodeState.ACTIVE, lab.store.get(NODE).reason
-    path = [e.to_state for e in lab.store.events(NODE) if e.kind == "transition"]
-    assert path[-3:] == ["installed", "configuring", "active"]
-    hooks = [e.message.split("\n")[0] for e in lab.store.events(NODE) if e.kind == "hook"]
+    assert record.state == NodeState.INSTALLING  # the route moved nothing
+    assert lab.boot.calls == []
+
+    assert lab.drive() == NodeState.ACTIVE, lab.store.get(NODE).reason
+    assert lab.boot.calls == [(NODE, "disk", True)]  # the BMC boots the disk, for good
+    events = lab.store.events(NODE)
+    path = [(e.to_state, e.actor) for e in events if e.kind is EventKind.TRANSITION]
+    assert path[-3:] == [("installed", "daemon"), ("configuring", "daemon"), ("active", "daemon")]
+    hooks = [e.message.split("\n")[0] for e in events if e.kind is EventKind.HOOK]
     assert hooks == [
         "hook common/10-record-context exited 0",
         "hook controller/50-ha-bundle exited 0",
     ]
+    assert lab.store.get(NODE).step is None
 
     # the node fetches its own bundle with its (spent) deploy token, as its first boot does
     tgz = tmp_path / "bundle.tgz"
@@ -190,13 +203,23 @@ def test_wrong_token_changes_nothing_and_is_logged_without_the_token(
 
 def test_replayed_installed_callback_is_rejected(lab: Lab) -> None:
     token = lab.deploy()
-    assert lab.post(NODE, {"status": "installed"}, token, query=True) == 200
-    wait_state(lab.store, NODE, lambda s: s in (NodeState.ACTIVE, NodeState.CONFIGURING_FAILED))
+    assert lab.post(NODE, {"status": "installed"}, token, query=True) == 202
     before = lab.snapshot()
     assert lab.post(NODE, {"status": "installed"}, token) == 403
     assert lab.post(NODE, {"status": "failed", "message": "replay"}, token) == 403
     assert lab.snapshot() == before
-    assert lab.boot.calls == [NODE]
+    assert callbacks(lab.store) == [("installed", "")]
+
+
+def test_racing_final_callbacks_are_recorded_once(lab: Lab) -> None:
+    for name in ("ctl1", "ctl2", "ctl3"):  # a few tries at the race
+        token = lab.deploy(name)
+        mark = lab.store.last_event_id(name)
+        bodies = [{"status": "installed"}, {"status": "failed", "message": "x"}] * 2
+        with ThreadPoolExecutor(4) as pool:
+            codes = list(pool.map(lab.post, [name] * 4, bodies, [token] * 4))
+        assert sorted(codes) == [202, 403, 403, 403], codes
+        assert len(lab.store.events_after(name, mark, kind=EventKind.CALLBACK)) == 1
 
 
 def test_expired_token_is_rejected(lab_site_dir: Path) -> None:
@@ -211,19 +234,20 @@ def test_expired_token_is_rejected(lab_site_dir: Path) -> None:
 def test_installer_failure_fails_the_node_with_its_message(lab: Lab) -> None:
     token = lab.deploy()
     assert (
-        lab.post(NODE, {"status": "failed", "message": "no disk matches the layout"}, token) == 200
+        lab.post(NODE, {"status": "failed", "message": "no disk matches the layout"}, token) == 202
     )
     record = lab.store.get(NODE)
-    assert record.state == NodeState.INSTALLING_FAILED
-    assert record.reason == "installer failed: no disk matches the layout"
-    assert not record.build_mode
+    assert not record.build_mode  # the token died with the install: no reinstall loop
+    assert lab.drive() == NodeState.INSTALLING_FAILED
+    assert lab.store.get(NODE).reason == "installer failed: no disk matches the layout"
+    assert lab.boot.calls == []
 
 
 def test_plain_curl_without_content_type_works(lab: Lab) -> None:
     token = lab.deploy()
     url = f"{lab.url}/api/v1/nodes/{NODE}/callback?token={token}"
     out = run(["curl", "-sS", "-w", "\n%{http_code}", "-d", '{"status": "started"}', url]).stdout
-    assert out.endswith("\n200")
+    assert out.endswith("\n202")
     assert json.loads(out.rsplit("\n", 1)[0]) == {
         "node": NODE,
         "status": "started",
@@ -245,11 +269,14 @@ def test_bmc_failure_leaves_the_node_failed_with_the_reason(lab_site_dir: Path) 
     boot = BootDiskRecorder(ProvisionerError("node ctl1: BMC 127.0.0.1:6230 did not answer"))
     for lab in make_lab(lab_site_dir, boot):
         token = lab.deploy()
-        assert lab.post(NODE, {"status": "installed"}, token) == 200
+        assert lab.post(NODE, {"status": "installed"}, token) == 202
+        assert lab.drive() == NodeState.INSTALLED_FAILED
         record = lab.store.get(NODE)
-        assert record.state == NodeState.INSTALLED_FAILED
-        assert record.reason is not None and "did not answer" in record.reason
+        assert record.reason == (
+            "boot device to disk: node ctl1: BMC 127.0.0.1:6230 did not answer"
+        )
         assert not record.build_mode
+        assert not [e for e in lab.store.events(NODE) if e.kind is EventKind.HOOK]
 
 
 def test_blueprint_defaults_to_the_stores_state_dir(lab_site_dir: Path) -> None:
@@ -261,7 +288,8 @@ def test_blueprint_defaults_to_the_stores_state_dir(lab_site_dir: Path) -> None:
     app.register_blueprint(blueprint(ctx))
     try:
         for url in serve(app):
-            lab = Lab(url, store, tokens, state_dir, BootDiskRecorder())
+            pipeline = Pipeline(store, ctx.site, BootDiskRecorder())
+            lab = Lab(url, store, tokens, state_dir, BootDiskRecorder(), pipeline)
             lab.deploy()
             before = lab.snapshot()
             assert lab.post(NODE, {"status": "installed"}, "not-the-token") == 403

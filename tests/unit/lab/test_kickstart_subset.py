@@ -75,7 +75,7 @@ def test_parts_go_to_their_disks_with_anaconda_types_and_grow_takes_the_rest(
     assert done.returncode == 0, done.stdout + done.stderr
     assert sfdisk_lines(ks / "sfdisk.vda") == [
         "label: gpt",
-        'size=1MiB, type=21686148-6453-6F6E-744E-656564454649, name="biosboot"',
+        'size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name="biosboot"',
         'size=200MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="/boot/efi"',
         'size=256MiB, type=A19D880F-05FC-4D3B-A006-743F0F84911E, name="raid.11"',
         'type=A19D880F-05FC-4D3B-A006-743F0F84911E, name="raid.21"',

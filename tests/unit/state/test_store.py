@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.errors import IllegalTransition, NodeNotEnrolled, NodeReserved, StateError
-from provisioner.state.machine import NodeState
+from provisioner.errors import (
+    DeploySpent,
+    IllegalTransition,
+    NodeNotEnrolled,
+    NodeReserved,
+    StateError,
+)
+from provisioner.state.machine import EventKind, NodeState
 from provisioner.state.store import Store
 
 
@@ -170,3 +176,52 @@ def test_build_mode_token_is_per_node_per_deploy_and_spent(store: Store, tmp_pat
     assert not tokens.verify(store.get("ctl1"), second)
     assert tokens.token_for(store.get("ctl1")) is None
     assert "deploy_id" not in store.get("ctl2").as_dict()
+
+
+def test_typed_events_are_found_by_kind_and_event_name(store: Store) -> None:
+    mark = store.add_event("ctl1", "power cycling", EventKind.POWER, "test", event="cycle")
+    store.add_event("ctl1", "boot script served (local disk)", EventKind.BOOT_SCRIPT, event="local")
+    store.add_event("ctl1", "boot script served (install)", EventKind.BOOT_SCRIPT, event="install")
+    store.add_event("ctl1", "kickstart served", EventKind.KICKSTART_SERVED)
+    found = store.events_after("ctl1", mark, kind=EventKind.BOOT_SCRIPT, event="install")
+    assert [(e.kind, e.event, e.message) for e in found] == [
+        (EventKind.BOOT_SCRIPT, "install", "boot script served (install)")
+    ]
+    both = store.events_after("ctl1", mark, kind=(EventKind.BOOT_SCRIPT, EventKind.CALLBACK))
+    assert [e.event for e in both] == ["local", "install"]
+    assert store.events_after("ctl1", 0, kind=EventKind.POWER)[0].id == mark
+
+
+def test_an_event_kind_of_an_older_version_reads_as_a_note(tmp_path: Path, store: Store) -> None:
+    db = sqlite3.connect(tmp_path / "state" / "provisioner.db")
+    with db:
+        db.execute(
+            "INSERT INTO events (node, at, kind, message, actor) "
+            "VALUES ('ctl1', '2024-01-01 00:00:00', 'boot', 'kickstart served', 'old')"
+        )
+    db.close()
+    last = store.events("ctl1")[-1]
+    assert (last.kind, last.message) == (EventKind.NOTE, "kickstart served")
+
+
+def test_an_event_spends_the_deploy_once(store: Store) -> None:
+    for event in ("manage", "provision", "boot", "install"):
+        store.transition("ctl1", event, actor="test")
+    deploy = store.start_build_mode("ctl1")
+    store.record_and_end_build(
+        "ctl1", deploy, EventKind.CALLBACK, "done", event="installed", why="install complete"
+    )
+    rec = store.get("ctl1")
+    assert not rec.build_mode and rec.deploy_id is None
+    before = store.events("ctl1")
+    assert [(e.kind, e.event) for e in before[-2:]] == [
+        (EventKind.CALLBACK, "installed"),
+        (EventKind.BUILD, "off"),
+    ]
+    with pytest.raises(DeploySpent, match="node ctl1: its deploy is already spent"):
+        store.record_and_end_build("ctl1", deploy, EventKind.CALLBACK, "again", event="installed")
+    assert store.events("ctl1") == before  # nothing written by the replay
+    newer = store.start_build_mode("ctl1")
+    with pytest.raises(DeploySpent):  # an old deploy's id never spends the new one
+        store.record_and_end_build("ctl1", deploy, EventKind.CALLBACK, "old", event="failed")
+    assert store.get("ctl1").deploy_id == newer
