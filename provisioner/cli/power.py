@@ -51,7 +51,7 @@ def _run(
     failed: list[NodeResult] = []
     for node in nodes:
         try:
-            drivers.append(driver_for(site, node, settings))
+            drivers.append(driver_for(site, node, settings, app.settings.state_dir))
         except ProvisionerError as exc:  # e.g. an unresolvable password: that node only
             failed.append(NodeResult(node.name, False, error=str(exc), error_type="ConfigError"))
     err = console(stderr=True)

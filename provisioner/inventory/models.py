@@ -151,7 +151,7 @@ class Role(Model):
 
 
 class Bmc(Model):
-    driver: Literal["ipmi", "redfish", "virtual"]
+    driver: Literal["ipmi", "redfish", "virtual", "fake"]
     address: Annotated[str, StringConstraints(strict=True, min_length=1)]
     port: Port | None = None
     user: Annotated[str, StringConstraints(strict=True, min_length=1)]

@@ -21,6 +21,7 @@ class SiteBackends:
         self, state_dir: Path, power: PowerSettings | None = None, dns_retry_for: float = 30.0
     ) -> None:
         self.dhcp = DhcpPaths(StateDir(state_dir).dhcp)
+        self.state_dir = state_dir  # where a fake BMC keeps its state
         self.power = power
         self.dns_retry_for = dns_retry_for
         self._drivers_site: Site | None = None
@@ -52,7 +53,7 @@ class SiteBackends:
             self._drivers_site, self._drivers = site, {}
         driver = self._drivers.get(node.name)
         if driver is None:
-            driver = self._drivers[node.name] = driver_for(site, node, self.power)
+            driver = self._drivers[node.name] = driver_for(site, node, self.power, self.state_dir)
         return driver
 
     def set_boot_device(self, site: Site, node: Node, device: BootDevice, persistent: bool) -> None:
