@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from provisioner import programs  # noqa: E402
-from provisioner.bootserver.bootscript import BootTemplates, MacIndex, decide  # noqa: E402
+from provisioner.bootserver.bootscript import BootTemplates, decide  # noqa: E402
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR, TftpService, stage_ipxe_binaries  # noqa: E402
 from provisioner.inventory import load_site  # noqa: E402
 from provisioner.state.store import Store  # noqa: E402
@@ -259,14 +259,14 @@ def bench_render(site_path: Path, samples: int = 5000) -> None:
     site = load_site(site_path)
     loaded = time.perf_counter() - t0
     print(f"\nBoot scripts: {len(site.nodes)}-node inventory (loaded in {loaded:.1f} s)")
-    templates, index = BootTemplates(), MacIndex()
+    templates = BootTemplates()
     search = site.content_paths().search_path("pxe")
     macs = [n.macs[0] for n in site.nodes]
     times = []
     for i in range(samples):
         mac = random.choice(macs) if i % 10 else "52:54:00:ff:ff:ff"
         start = time.perf_counter()
-        node = index.lookup(site, mac)
+        node = site.node_by_mac(mac)
         decision = decide(site, mac, node, bool(i % 2), "t" * 43, "http://192.0.2.2:8080")
         templates.render(decision, search)
         times.append((time.perf_counter() - start) * 1000)

@@ -222,6 +222,7 @@ TABLE: tuple[Program, ...] = (
     _p("haproxy", "haproxy", "test", "tests: haproxy -c of the generated config"),
     _p("keepalived", "keepalived", "test", "tests: VRRP failover with the generated config"),
     _p("sysctl", "procps", "test", "tests: the generated VIP sysctl settings applied"),
+    _p("git", "git", "test", "tests: what a fresh clone of the example site holds"),
     _p("corosync", "corosync", "test", "tests: corosync -t of the generated config"),
     _p("corosync-keygen", "corosync", "test", "tests: a corosync authkey"),
     _p("crm_verify", "pacemaker-cli-utils", "test", "tests: the generated CIB verified"),

@@ -59,7 +59,7 @@ def render_bind_config(
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     tsig = site.dns.tsig
-    secret = tsig.secret.resolve(site.base_dir, "dns: tsig.secret").get_secret_value()
+    secret = site.secret(tsig.secret, "dns: tsig.secret").get_secret_value()
     key_file = workdir / "tsig.key"
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -29,7 +29,7 @@ pass_app = click.make_pass_decorator(App)
 
 
 def _lab_dir(app: App, lab_dir: Path | None) -> Path:
-    return lab_dir or app.settings.state_dir / "lab"
+    return lab_dir or app.settings.state.lab
 
 
 def _lab_dir_option(f: Any) -> Any:

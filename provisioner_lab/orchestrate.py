@@ -25,6 +25,7 @@ import yaml
 from provisioner import programs
 from provisioner.errors import ProvisionerError
 from provisioner.inventory import Site, load_site
+from provisioner.settings import StateDir
 from provisioner_lab import preflight, procs
 from provisioner_lab.bind import render_bind_config
 from provisioner_lab.installer import DEFAULT_CACHE_DIR, build_lab_installer
@@ -83,6 +84,11 @@ class LabPaths:
     root: Path
 
     @property
+    def state(self) -> StateDir:
+        """The lab's serve runs with the lab folder as its state dir."""
+        return StateDir(self.root)
+
+    @property
     def site(self) -> Path:
         return self.root / "site.yaml"
 
@@ -102,7 +108,7 @@ class LabPaths:
 
     def nvram(self, node: str) -> Path:
         """A UEFI node's variable store (boot options), made from OVMF's template."""
-        return self.root / "vbmc" / f"{node}.OVMF_VARS.fd"
+        return self.state.vbmc / f"{node}.OVMF_VARS.fd"
 
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
@@ -164,7 +170,7 @@ def vbmc_config(paths: LabPaths, spec: LabSpec, plan: LabNetworkPlan) -> dict[st
             "address": "127.0.0.1",
             "user": "admin",
             "password": secret_ref("bmc-password"),  # the file the lab site names
-            "state_dir": str(paths.root / "vbmc"),
+            "state_dir": str(paths.state.vbmc),
         },
         "bmcs": bmcs,
     }
@@ -239,7 +245,7 @@ def up(opts: LabOptions) -> procs.LabRecord:
         DEFAULT_CACHE_DIR if os.access(DEFAULT_CACHE_DIR.parent, os.W_OK)
         else Path.home() / ".cache" / "provisioner-lab"
     )  # fmt: skip
-    build_lab_installer(paths.root / "boot-files" / INSTALLER_DIR, cache)
+    build_lab_installer(paths.state.boot_files / INSTALLER_DIR, cache)
     make_disks(paths, spec)
     plan = plan_network([n.name for n in spec.nodes], mode, namespace=opts.namespace)
     LabNetwork(plan).up()
@@ -318,12 +324,12 @@ def _forget_nvram_of_changed_nodes(paths: LabPaths, config: dict[str, Any]) -> N
 def qemu_pids(paths: LabPaths) -> dict[str, int]:
     """Running qemu processes of the lab's nodes (from the BMC state, checked by cmdline)."""
     out = {}
-    for state in sorted((paths.root / "vbmc").glob("*.json")):
+    for state in sorted((paths.state.vbmc).glob("*.json")):
         try:
             pid = yaml.safe_load(state.read_text()).get("qemu_pid")
         except (OSError, yaml.YAMLError, AttributeError):
             continue
-        qmp = str(paths.root / "vbmc" / f"{state.stem}.qmp")
+        qmp = str(paths.state.vbmc / f"{state.stem}.qmp")
         if pid and qmp in procs.cmdline(int(pid)):
             out[state.stem] = int(pid)
     return out
@@ -340,7 +346,7 @@ def down(state_dir: Path) -> list[str]:
         return []
     stopped = [p.name for p in reversed(record.procs) if procs.stop(p)]
     for node, pid in qemu_pids(paths).items():
-        stray = procs.ProcRecord(f"qemu {node}", pid, str(paths.root / "vbmc"), "")
+        stray = procs.ProcRecord(f"qemu {node}", pid, str(paths.state.vbmc), "")
         if procs.stop(stray, timeout=10):
             stopped.append(stray.name)
     if record.mode == "netns":

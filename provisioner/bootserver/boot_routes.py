@@ -16,9 +16,10 @@ import logging
 from flask import Blueprint, Response, request
 
 from provisioner.bootserver.bootevents import BootEventWriter
-from provisioner.bootserver.bootscript import BootTemplates, MacIndex, decide, normalise_mac
+from provisioner.bootserver.bootscript import BootTemplates, decide
 from provisioner.bootserver.context import ServerContext
 from provisioner.errors import BootTemplateError
+from provisioner.inventory.macs import normalise_mac
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ def _script(text: str, status: int = 200) -> Response:
 def blueprint(ctx: ServerContext) -> Blueprint:
     bp = Blueprint("boot", __name__)
     templates = BootTemplates()
-    macs = MacIndex()
     events = BootEventWriter(ctx.store)
 
     @bp.get("/boot/<raw_mac>.ipxe")
@@ -45,7 +45,7 @@ def blueprint(ctx: ServerContext) -> Blueprint:
             log.warning("boot: client %s asked for a script for %r: not a MAC", client, raw_mac)
             return _script("#!ipxe\necho not a MAC address\nexit 1\n", 404)
         site = ctx.site()
-        node = macs.lookup(site, mac)
+        node = site.node_by_mac(mac)
         record = ctx.store.find(node.name) if node else None
         token = ctx.tokens.token_for(record) if record else None
         decision = decide(
@@ -54,7 +54,7 @@ def blueprint(ctx: ServerContext) -> Blueprint:
             node,
             build_mode=bool(record and record.build_mode),
             token=token,
-            base_url=ctx.base_url(),
+            base_url=site.base_url,
         )
         try:
             text = templates.render(decision, ctx.content().search_path("pxe"))

@@ -8,8 +8,6 @@ StrictUndefined so a typo in a template is an error, not an empty string.
 
 from __future__ import annotations
 
-import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -30,15 +28,6 @@ TEMPLATES: dict[BootKind, str] = {
     BootScript.DISCOVERY: "discovery.ipxe.j2",
     BootScript.UNKNOWN: "unknown.ipxe.j2",
 }
-_HEX = re.compile(r"^[0-9a-f]{12}$")
-
-
-def normalise_mac(raw: str) -> str | None:
-    """'52-54-00-12-34-56', '52:54:00:12:34:56' or '525400123456' -> colon form."""
-    digits = raw.strip().lower().replace(":", "").replace("-", "").replace(".", "")
-    if not _HEX.match(digits):
-        return None
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
 @dataclass(frozen=True)
@@ -114,29 +103,3 @@ class BootTemplates:
                 f"{who}: pxe/{decision.template}: {type(exc).__name__}: {exc}"
             ) from exc
         return text if text.endswith("\n") else text + "\n"
-
-
-class MacIndex:
-    """MAC (and IP) -> node for the current site, rebuilt when the site object changes."""
-
-    def __init__(self) -> None:
-        self._site: Site | None = None
-        self._by_mac: dict[str, Node] = {}
-        self._by_ip: dict[str, Node] = {}
-        self._lock = threading.Lock()
-
-    def _refresh(self, site: Site) -> None:
-        if site is not self._site:
-            self._by_mac = {m: n for n in site.nodes for m in n.macs}
-            self._by_ip = {str(n.ip): n for n in site.nodes}
-            self._site = site
-
-    def lookup(self, site: Site, mac: str) -> Node | None:
-        with self._lock:
-            self._refresh(site)
-            return self._by_mac.get(mac)
-
-    def by_ip(self, site: Site, ip: str) -> Node | None:
-        with self._lock:
-            self._refresh(site)
-            return self._by_ip.get(ip)

@@ -24,8 +24,3 @@ class ServerContext:
 
     def content(self) -> ContentPaths:
         return self.site().content_paths()
-
-    def base_url(self) -> str:
-        """The provisioner's own HTTP address as nodes reach it."""
-        prov = self.site().network.provisioner
-        return f"http://{prov.address}:{prov.http_port}"

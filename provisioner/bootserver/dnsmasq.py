@@ -2,8 +2,8 @@
 
 dnsmasq stays in the foreground (``--keep-in-foreground``) with its own pid and
 lease files under the state dir; its log lines (stderr) are re-logged here with
-the node name. Host files are written, and dnsmasq told to re-read them, by
-dhcp/sync.py alone (SIGHUP through the pidfile, never a restart). If dnsmasq
+the node name. New host files are picked up by dnsmasq itself (inotify on the
+hostsdir); changed or removed ones take a SIGHUP, never a restart. If dnsmasq
 dies it is started again, with a growing pause.
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from provisioner import programs
+from provisioner.dhcp.files import reload_dnsmasq, sync_hosts
 from provisioner.dhcp.hosts import DhcpPaths, DhcpPlan, HostsDiff
-from provisioner.dhcp.sync import sync_hosts
 from provisioner.errors import DnsmasqError, ProvisionerError
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,7 @@ class Dnsmasq:
 
     # -- files -----------------------------------------------------------------
     def apply(self, plan: DhcpPlan) -> HostsDiff:
-        """Write the configuration, sync the host files (dhcp/sync.py); restart
-        dnsmasq if its configuration changed."""
+        """Write the configuration and host files; SIGHUP if dnsmasq must re-read."""
         self.paths.base.mkdir(parents=True, exist_ok=True, mode=0o700)
         conf_changed = not self.paths.conf.exists() or self.paths.conf.read_text() != plan.conf
         if conf_changed:
@@ -85,10 +84,18 @@ class Dnsmasq:
             tmp.write_text(plan.conf)
             check_config(tmp)
             os.replace(tmp, self.paths.conf)
-        diff = sync_hosts(self.paths, plan.hosts)  # reloads dnsmasq if it must re-read
+        diff = sync_hosts(self.paths, plan.hosts)
+        for name in diff.added:
+            log.info("dhcp: host %s added", name.removesuffix(".host"))
+        for name in diff.changed:
+            log.info("dhcp: host %s changed", name.removesuffix(".host"))
+        for name in diff.removed:
+            log.info("dhcp: host %s removed", name.removesuffix(".host"))
         if conf_changed and self.running:
             log.info("dhcp: configuration changed, restarting dnsmasq")
             self.restart()
+        elif diff.needs_reload:
+            self.reload()
         return diff
 
     # -- process ---------------------------------------------------------------
@@ -172,6 +179,12 @@ class Dnsmasq:
                 except ProvisionerError as exc:  # cannot start, or dnsmasq was removed
                     log.error("dhcp: %s", exc)
             delay = min(delay * 2, 30.0)
+
+    def reload(self) -> None:
+        """dnsmasq re-reads the hostsdir (drops removed and changed hosts)."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            reload_dnsmasq(self.paths, pid=proc.pid)
 
     def restart(self) -> None:
         self.stop()

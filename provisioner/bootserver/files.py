@@ -11,7 +11,6 @@ import logging
 
 from flask import Blueprint, Response, request, send_from_directory
 
-from provisioner.bootserver.bootscript import MacIndex
 from provisioner.bootserver.context import ServerContext
 
 log = logging.getLogger(__name__)
@@ -19,12 +18,11 @@ log = logging.getLogger(__name__)
 
 def blueprint(ctx: ServerContext) -> Blueprint:
     bp = Blueprint("files", __name__)
-    nodes = MacIndex()
 
     @bp.get("/files/<path:name>")
     def boot_file(name: str) -> Response:
         client = request.remote_addr or "?"
-        node = nodes.by_ip(ctx.site(), client)
+        node = ctx.site().node_by_ip(client)
         who = f"node {node.name} ({client})" if node else f"client {client}"
         log.info("files: %s: GET %s", who, name)
         return send_from_directory(ctx.boot_files_dir, name, max_age=0, conditional=True)

@@ -8,15 +8,22 @@ the already-bound listening socket (``fd://N``), so the port is known (even
 port 0) before any worker runs. Workers are gthread: a slow download holds one
 thread, not the whole worker; files go out with sendfile.
 
-Each worker builds its own ServerContext (store connections are not shared
-across a fork).
+site.yaml is parsed once, here in the gunicorn master before it forks: the
+workers inherit the parsed site (its node index and the secrets the routes use
+already resolved) and the deploy token key, so starting N workers is not N
+parses. Only what cannot cross a fork is made in each worker: its store
+connections. Nothing here starts a thread before the fork (SiteSource holds a
+lock, never a thread). After an edit of site.yaml each worker's SiteSource
+reloads on its next request (the serve process follows it for DHCP as well).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,7 @@ from gunicorn.app.base import BaseApplication
 
 from provisioner.bootserver.app import create_app
 from provisioner.bootserver.context import ServerContext
+from provisioner.errors import SecretError
 from provisioner.inventory.source import SiteSource
 from provisioner.state.store import Store
 from provisioner.state.tokens import DeployTokens
@@ -32,22 +40,41 @@ from provisioner.state.tokens import DeployTokens
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+@dataclass(frozen=True)
+class Preloaded:
+    """What the workers share, made in the master before the fork."""
+
+    sites: SiteSource
+    tokens: DeployTokens
+
+    @classmethod
+    def load(cls, site_path: Path, state_dir: Path) -> Preloaded:
+        sites = SiteSource(site_path)
+        site = sites.current()
+        with contextlib.suppress(SecretError):  # a kickstart request reports it, not the start
+            site.secret(site.defaults.root_password_hash, "defaults: root_password_hash")
+        return cls(sites, DeployTokens.from_state_dir(state_dir))
+
+
 def build_context(
-    site_path: Path, state_dir: Path, db_url: str | None, boot_files_dir: Path
+    shared: Preloaded, state_dir: Path, db_url: str | None, boot_files_dir: Path
 ) -> ServerContext:
+    """A worker's context: the shared site and tokens, its own store connections."""
     return ServerContext(
-        sites=SiteSource(site_path),
+        sites=shared.sites,
         store=Store.open(state_dir, db_url),
-        tokens=DeployTokens.from_state_dir(state_dir),
+        tokens=shared.tokens,
         boot_files_dir=boot_files_dir,
     )
 
 
 class GunicornServer(BaseApplication):
-    """gunicorn run from code: options passed in, the app built in each worker."""
+    """gunicorn run from code: options passed in, the site parsed before the fork,
+    the app (with its store) built in each worker."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.shared = Preloaded.load(Path(args.site), Path(args.state_dir))
         super().__init__()
 
     def load_config(self) -> None:
@@ -75,7 +102,7 @@ class GunicornServer(BaseApplication):
     def load(self) -> Flask:
         a = self.args
         _setup_logging(a.log_level, a.log_file)
-        ctx = build_context(Path(a.site), Path(a.state_dir), a.db_url, Path(a.boot_files))
+        ctx = build_context(self.shared, Path(a.state_dir), a.db_url, Path(a.boot_files))
         return create_app(ctx)
 
 

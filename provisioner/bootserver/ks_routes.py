@@ -51,7 +51,7 @@ def blueprint(ctx: ServerContext) -> Blueprint:
             log.warning("node %s: kickstart refused from %s: %s", node, request.remote_addr, why)
             return _forbidden()
         try:
-            text = render_kickstart(site, inventory_node, token=token, base_url=ctx.base_url())
+            text = render_kickstart(site, inventory_node, token=token, base_url=site.base_url)
         except ProvisionerError as exc:
             log.error("node %s: kickstart cannot be rendered: %s", node, exc)
             return Response("kickstart cannot be rendered; see the provisioner log\n", status=500)

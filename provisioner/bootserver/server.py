@@ -26,11 +26,11 @@ from typing import Protocol
 from provisioner import programs
 from provisioner.bootserver.dnsmasq import Dnsmasq, die_with_parent
 from provisioner.bootserver.tftp import TftpService, stage_ipxe_binaries
+from provisioner.dhcp.files import our_dnsmasq
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
-from provisioner.dhcp.sync import dnsmasq_pid
 from provisioner.errors import ProvisionerError, ServeError
-from provisioner.inventory import Site
 from provisioner.inventory.source import SiteSource
+from provisioner.settings import StateDir
 
 
 class Companion(Protocol):
@@ -68,7 +68,7 @@ class ServeOptions:
 
     @property
     def boot_files(self) -> Path:
-        return self.boot_files_dir or self.state_dir / "boot-files"
+        return self.boot_files_dir or StateDir(self.state_dir).boot_files
 
 
 def split_bind(value: str, what: str) -> tuple[str, int]:
@@ -79,28 +79,18 @@ def split_bind(value: str, what: str) -> tuple[str, int]:
 
 
 class NodeByAddress:
-    """IP -> node name for log lines (rebuilt when the site changes)."""
+    """IP or MAC -> node name for log lines, from the current site's index."""
 
     def __init__(self, sites: SiteSource) -> None:
         self.sites = sites
-        self._site: Site | None = None
-        self._by_ip: dict[str, str] = {}
-        self._by_mac: dict[str, str] = {}
-
-    def _refresh(self) -> None:
-        site = self.sites.current()
-        if site is not self._site:
-            self._by_ip = {str(n.ip): n.name for n in site.nodes}
-            self._by_mac = {m: n.name for n in site.nodes for m in n.macs}
-            self._site = site
 
     def by_ip(self, ip: str) -> str | None:
-        self._refresh()
-        return self._by_ip.get(ip)
+        node = self.sites.current().node_by_ip(ip)
+        return node.name if node else None
 
     def by_mac(self, mac: str) -> str | None:
-        self._refresh()
-        return self._by_mac.get(mac.lower())
+        node = self.sites.current().node_by_mac(mac)
+        return node.name if node else None
 
 
 class BootServer:
@@ -108,7 +98,7 @@ class BootServer:
         self.opts = opts
         self.sites = SiteSource(opts.site_path)
         self.names = NodeByAddress(self.sites)
-        self.dhcp_paths = DhcpPaths(opts.state_dir / "dhcp")
+        self.dhcp_paths = DhcpPaths(StateDir(opts.state_dir).dhcp)
         self.dnsmasq: Dnsmasq | None = None
         self.tftp: TftpService | None = None
         self.http_proc: subprocess.Popen[bytes] | None = None
@@ -159,7 +149,7 @@ class BootServer:
         root = self.opts.tftp_root
         if root is None:  # Debian's package, copied into a root of our own
             ipxe = [Path(programs.path(n)) for n in ("undionly.kpxe", "ipxe.efi", "snponly.efi")]
-            root = stage_ipxe_binaries(ipxe[0].parent, self.opts.state_dir / "tftp")
+            root = stage_ipxe_binaries(ipxe[0].parent, StateDir(self.opts.state_dir).tftp)
         self.tftp = TftpService(root, host, port, who=self.names.by_ip)
         self.tftp.start()
 
@@ -283,7 +273,7 @@ class BootServer:
 
 def _stop_stale_dnsmasq(paths: DhcpPaths) -> None:
     """A dnsmasq left by a killed earlier run would hold port 67: end it."""
-    pid = dnsmasq_pid(paths)
+    pid = our_dnsmasq(paths)
     if pid is not None:
         log.warning("dhcp: stopping dnsmasq pid %d left by an earlier run", pid)
         os.kill(pid, signal.SIGTERM)

@@ -107,7 +107,7 @@ def nodes(app: App, role: str | None, as_json: bool) -> None:
                 (rec.reason or ago(rec.state_since)) if rec else "",
             ]
         )
-    orphans = sorted(set(records) - {n.name for n in site.nodes})
+    orphans = sorted(set(records) - site.index.by_name.keys())
     out = console()
     out.print(
         table(

@@ -29,7 +29,7 @@ def _select(app: App, names: Sequence[str], role: str | None, all_nodes: bool) -
         if role not in site.roles:
             raise ConfigError(f"role {role}: not in the inventory")
         return [n for n in site.nodes if n.role == role]
-    unknown = [n for n in names if n not in {node.name for node in site.nodes}]
+    unknown = [n for n in names if n not in site.index.by_name]
     if unknown:
         raise UnknownNode(", ".join(unknown))
     return [site.node(n) for n in names]
@@ -51,7 +51,7 @@ def _run(
     failed: list[NodeResult] = []
     for node in nodes:
         try:
-            drivers.append(driver_for(site, node, settings))
+            drivers.append(driver_for(site, node, settings, app.settings.state_dir))
         except ProvisionerError as exc:  # e.g. an unresolvable password: that node only
             failed.append(NodeResult(node.name, False, error=str(exc), error_type="ConfigError"))
     err = console(stderr=True)

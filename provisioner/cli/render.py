@@ -9,7 +9,7 @@ import click
 from provisioner.cli.context import App
 from provisioner.install.kickstart import TOKEN_PLACEHOLDER, render_kickstart
 from provisioner.install.preseed import render_preseed
-from provisioner.inventory import Node, Site
+from provisioner.inventory import Node
 from provisioner.state.tokens import DeployTokens
 
 log = logging.getLogger(__name__)
@@ -22,18 +22,13 @@ def node_token(app: App, node: Node) -> str | None:
     Looks at the state store only if one exists: rendering never creates state.
     """
     settings = app.settings
-    has_store = settings.db_url is not None or (settings.state_dir / "provisioner.db").exists()
+    has_store = settings.db_url is not None or settings.state.db.exists()
     if not has_store:
         return None
     record = app.store().find(node.name)
     if record is None or not record.build_mode:
         return None
     return DeployTokens.from_state_dir(settings.state_dir).token_for(record)
-
-
-def default_base_url(site: Site) -> str:
-    prov = site.network.provisioner
-    return f"http://{prov.address}:{prov.http_port}"
 
 
 def _token_or_placeholder(app: App, node: Node) -> str:
@@ -70,7 +65,7 @@ def kickstart(app: App, name: str, base_url: str | None, disks: str | None) -> N
     token = _token_or_placeholder(app, node)
     disk_list = [d.strip() for d in disks.split(",") if d.strip()] if disks else None
     text = render_kickstart(
-        site, node, token=token, base_url=base_url or default_base_url(site), disks=disk_list
+        site, node, token=token, base_url=base_url or site.base_url, disks=disk_list
     )
     click.echo(text, nl=False)
 
@@ -85,7 +80,7 @@ def preseed(app: App, name: str, base_url: str | None) -> None:
     node = site.node(name)
     token = _token_or_placeholder(app, node)
     click.echo(
-        render_preseed(site, node, token=token, base_url=base_url or default_base_url(site)),
+        render_preseed(site, node, token=token, base_url=base_url or site.base_url),
         nl=False,
     )
 

@@ -11,20 +11,18 @@ import os
 import secrets
 from pathlib import Path
 
+from provisioner.settings import StateDir
 from provisioner.state.keys import create_once
-
-TOKEN_FILE = "api.token"
-DAEMON_FILE = "daemon.json"
 
 
 def ensure_api_token(state_dir: Path) -> str:
     made = secrets.token_urlsafe(32).encode()
-    return create_once(state_dir / TOKEN_FILE, made).decode().strip()
+    return create_once(StateDir(state_dir).api_token, made).decode().strip()
 
 
 def read_api_token(state_dir: Path) -> str | None:
     try:
-        return (state_dir / TOKEN_FILE).read_text().strip() or None
+        return StateDir(state_dir).api_token.read_text().strip() or None
     except OSError:
         return None
 
@@ -36,18 +34,19 @@ def token_matches(expected: str, header: str | None) -> bool:
 
 def write_daemon_file(state_dir: Path, url: str) -> None:
     """Tell CLI commands where the running daemon listens."""
-    tmp = state_dir / (DAEMON_FILE + ".tmp")
+    path = StateDir(state_dir).daemon_file
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}))
-    tmp.replace(state_dir / DAEMON_FILE)
+    tmp.replace(path)
 
 
 def remove_daemon_file(state_dir: Path) -> None:
-    (state_dir / DAEMON_FILE).unlink(missing_ok=True)
+    StateDir(state_dir).daemon_file.unlink(missing_ok=True)
 
 
 def read_daemon_file(state_dir: Path) -> dict[str, object] | None:
     try:
-        data = json.loads((state_dir / DAEMON_FILE).read_text())
+        data = json.loads(StateDir(state_dir).daemon_file.read_text())
     except (OSError, ValueError):
         return None
     pid = data.get("pid")

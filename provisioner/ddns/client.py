@@ -79,7 +79,7 @@ class DnsServer:
     @classmethod
     def from_site(cls, site: Site, timeout: float = 5.0) -> DnsServer:
         tsig = site.dns.tsig
-        secret = tsig.secret.resolve(site.base_dir, "dns: tsig.secret")
+        secret = site.secret(tsig.secret, "dns: tsig.secret")
         keyname = dns.name.from_text(tsig.name)
         algorithm = ALGORITHMS[tsig.algorithm]
         try:

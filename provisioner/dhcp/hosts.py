@@ -1,7 +1,7 @@
 """DHCP plan: the dnsmasq configuration and per-node host files, from the site.
 
 Pure functions, no I/O: ``plan_dhcp`` returns the configuration serve's dnsmasq
-runs with and ``plan_hosts`` the host entries a site wants; dhcp/sync.py is the
+runs with and ``plan_hosts`` the host entries a site wants; dhcp/files.py is the
 one code that writes them (for serve and the pipeline alike) and tells dnsmasq.
 dnsmasq hands out one fixed address per node MAC (``dhcp-hostsdir``, one file a
 node), chooses the boot file by client architecture (option 93) and, once the
@@ -82,8 +82,7 @@ def plan_hosts(site: Site, exclude: frozenset[str] = frozenset()) -> dict[str, s
 
 
 def _boot_url(site: Site) -> str:
-    prov = site.network.provisioner
-    return f"http://{prov.address}:{prov.http_port}{BOOT_SCRIPT_PATH}"
+    return f"{site.base_url}{BOOT_SCRIPT_PATH}"
 
 
 def plan_conf(

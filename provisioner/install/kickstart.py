@@ -44,7 +44,7 @@ class SiteSecrets:
     @classmethod
     def of(cls, site: Site) -> SiteSecrets:
         ref = site.defaults.root_password_hash
-        value = ref.resolve(site.base_dir, "defaults: root_password_hash").get_secret_value()
+        value = site.secret(ref, "defaults: root_password_hash").get_secret_value()
         return cls(value)
 
     def __repr__(self) -> str:

@@ -183,7 +183,7 @@ def check_secrets(site: Site, report: _Report) -> None:
     ref = site.defaults.root_password_hash
     check(ref, lambda m, s: report.section("defaults", "root_password_hash", m, s), "crypt-hash")
     if ref.problem(base) is None and not ref.to_generate(base):  # validate writes nothing
-        value = ref.resolve(base, "defaults: root_password_hash").get_secret_value()
+        value = site.secret(ref, "defaults: root_password_hash").get_secret_value()
         if not _CRYPT_RE.match(value):
             report.section(
                 "defaults",

@@ -110,6 +110,7 @@ def load_site(path: Path | str) -> Site:
     site, problems = validate_site_file(path)
     if site is None or any(p.severity == "error" for p in problems):
         raise InventoryInvalid(str(path), problems)
+    site.index  # noqa: B018 - built now, once, before a server forks its workers
     return site
 
 

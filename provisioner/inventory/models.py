@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -13,12 +12,15 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretStr,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
 from provisioner.content import ContentPaths
+from provisioner.inventory.index import SiteIndex
+from provisioner.inventory.macs import nic_mac
 from provisioner.inventory.secrets import SecretRef
 
 RoleKind = Literal["controller", "network", "storage", "compute"]
@@ -35,23 +37,10 @@ DomainName = Annotated[
     str,
     StringConstraints(strict=True, pattern=rf"^{_LABEL}(?:\.{_LABEL})*\.?$", max_length=253),
 ]
-_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$")
-
-
-def _normalise_mac(value: str) -> str:
-    mac = value.strip().lower()
-    if not _MAC_RE.match(mac):
-        raise ValueError(f"'{value}' is not a MAC address (six hex pairs like 52:54:00:12:34:56)")
-    mac = mac.replace("-", ":")
-    if int(mac[:2], 16) & 1:
-        raise ValueError(f"'{value}' is a multicast MAC address, not a NIC's")
-    return mac
-
-
 MacAddress = Annotated[
     str,
     StringConstraints(strict=True),
-    AfterValidator(_normalise_mac),
+    AfterValidator(nic_mac),
     Field(description="A NIC's MAC address; quote it in YAML: '52:54:00:12:34:56'"),
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -85,6 +74,11 @@ class ProvisionerEndpoint(Model):
     http_port: Port = 8080
     tftp_port: Port = 69
     interface: str | None = Field(None, description="Interface dnsmasq listens on")
+
+    @property
+    def base_url(self) -> str:
+        """The boot server's HTTP address as nodes reach it: the one place it is spelt."""
+        return f"http://{self.address}:{self.http_port}"
 
 
 class Network(Model):
@@ -157,7 +151,7 @@ class Role(Model):
 
 
 class Bmc(Model):
-    driver: Literal["ipmi", "redfish", "virtual"]
+    driver: Literal["ipmi", "redfish", "virtual", "fake"]
     address: Annotated[str, StringConstraints(strict=True, min_length=1)]
     port: Port | None = None
     user: Annotated[str, StringConstraints(strict=True, min_length=1)]
@@ -277,6 +271,9 @@ class Site(Model):
     )
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _index: SiteIndex | None = PrivateAttr(default=None)
+    #: secrets resolved for this generation of the site: (reference, base dir) -> value
+    _secrets: dict[tuple[SecretRef, Path], SecretStr] = PrivateAttr(default_factory=dict)
 
     @field_validator("roles")
     @classmethod
@@ -295,13 +292,29 @@ class Site(Model):
         """The folder holding site.yaml: relative paths are taken from here."""
         return self._base_dir
 
+    @property
+    def index(self) -> SiteIndex:
+        """The nodes by name, MAC and IP, built on first use (once per loaded site)."""
+        index = self._index
+        if index is None or index.nodes is not self.nodes:  # a model_copy with other nodes
+            index = SiteIndex.build(self.nodes)
+            self._index = index
+        return index
+
     def node(self, name: str) -> Node:
         from provisioner.errors import UnknownNode
 
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise UnknownNode(name)
+        node = self.index.by_name.get(name)
+        if node is None:
+            raise UnknownNode(name)
+        return node
+
+    def node_by_mac(self, mac: str) -> Node | None:
+        """The node owning ``mac``, in any spelling (see inventory/macs.py)."""
+        return self.index.mac(mac)
+
+    def node_by_ip(self, address: str | IPv4Address) -> Node | None:
+        return self.index.ip(address)
 
     def role_kind(self, role_name: str) -> str:
         role = self.roles[role_name]
@@ -319,12 +332,22 @@ class Site(Model):
     def boot_mode_of(self, node: Node) -> BootMode:
         return node.boot_mode or self.defaults.boot_mode
 
-    def node_by_mac(self, mac: str) -> Node | None:
-        mac = mac.lower().replace("-", ":")
-        for node in self.nodes:
-            if mac in node.macs:
-                return node
-        return None
+    @property
+    def base_url(self) -> str:
+        """The boot server's HTTP address as nodes reach it (network.provisioner)."""
+        return self.network.provisioner.base_url
+
+    def secret(self, ref: SecretRef, owner: str) -> SecretStr:
+        """``ref``'s value, resolved once for this generation of the site.
+
+        A reloaded site.yaml is a new Site and resolves again; an edit of a
+        secret file alone is seen at the next reload (or restart)."""
+        key = (ref, self.base_dir)
+        value = self._secrets.get(key)
+        if value is None:
+            value = ref.resolve(self.base_dir, owner)
+            self._secrets[key] = value
+        return value
 
     def content_paths(self) -> ContentPaths:
         """Where templates are looked up: the site's own copies first, then bundled."""

@@ -29,6 +29,7 @@ from typing import Any
 import provisioner
 from provisioner.errors import StateError
 from provisioner.inventory import Node, Site
+from provisioner.settings import StateDir
 from provisioner.state.machine import HOOK_STEP_PREFIX, EventKind, NodeState
 from provisioner.state.store import Store
 
@@ -126,7 +127,7 @@ def hook_context(
         "reprovision": not first,
         "site": str(site_path),
         "state_dir": str(state_dir),
-        "bundle_dir": str(state_dir / "bundles" / node.name),
+        "bundle_dir": str(StateDir(state_dir).bundle(node.name)),
     }
 
 

@@ -19,12 +19,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from provisioner.errors import ProvisionerError, StateError, StepFailed
+from provisioner.errors import IllegalTransition, ProvisionerError, StateError, StepFailed
 from provisioner.inventory import Node, Site
 from provisioner.pipeline.backends import Backends
 from provisioner.pipeline.callbacks import InstallProgress, Milestone, last_power_cycle
 from provisioner.pipeline.hooks import HookRunner
-from provisioner.state.machine import HOOK_STEP_PREFIX, EventKind, NodeState, Step
+from provisioner.state.machine import (
+    HOOK_STEP_PREFIX,
+    EventKind,
+    NodeState,
+    Step,
+    allowed_events,
+    target,
+)
 from provisioner.state.store import NodeRecord, Store
 
 log = logging.getLogger(__name__)
@@ -124,6 +131,9 @@ class Pipeline:
         site = self.site()
         node = site.node(name)
         with self.store.reserved(name, "decommission", owner=self.actor):
+            state = self.store.get(name).state
+            if target(state, "decommission") is None:  # refuse before touching anything
+                raise IllegalTransition(name, state.value, "decommission", allowed_events(state))
             self.backends.power_off(site, node)
             self.backends.remove_dhcp_host(site, node)
             self.backends.unpublish_dns(site, node)
@@ -178,8 +188,6 @@ class Pipeline:
         elif step is Step.NETBOOT:
             self.backends.set_boot_device(site, node, "network", persistent=False)
         elif step is Step.POWER:
-            if self.store.get(name).state is S.PROVISIONING:
-                self.store.transition(name, "boot", actor=self.actor)
             # recorded first: the installer's progress counts from this event on
             self.store.add_event(
                 name,
@@ -189,6 +197,9 @@ class Pipeline:
                 event="cycle",
             )
             self.backends.power_cycle(site, node)
+            # booting once the BMC confirmed: a BMC that is down leaves it provisioning failed
+            if self.store.get(name).state is S.PROVISIONING:
+                self.store.transition(name, "boot", actor=self.actor)
         elif step is Step.WAIT_BOOT_SCRIPT:
             self._wait_boot_script(site, node, token)
         elif step is Step.WAIT_KICKSTART:

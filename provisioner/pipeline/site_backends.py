@@ -4,22 +4,27 @@ A node's power driver is built once per deployment, with the site's power
 settings (``pipeline.bmc_timeout``, ``pipeline.bmc_min_interval``): the BMC
 password is resolved and the driver chosen once, not before every action. A
 deployment is one reservation of the node (provision, resume, hooks rerun,
-decommission): its token keys the cache, so the next deployment (after a site
-edit of the BMC, say) builds a fresh driver and the ended one's is dropped.
+decommission; the factory says how to find it): its token keys the cache, so
+the next deployment (after a site edit of the BMC, say) builds a fresh driver
+and the ended one's is dropped.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from provisioner.ddns.publish import publish_node, publish_vips, unpublish_node
-from provisioner.dhcp.hosts import DhcpPaths, host_file_name, plan_hosts
-from provisioner.dhcp.sync import sync_hosts
+from provisioner.dhcp.files import put_host, remove_host
+from provisioner.dhcp.hosts import DhcpPaths, host_file_name, host_line
 from provisioner.inventory import Node, Site
 from provisioner.pipeline.backends import BootDevice
 from provisioner.power import PowerDriver, PowerSettings, driver_for
+from provisioner.settings import StateDir
+
+log = logging.getLogger(__name__)
 
 #: node name -> the token of its current deployment (None outside one)
 DeploymentOf = Callable[[str], str | None]
@@ -38,7 +43,8 @@ class SiteBackends:
         deployment_of: DeploymentOf = lambda name: None,
         dns_retry_for: float = 30.0,
     ) -> None:
-        self.dhcp = DhcpPaths(state_dir / "dhcp")
+        self.dhcp = DhcpPaths(StateDir(state_dir).dhcp)
+        self.state_dir = state_dir  # where a fake BMC keeps its state
         self.deployment_of = deployment_of
         self.dns_retry_for = dns_retry_for
         self._drivers: dict[str, tuple[str, PowerDriver]] = {}
@@ -53,12 +59,17 @@ class SiteBackends:
     def unpublish_dns(self, site: Site, node: Node) -> None:
         unpublish_node(site, node, retry_for=self.dns_retry_for)
 
-    # -- DHCP (dhcp/sync.py writes the file and tells dnsmasq) ---------------------
+    # -- DHCP (dhcp/files.py writes the file and tells dnsmasq) --------------------
     def add_dhcp_host(self, site: Site, node: Node) -> None:
-        sync_hosts(self.dhcp, plan_hosts(site), only={host_file_name(node)})
+        """The node's dnsmasq host file (dnsmasq picks new files up by itself)."""
+        if site.network.dhcp_mode == "proxy":
+            return
+        if put_host(self.dhcp, host_file_name(node), host_line(site, node)):
+            log.info("node %s: DHCP host entry written", node.name)
 
     def remove_dhcp_host(self, site: Site, node: Node) -> None:
-        sync_hosts(self.dhcp, {}, only={host_file_name(node)})
+        if remove_host(self.dhcp, host_file_name(node)):
+            log.info("node %s: DHCP host entry removed", node.name)
 
     # -- power ---------------------------------------------------------------------
     def driver(self, site: Site, node: Node) -> PowerDriver:
@@ -69,7 +80,7 @@ class SiteBackends:
             if cached is not None and deployment is not None and cached[0] == deployment:
                 self._drivers[node.name] = cached
                 return cached[1]
-            driver = driver_for(site, node, power_settings(site))
+            driver = driver_for(site, node, power_settings(site), self.state_dir)
             if deployment is not None:
                 self._drivers[node.name] = (deployment, driver)
             return driver

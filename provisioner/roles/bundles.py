@@ -20,14 +20,15 @@ from pathlib import Path
 
 from provisioner.errors import BundleError
 from provisioner.roles.common import Bundle
+from provisioner.settings import StateDir
 
 PULL_MAX_AGE_S = 24 * 3600
 
 
 class BundleStore:
     def __init__(self, state_dir: Path, pull_max_age_s: float = PULL_MAX_AGE_S) -> None:
-        self.root = state_dir / "bundles"
-        self._tokens = state_dir / "bundle-tokens"
+        self.root = StateDir(state_dir).bundles
+        self._tokens = StateDir(state_dir).bundle_tokens
         self.pull_max_age_s = pull_max_age_s
 
     def path(self, node: str) -> Path:

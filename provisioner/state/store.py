@@ -44,6 +44,7 @@ from provisioner.errors import (
     NodeReserved,
     StateError,
 )
+from provisioner.settings import StateDir
 from provisioner.state.machine import (
     EVENTS_WITH_REASON,
     EventKind,
@@ -280,7 +281,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def sqlite_url(state_dir: Path) -> str:
-    return f"sqlite:///{state_dir / 'provisioner.db'}"
+    return StateDir(state_dir).db_url
 
 
 class Store:

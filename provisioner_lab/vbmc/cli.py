@@ -83,7 +83,7 @@ def _sim_spec(site: Site, node: Node, behaviours: dict[str, str]) -> SimSpec:
             "name": node.name,
             "mac": node.primary_mac,
             "boot_mode": site.boot_mode_of(node),
-            "http_base": f"http://{prov.address}:{prov.http_port}",
+            "http_base": site.base_url,
             "tftp_host": str(prov.address),
             "tftp_port": prov.tftp_port,
             "behaviour": behaviours.get(node.name, "normal"),
@@ -131,7 +131,7 @@ def serve(
 ) -> None:
     """Run virtual BMCs, one process and one UDP port each, until interrupted."""
     app.setup_logging()
-    state_dir = vbmc_dir or app.settings.state_dir / "vbmc"
+    state_dir = vbmc_dir or app.settings.state.vbmc
     if sum(bool(x) for x in (config_path, from_site, count)) != 1:
         raise click.UsageError("give exactly one of --config, --from-site or --simulated N")
     if config_path:
@@ -143,7 +143,7 @@ def serve(
         for node in site.nodes:
             if node.bmc.driver == "redfish" or not _is_loopback(node.bmc.address):
                 continue
-            password = node.bmc.password.resolve(site.base_dir, f"node {node.name}: bmc.password")
+            password = site.secret(node.bmc.password, f"node {node.name}: bmc.password")
             specs.append(
                 VbmcSpec(
                     name=node.name,

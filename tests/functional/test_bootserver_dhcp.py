@@ -112,7 +112,7 @@ def test_nodes_added_and_removed_while_serving_no_restart(net: LabNet, site_dir:
 def test_the_pipelines_host_entries_reach_serves_dnsmasq(net: LabNet, site_dir: Path) -> None:
     """The pipeline (here its backends in this process, as in a CLI run beside serve)
     removes a decommissioned node's entry and adds it back on provisioning; serve's
-    dnsmasq follows through the one DHCP owner (dhcp/sync.py), never restarted."""
+    dnsmasq follows through the one DHCP owner (dhcp/files.py), never restarted."""
     write_lab_site(site_dir, net.bridge, [node_entry("lab1", 1), node_entry("lab2", 2)])
     serve = start_serve(net, site_dir)
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner import programs
 from provisioner.errors import EXIT_CONFIG, EXIT_NOT_FOUND
 from provisioner.inventory.schema import site_schema_text
 
@@ -179,7 +180,10 @@ def test_lab_down_without_a_lab_is_not_an_error(tmp_path: Path) -> None:
 def test_the_example_site_on_a_fresh_clone_validates_without_a_warning(tmp_path: Path) -> None:
     """Its secrets are generated on first use (mode 0600), not checked out of git (0644)."""
     tracked = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "examples"], capture_output=True, text=True, check=True
+        [programs.path("git"), "-C", str(REPO), "ls-files", "examples"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()  # what a clone has (not secrets generated in this checkout)
     for name in tracked:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

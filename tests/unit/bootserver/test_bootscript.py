@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.bootserver.bootscript import BootTemplates, decide, normalise_mac
+from provisioner.bootserver.bootscript import BootTemplates, decide
 from provisioner.errors import BootTemplateError
 from provisioner.inventory import load_site
 
@@ -68,20 +68,6 @@ def test_sandbox_refuses_unsafe_templates(site_dir: Path) -> None:
     path.write_text(path.read_text() + "content:\n  pxe: pxe\n")
     with pytest.raises(BootTemplateError):
         render(load_site(path), "52:54:00:00:02:0b", False, None)
-
-
-@pytest.mark.parametrize(
-    ("raw", "mac"),
-    [
-        ("52-54-00-00-02-0B", "52:54:00:00:02:0b"),
-        ("52:54:00:00:02:0b", "52:54:00:00:02:0b"),
-        ("5254000002 0b", None),
-        ("52540000020b", "52:54:00:00:02:0b"),
-        ("../etc/passwd", None),
-    ],
-)
-def test_normalise_mac(raw: str, mac: str | None) -> None:
-    assert normalise_mac(raw) == mac
 
 
 def test_open_site_gives_unknown_macs_the_discovery_script(site_dir: Path) -> None:
