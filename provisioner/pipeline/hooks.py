@@ -27,8 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import provisioner
-from provisioner.errors import StateError
+from provisioner.content import bundled_dir
+from provisioner.errors import ProvisionerError, StateError
 from provisioner.inventory import Node, Site
+from provisioner.roles import DeployFacts, generate
+from provisioner.roles.bundles import BundleStore
 from provisioner.settings import StateDir
 from provisioner.state.machine import HOOK_STEP_PREFIX, EventKind, NodeState
 from provisioner.state.store import Store
@@ -36,6 +39,8 @@ from provisioner.state.store import Store
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 600.0
+#: the file name of each role's HA-bundle hook (hooks/<role>/50-ha-bundle)
+BUNDLE_HOOK = "50-ha-bundle"
 MAX_OUTPUT = 16_000
 STEP_PREFIX = HOOK_STEP_PREFIX
 ACTOR = "hooks"
@@ -45,6 +50,9 @@ ACTOR = "hooks"
 class Hook:
     name: str  # "<folder>/<file>", e.g. "controller/50-ha-bundle"
     path: Path
+    #: the bundled HA-bundle hook: generated in this process from the loaded site (no
+    #: subprocess parsing site.yaml again); a site's own copy of it runs as a program
+    builtin: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,15 @@ def plan_hooks(site: Site, node: Node) -> list[Hook]:
                     found[entry.name] = entry
                 else:
                     found.pop(entry.name, None)  # a non-executable site copy disables it
-        plan += [Hook(f"{folder}/{name}", found[name]) for name in sorted(found)]
+        bundled = bundled_dir("hooks")
+        plan += [
+            Hook(
+                f"{folder}/{name}",
+                found[name],
+                builtin=name == BUNDLE_HOOK and found[name].parent.parent == bundled,
+            )
+            for name in sorted(found)
+        ]
     return plan
 
 
@@ -218,11 +234,35 @@ class HookRunner:
             ran.append(hook.name)
         return HookOutcome(name, tuple(ran))
 
+    def _bundle_in_process(self, name: str, hook: Hook, context: dict[str, Any]) -> str | None:
+        """The HA bundle from the site already loaded, as the bundled hook would make it."""
+        try:
+            files = generate(self.site(), name, DeployFacts.from_context(context))
+            path = BundleStore(self.state_dir).write(name, files)
+        except ProvisionerError as exc:
+            self.store.add_event(
+                name, f"hook {hook.name} failed (in-process)\n{exc}", EventKind.HOOK, ACTOR,
+                event="failed",
+            )  # fmt: skip
+            log.warning("node %s: hook %s failed: %s", name, hook.name, exc)
+            return f"hook {hook.name} failed: {exc}"
+        self.store.add_event(
+            name,
+            f"hook {hook.name} done in-process\nnode {name}: {len(files)} files written to {path}",
+            EventKind.HOOK,
+            ACTOR,
+            event="ok",
+        )
+        log.info("node %s: hook %s done", name, hook.name)
+        return None
+
     def _run_one(
         self, name: str, hook: Hook, context: dict[str, Any], timeout: float
     ) -> str | None:
         """Run one hook for at most ``timeout`` seconds; its failure reason, or None."""
         log.info("node %s: hook %s starting", name, hook.name)
+        if hook.builtin:
+            return self._bundle_in_process(name, hook, context)
         env = {**os.environ, **hook_environment(context)}
         proc = subprocess.Popen(
             [str(hook.path)],

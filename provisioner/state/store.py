@@ -273,11 +273,27 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # SQLAlchemy, not the sqlite3 module, says when a transaction begins (_sqlite_begin)
+    dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """A write transaction takes SQLite's write lock at BEGIN (IMMEDIATE).
+
+    A deferred transaction that reads, then writes after another writer committed,
+    fails at once with SQLITE_BUSY (its snapshot is stale; busy_timeout does not
+    apply): two racing callbacks got a 500. Reads stay deferred, so they never wait.
+    """
+    immediate = conn.get_execution_options().get(_WRITE_TX, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+_WRITE_TX = "provisioner_write_tx"
 
 
 def sqlite_url(state_dir: Path) -> str:
@@ -292,6 +308,7 @@ class Store:
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -314,6 +331,7 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
+            session.connection(execution_options={_WRITE_TX: True})  # BEGIN IMMEDIATE
             yield session
 
     # ---- nodes -------------------------------------------------------------

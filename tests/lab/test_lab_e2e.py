@@ -185,7 +185,7 @@ def test_hooks_ran_and_wrote_each_nodes_role_bundle(lab: Lab) -> None:
     for node in site.nodes:
         messages = [e["message"] for e in lab.events(node.name) if e["kind"] == "hook"]
         assert any(m.startswith("hook common/10-record-context exited 0") for m in messages)
-        assert any(m.startswith(f"hook {node.role}/50-ha-bundle exited 0") for m in messages)
+        assert any(m.startswith(f"hook {node.role}/50-ha-bundle done in-process") for m in messages)
         bundle = lab.root / "bundles" / node.name
         listed = (bundle / "MANIFEST").read_text().split()
         assert listed and all((bundle / f).is_file() for f in listed)

@@ -242,6 +242,6 @@ def test_a_node_left_configuring_resumes_at_its_recorded_hook(site_dir: Path, st
     assert record.state == NodeState.ACTIVE, record.reason
     assert record.step is None
     firsts = [m.split("\n")[0] for m in hook_events(state, "ctl1")]
-    assert firsts == ["hook controller/50-ha-bundle exited 0"]  # resumed where it stopped
+    assert firsts == ["hook controller/50-ha-bundle done in-process"]  # resumed where it stopped
     notes = [e.message for e in state.events("ctl1") if e.kind is EventKind.NOTE]
     assert "resuming at hook controller/50-ha-bundle" in notes

@@ -159,7 +159,7 @@ def test_installed_node_is_handed_to_its_hooks_and_pulls_its_bundle(
     hooks = [e.message.split("\n")[0] for e in events if e.kind is EventKind.HOOK]
     assert hooks == [
         "hook common/10-record-context exited 0",
-        "hook controller/50-ha-bundle exited 0",
+        "hook controller/50-ha-bundle done in-process",
     ]
     assert lab.store.get(NODE).step is None
 
