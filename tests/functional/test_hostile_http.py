@@ -110,3 +110,51 @@ def test_brackets_inside_strings_do_not_count(boot_server: str) -> None:
     body = json.dumps({"status": "[" * 10_000}).encode()
     status, answer = curl(f"{boot_server}/api/v1/nodes/ctl1/callback", data=body)
     assert status == 403, answer  # reached the route: no token, refused there
+
+
+@pytest.fixture
+def loopback_site(site_dir: Path) -> Path:
+    """The example site moved onto 127.0.2.0/24, so curl can speak as any node."""
+    path = site_dir / "site.yaml"
+    text = path.read_text().replace("192.0.2.", "127.0.2.")
+    path.write_text(text.replace("2.0.192.in-addr.arpa", "2.0.127.in-addr.arpa"))
+    return site_dir
+
+
+def test_install_script_only_to_the_nodes_own_address(
+    loopback_site: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "state"
+    store = Store.open(state)
+    store.enroll("ctl1")
+    store.start_build_mode("ctl1")
+    tokens = DeployTokens.from_state_dir(state)
+    token = tokens.token_for(store.get("ctl1"))
+    assert token
+    ctx = ServerContext(
+        sites=SiteSource(loopback_site / "site.yaml"),
+        store=store,
+        tokens=tokens,
+        boot_files_dir=tmp_path / "boot",
+    )
+    server = make_server("127.0.0.1", 0, create_app(ctx), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}/boot/52:54:00:00:02:0b.ipxe"  # ctl1
+    try:
+        with caplog.at_level("INFO", logger="provisioner.bootserver.boot_routes"):
+            status, body = curl(url, "--interface", "127.0.2.11")  # ctl1's own address
+            assert status == 200 and f"token={token}".encode() in body
+            for other in ("127.0.2.12", "127.0.0.1"):  # cmp1's address, the host's
+                status, body = curl(url, "--interface", other)
+                assert status == 403 and token.encode() not in body, body
+                assert b"kernel" not in body
+        refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refusals) == 2
+        assert "install script refused to client 127.0.2.12" in refusals[0]
+        assert "fixed address 127.0.2.11" in refusals[0]
+        assert all(token not in r.getMessage() for r in caplog.records)
+    finally:
+        server.shutdown()
+        thread.join(10)
+        store.close()
