@@ -158,3 +158,27 @@ def test_install_script_only_to_the_nodes_own_address(
         server.shutdown()
         thread.join(10)
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "part"),
+    [
+        ("items=0-10", 200, slice(None)),  # unknown unit: ignored (RFC 9110 14.2)
+        ("bytes=0-1,5-6", 200, slice(None)),  # several ranges, satisfiable: whole file
+        ("bytes=0-99, 4000-", 200, slice(None)),
+        ("bytes=0-10", 206, slice(0, 11)),  # one range: as before
+        ("bytes=-10", 206, slice(-10, None)),
+        ("bytes=9000-", 416, None),  # nothing satisfiable: 416
+        ("bytes=9000-9010,9100-", 416, None),
+    ],
+)
+def test_files_range_requests(
+    boot_server: str, tmp_path: Path, header: str, status: int, part: slice | None
+) -> None:
+    kernel = bytes(range(256)) * 20  # 5120 bytes
+    (tmp_path / "boot" / "rocky9").mkdir(parents=True)
+    (tmp_path / "boot" / "rocky9" / "vmlinuz").write_bytes(kernel)
+    got, body = curl(f"{boot_server}/files/rocky9/vmlinuz", "-H", f"Range: {header}")
+    assert got == status, body[:200]
+    if part is not None:
+        assert body == kernel[part]
