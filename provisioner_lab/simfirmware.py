@@ -10,6 +10,8 @@ from a virtual BMC exactly as for a qemu node.
 
 from __future__ import annotations
 
+import functools
+import http.client
 import json
 import logging
 import re
@@ -89,6 +91,19 @@ class SimFirmwareError(Exception):
     pass
 
 
+class _FromAddress(urllib.request.HTTPHandler):
+    """Plain HTTP sent from a given local address: the node's own, as a real node's
+    would be (the boot server hands an install token only to the node's address)."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = functools.partial(http.client.HTTPConnection, source_address=(self.address, 0))
+        return self.do_open(connection, req)
+
+
 def _http(
     method: str,
     url: str,
@@ -96,12 +111,15 @@ def _http(
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
     max_bytes: int | None = None,
+    source: str | None = None,
 ) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     if max_bytes is not None:
         req.add_header("Range", f"bytes=0-{max_bytes - 1}")
+    opener = urllib.request.build_opener(_FromAddress(source)) if source else None
+    open_url = opener.open if opener else urllib.request.urlopen
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with open_url(req, timeout=timeout) as resp:
             return resp.status, resp.read(max_bytes or -1)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -136,6 +154,10 @@ class SimNode:
     tftp_port: int
     disk: Path  # a file standing for the disk: holds the installed OS marker
     behaviour: Behaviour = "normal"
+    source: str | None = None  # the node's address: its HTTP requests come from it
+
+    def _get(self, url: str, max_bytes: int | None = None) -> tuple[int, bytes]:
+        return _http("GET", url, max_bytes=max_bytes, source=self.source)
 
     def boot(self, device: Literal["network", "disk"]) -> str:
         """One boot from ``device``; returns what happened (for the BMC's log)."""
@@ -143,7 +165,7 @@ class SimNode:
             if self.behaviour == "no-network-boot":
                 return "network boot: no DHCP offer (NIC unplugged)"
             tftp_fetch(self.tftp_host, self.tftp_port, IPXE_BINARY[self.boot_mode])
-            status, body = _http("GET", f"{self.http_base}/boot/{self.mac}.ipxe")
+            status, body = self._get(f"{self.http_base}/boot/{self.mac}.ipxe")
             if status != 200:
                 return f"network boot: boot script HTTP {status}"
             script = parse_ipxe(body.decode(errors="replace"))
@@ -163,13 +185,13 @@ class SimNode:
     def _install(self, script: BootScript) -> str:
         assert script.kernel_url is not None
         for url in (script.kernel_url, *script.initrd_urls):
-            status, _ = _http("GET", url, max_bytes=4096)
+            status, _ = self._get(url, max_bytes=4096)
             if status not in (200, 206):
                 return f"installer: kernel/initrd {url} HTTP {status}"
         ks_url = script.kickstart_url
         if ks_url is None:
             return "installer: no inst.ks= on the kernel line"
-        status, ks = _http("GET", ks_url)
+        status, ks = self._get(ks_url)
         if status != 200:
             return f"installer: kickstart HTTP {status}"
         token = urllib.parse.parse_qs(urllib.parse.urlparse(ks_url).query).get("token", [""])[0]
@@ -194,5 +216,6 @@ class SimNode:
             url,
             body,
             {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+            source=self.source,
         )
         log.info("node %s: callback %s -> HTTP %s", self.name, status, code)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from flask import Flask
 
-from provisioner.bootserver import boot_routes, callback_routes, files, health, ks_routes
+from provisioner.bootserver import (
+    boot_routes,
+    callback_routes,
+    files,
+    health,
+    jsonlimits,
+    ks_routes,
+)
 from provisioner.bootserver.context import ServerContext
 
 
 def create_app(ctx: ServerContext) -> Flask:
     app = Flask("provisioner.bootserver")
-    app.config["MAX_CONTENT_LENGTH"] = 1 << 20  # callbacks are small
+    jsonlimits.install(app)  # callbacks are small and flat
     app.extensions["provisioner"] = ctx
     for module in (boot_routes, files, health, ks_routes, callback_routes):
         app.register_blueprint(module.blueprint(ctx))

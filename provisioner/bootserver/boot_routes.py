@@ -7,6 +7,12 @@ install. Each request is logged with the node's name and recorded on the node
 as a BOOT_SCRIPT event named by the script's kind (written by a background
 thread, see bootevents.py), which the pipeline waits for. Nothing else changes:
 the route moves no node.
+
+The install script carries the node's live deploy token, and a MAC is no
+secret: on a site whose nodes boot with their fixed address
+(``network.boot_addresses: fixed``, the default) it is only handed to a client
+at the node's own address. Any other client is refused (403, the reason
+logged, no event recorded, nothing rendered with the token).
 """
 
 from __future__ import annotations
@@ -48,6 +54,22 @@ def blueprint(ctx: ServerContext) -> Blueprint:
         node = site.node_by_mac(mac)
         record = ctx.store.find(node.name) if node else None
         token = ctx.tokens.token_for(record) if record else None
+        if (
+            node is not None
+            and record is not None
+            and record.build_mode
+            and site.network.boot_addresses == "fixed"
+            and client != str(node.ip)
+        ):
+            log.warning(
+                "boot: node %s (MAC %s): install script refused to client %s: the node boots "
+                "with its fixed address %s (network.boot_addresses: fixed)",
+                node.name,
+                mac,
+                client,
+                node.ip,
+            )
+            return _script("#!ipxe\necho install refused: not this node's address\nexit 1\n", 403)
         decision = decide(
             site,
             mac,

@@ -34,6 +34,7 @@ from provisioner.bootserver.app import create_app
 from provisioner.bootserver.context import ServerContext
 from provisioner.errors import SecretError
 from provisioner.inventory.source import SiteSource
+from provisioner.state.privacy import PrivateLogHandler
 from provisioner.state.store import Store
 from provisioner.state.tokens import DeployTokens
 
@@ -113,7 +114,7 @@ def _setup_logging(level: str, log_file: str | None) -> None:
     root.setLevel(level)
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_file:
-        handlers.append(logging.FileHandler(log_file))
+        handlers.append(PrivateLogHandler(log_file))
     for handler in handlers:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(handler)

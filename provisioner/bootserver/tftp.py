@@ -28,8 +28,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import tftpy
-from tftpy.TftpPacketTypes import TftpPacketRRQ, TftpPacketWRQ
-from tftpy.TftpShared import TftpErrors, TftpException
+from tftpy.TftpPacketTypes import TftpPacketERR, TftpPacketRRQ, TftpPacketWRQ
+from tftpy.TftpShared import (
+    MAX_BLKSIZE,
+    TftpErrors,
+    TftpException,
+    TftpTimeout,
+    TftpTimeoutExpectACK,
+)
 from tftpy.TftpStates import TftpStateServerStart
 
 from provisioner.errors import TftpError
@@ -115,6 +121,81 @@ def stage_ipxe_binaries(source: Path, dest: Path) -> Path:
     return dest
 
 
+#: RFC 2347: a request, options included, fits in 512 bytes.
+MAX_REQUEST = 512
+#: Sessions held at once; beyond it a new request is answered "busy" (a flood of
+#: requests that never ACK would otherwise hold a socket each until they time out).
+MAX_SESSIONS = 128
+#: Options whose values tftpy converts with int(): they must be short decimals.
+NUMERIC_OPTIONS = frozenset({"blksize", "tsize", "timeout", "windowsize"})
+_PRINTABLE = frozenset(range(0x20, 0x7F))
+
+
+def screen_request(buffer: bytes) -> str | None:
+    """Why the first datagram of a session is not a well-formed RRQ/WRQ, or None.
+
+    Stricter than tftpy on purpose: everything tftpy would choke on (non-ASCII,
+    a NUL inside a field, odd option lists, non-numeric sizes) is refused here,
+    so tftpy only ever parses what it can.
+    """
+    if len(buffer) < 4:
+        return f"truncated datagram ({len(buffer)} bytes)"
+    opcode = int.from_bytes(buffer[:2], "big")
+    if opcode not in (1, 2):
+        return f"not a request (opcode {opcode})"
+    if len(buffer) > MAX_REQUEST:
+        return f"request of {len(buffer)} bytes (at most {MAX_REQUEST})"
+    if not buffer.endswith(b"\0"):
+        return "request not NUL-terminated"
+    fields = buffer[2:-1].split(b"\0")
+    if len(fields) < 2 or len(fields) % 2:
+        return "request fields not in name/mode/option pairs"
+    for field in fields:
+        if not field or not _PRINTABLE.issuperset(field):
+            return "empty or non-printable field in request"
+    if fields[1].decode().lower() not in ("octet", "netascii"):
+        return "unsupported transfer mode"
+    names = fields[2::2]
+    for key, value in zip(names, fields[3::2], strict=True):
+        if key.decode().lower() in NUMERIC_OPTIONS and not (value.isdigit() and len(value) <= 10):
+            return f"option {key.decode()!r} is not a number"
+    if len({n.lower() for n in names}) != len(names):
+        return "an option given twice"
+    return None
+
+
+class _LogQuota:
+    """At most ``lines`` warnings per ``window`` seconds; the rest are counted.
+
+    A flood of bad datagrams must not turn into a flood of log lines.
+    """
+
+    def __init__(self, lines: int = 20, window: float = 60.0) -> None:
+        self.lines, self.window = lines, window
+        self.started = 0.0
+        self.used = self.dropped = 0
+        self.lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            if now - self.started >= self.window:
+                if self.dropped:
+                    log.warning("tftp: %d more bad datagrams were not logged", self.dropped)
+                self.started, self.used, self.dropped = now, 0, 0
+            if self.used < self.lines:
+                self.used += 1
+                return True
+            self.dropped += 1
+            return False
+
+
+def _error_packet(code: int) -> bytes:
+    pkt = TftpPacketERR()
+    pkt.errorcode = code
+    return bytes(pkt.encode().buffer)
+
+
 class _ScreenedStart(TftpStateServerStart):
     """tftpy's first state of a server session, with our refusals first.
 
@@ -148,17 +229,95 @@ class _Sessions(dict[str, Any]):
 
     tftpy creates a session context per client and stores it here before
     handing it the first packet; that store is the one hook it offers between
-    the two without patching the library.
+    the two without patching the library. Each context also gets the guarded
+    ``start`` and ``cycle`` of ``_guard``.
     """
 
-    def __init__(self, files: IpxeFiles) -> None:
+    def __init__(self, files: IpxeFiles, quota: _LogQuota) -> None:
         super().__init__()
         self.files = files
+        self.quota = quota
+        self.malformed = 0
+        self.quiet = False  # stopping: our own wake-up datagram is not worth a line
 
     def __setitem__(self, key: str, context: Any) -> None:
         if isinstance(context.state, TftpStateServerStart):
             context.state = _ScreenedStart(context, self.files)
+            _guard(context, self, busy=len(self) >= MAX_SESSIONS)
         super().__setitem__(key, context)
+
+    def bad(self, context: Any, raddress: str, why: str) -> None:
+        self.malformed += 1
+        if not self.quiet and self.quota.allow():
+            log.warning("tftp: %s: dropped bad datagram: %s", self.files._client(raddress), why)
+
+
+def _guard(context: Any, sessions: _Sessions, busy: bool) -> None:
+    """Wrap one tftpy server context so no datagram can raise past it.
+
+    Everything that ends a session leaves as ``TftpException`` (the one error
+    tftpy's loop handles per session); nothing else may escape.
+    """
+    tftpy_start, sock = context.start, context.sock
+
+    def reply(code: int, to: tuple[str, int]) -> None:
+        with contextlib.suppress(OSError):
+            sock.sendto(_error_packet(code), to)
+
+    def start(buffer: bytes) -> None:
+        peer = (context.host, context.port)
+        # tftpy's loop checks every session for a timeout before it deletes the
+        # ones that failed; one that never saw traffic (last_update 0) would be
+        # "resent" and tftpy asserts there is a last packet: set it first
+        context.last_update = time.time()
+        why = screen_request(buffer)
+        if why is None and busy:
+            why = f"server busy ({MAX_SESSIONS} transfers running)"
+        if why is not None:
+            sessions.bad(context, context.host, why)
+            if buffer[:2] != b"\0\5":  # never answer an error with an error
+                reply(TftpErrors.NotDefined if busy else TftpErrors.IllegalTftpOp, peer)
+            raise TftpException(f"refused: {why}")
+        try:
+            tftpy_start(buffer)
+        except (TftpException, TftpTimeoutExpectACK):
+            raise
+        except Exception as exc:  # tftpy's parser or option handling
+            sessions.bad(context, context.host, f"{type(exc).__name__}: {exc}")
+            reply(TftpErrors.IllegalTftpOp, peer)
+            raise TftpException(f"refused: {type(exc).__name__}") from exc
+
+    def cycle() -> None:
+        """tftpy's cycle, but a stranger's datagram is answered and ignored.
+
+        tftpy logs "Discarding" for a datagram from another address or port and
+        then handles it anyway, so anyone could end someone else's transfer.
+        """
+        try:
+            buffer, (raddress, rport) = sock.recvfrom(MAX_BLKSIZE)
+        except TimeoutError as exc:
+            raise TftpTimeout("timed out waiting for traffic") from exc
+        except OSError as exc:
+            raise TftpException(f"receive failed: {exc}") from exc
+        if raddress != context.address or rport != context.port:
+            sessions.bad(context, raddress, f"datagram for another client's transfer ({rport})")
+            if buffer[:2] != b"\0\5":
+                reply(TftpErrors.UnknownTID, (raddress, rport))
+            return
+        context.last_update = time.time()
+        try:
+            packet = context.factory.parse(buffer)
+            context.state = context.state.handle(packet, raddress, rport)
+        except (TftpException, TftpTimeoutExpectACK):
+            raise
+        except Exception as exc:
+            sessions.bad(context, raddress, f"{type(exc).__name__}: {exc}")
+            reply(TftpErrors.IllegalTftpOp, (raddress, rport))
+            raise TftpException(f"refused: {type(exc).__name__}") from exc
+        context.retry_count = 0
+
+    context.start = start
+    context.cycle = cycle
 
 
 class _TftpyRefusals(logging.Filter):
@@ -216,7 +375,10 @@ class TftpService:
             dyn_file_func=self.files.open,
             upload_open=self.files.refuse_upload,
         )
-        self._server.sessions = _Sessions(self.files)
+        self._quota = _LogQuota()
+        self._server.sessions = _Sessions(self.files, self._quota)
+        #: times tftpy's loop died and was started again (should stay 0)
+        self.restarts = 0
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._filter = _TftpyRefusals(self.files)
@@ -232,10 +394,11 @@ class TftpService:
                     self._error = exc  # could not bind: start() reports it
                     self._server.is_running.set()  # wake start()
                     return
+                self.restarts += 1
                 log.exception("tftp: server loop failed; starting it again")
                 with contextlib.suppress(OSError):
                     self._server.sock.close()
-                self._server.sessions = _Sessions(self.files)
+                self._server.sessions = _Sessions(self.files, self._quota)
                 time.sleep(1)
 
     def start(self, timeout: float = 10.0) -> None:
@@ -264,6 +427,7 @@ class TftpService:
             return
         self._server.stop(now=True)
         self._filter.stopping = True
+        self._server.sessions.quiet = True
         sock = self._server.sock
         if sock is not None:
             # tftpy looks at the stop flag only when select() returns: wake it

@@ -12,6 +12,7 @@ from typing import Any
 
 from provisioner.inventory import Site, load_site
 from provisioner.settings import Settings
+from provisioner.state.privacy import PrivateLogHandler
 from provisioner.state.store import Store
 
 _last_log_path: Path | None = None
@@ -54,7 +55,7 @@ class App:
         root.addHandler(stderr)
         try:
             self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            handler = logging.FileHandler(self.settings.log_path)
+            handler: logging.Handler = PrivateLogHandler(self.settings.log_path)
         except OSError:
             return
         handler.setFormatter(fmt)

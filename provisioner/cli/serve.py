@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR
 from provisioner.cli.context import App
 from provisioner.daemon.service import DaemonService
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY
+from provisioner.state.privacy import PRIVATE_UMASK, make_private
 
 pass_app = click.make_pass_decorator(App)
 
@@ -72,6 +74,9 @@ def serve(
     """Run DHCP (dnsmasq), TFTP (iPXE binaries) and HTTP (boot scripts, kernels)
     in the foreground until SIGTERM. Follows edits of site.yaml."""
     app.verbose = max(app.verbose, 1)  # a server logs its requests
+    # private before anything is logged or opened, even if created 0755 earlier
+    os.umask(PRIVATE_UMASK)
+    make_private(app.settings.state)
     app.setup_logging()
     app.site()  # fail early, with the site's problems listed
     opts = ServeOptions(

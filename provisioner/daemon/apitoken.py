@@ -37,6 +37,7 @@ def write_daemon_file(state_dir: Path, url: str) -> None:
     path = StateDir(state_dir).daemon_file
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    tmp.chmod(0o600)
     tmp.replace(path)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from flask import Flask
 from waitress.server import create_server
 
+from provisioner.bootserver import jsonlimits
 from provisioner.daemon.api import register_api
 from provisioner.daemon.apitoken import ensure_api_token, remove_daemon_file, write_daemon_file
 from provisioner.daemon.jobs import JobManager
@@ -39,6 +40,7 @@ class DaemonService:
         )
         self.jobs = JobManager()
         app = Flask("provisioner.daemon")
+        jsonlimits.install(app)
         register_api(app, self.operations, self.jobs, ensure_api_token(state_dir))
         try:
             self._server = create_server(app, host=host, port=port, threads=8, ident=None)

@@ -128,9 +128,19 @@ class _Planner:
                 self.holders.setdefault(address, []).append(name)
 
     # -- ownership --
-    def is_ours(self, name: str) -> bool:
+    def wrote_ptr(self, name: str, address: str) -> bool:
+        """Whether the PTR ``address`` -> ``name`` is provably this site's.
+
+        A PTR carries no marker of its own: it is ours only if its target is a
+        name this site published (its TXT marker, as read) whose A record, as
+        read, holds that address, the pair this site writes together. A PTR to
+        one of our names at another address was written by someone else, and
+        is left alone (or reported, where the site wants that address).
+        """
         marker = _marker(self.forward.get(name))
-        return name in self.after_a or (marker is not None and marker.site == self.site_name)
+        if marker is None or marker.site != self.site_name:
+            return False
+        return address in self.forward.values(name, "A")
 
     def holds(self, name: str, address: str) -> bool:
         if name in self.after_a:
@@ -228,16 +238,18 @@ class _Planner:
             address = _address_of(ptr)
             owner, want = self.ptr_wanted.get(ptr, ("", ""))
             for value in list(values):
-                if value != want and self.is_ours(value) and not self.holds(value, address):
-                    values.discard(value)
+                mine = value != want and self.wrote_ptr(value, address)
+                if mine and not self.holds(value, address):
+                    values.discard(value)  # our old PTR: the name moved or is retired
             if want:
                 others = values - {want}
                 for other in sorted(others):
-                    self._conflict(
-                        owner,
-                        ptr,
-                        f"(address {address}) already points to {self.describe_holder(other)}",
+                    holder = (
+                        self.describe_holder(other)
+                        if self.wrote_ptr(other, address)
+                        else f"{other} (not published by provisioner)"
                     )
+                    self._conflict(owner, ptr, f"(address {address}) already points to {holder}")
                 if others:
                     continue
                 values = {want}

@@ -147,7 +147,10 @@ def unpublish_node(
     server: DnsServer | None = None,
     retry_for: float = DEFAULT_RETRY_FOR,
 ) -> ApplyReport:
-    """Remove a node's A, marker and every PTR naming it; nothing to do is fine."""
+    """Remove a node's A, marker and its PTR; nothing to do is fine.
+
+    A PTR naming the node at another address is not ours (see plan.wrote_ptr): left alone.
+    """
     server = _server(site, server)
     name = node if isinstance(node, str) else node.name
     fqdn = absolute(f"{name}.{site.site.domain.rstrip('.')}")

@@ -37,6 +37,7 @@ def _write(paths: DhcpPaths, name: str, text: str) -> None:
     paths.staging.mkdir(parents=True, exist_ok=True)
     tmp = paths.staging / name
     tmp.write_text(text)
+    tmp.chmod(0o600)
     os.replace(tmp, paths.hostsdir / name)
 
 

@@ -95,6 +95,14 @@ class Network(Model):
     unknown_macs: Literal["ignore", "discover"] = Field(
         "ignore", description="What an unknown MAC gets: nothing, or a discovery boot"
     )
+    boot_addresses: Literal["fixed", "dynamic"] = Field(
+        "fixed",
+        description=(
+            "The address a node boots with: 'fixed' (its ip: this DHCP's host entry, or a "
+            "reservation on another DHCP), and the boot script carrying its install token "
+            "is only handed to that address; 'dynamic' (another DHCP's pool): to any address"
+        ),
+    )
 
 
 TsigAlgorithm = Literal[

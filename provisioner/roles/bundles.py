@@ -51,9 +51,9 @@ class BundleStore:
             dest = staging / rel_path
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(text)
-            if rel.endswith(".sh"):
-                dest.chmod(0o755)
+            dest.chmod(0o700 if rel.endswith(".sh") else 0o600)  # site secrets inside
         (staging / "MANIFEST").write_text("".join(f"{rel}\n" for rel in sorted(files)))
+        (staging / "MANIFEST").chmod(0o600)
         old = None
         if target.exists():
             old = target.with_name(f".{node}-old-{os.getpid()}-{time.monotonic_ns()}")

@@ -52,6 +52,7 @@ from provisioner.state.machine import (
     allowed_events,
     target,
 )
+from provisioner.state.privacy import private_file
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +317,7 @@ class Store:
     def open(cls, state_dir: Path, url: str | None = None) -> Store:
         if url is None:
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_file(StateDir(state_dir).db)  # SQLite's -wal and -shm take its mode
             url = sqlite_url(state_dir)
         return cls(url)
 

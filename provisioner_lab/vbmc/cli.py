@@ -87,6 +87,7 @@ def _sim_spec(site: Site, node: Node, behaviours: dict[str, str]) -> SimSpec:
             "tftp_host": str(prov.address),
             "tftp_port": prov.tftp_port,
             "behaviour": behaviours.get(node.name, "normal"),
+            "ip": str(node.ip),
         }
     )
 

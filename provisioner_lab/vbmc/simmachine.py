@@ -32,6 +32,7 @@ class SimSpec(BaseModel):
     tftp_host: str
     tftp_port: int
     behaviour: Behaviour = "normal"
+    ip: str | None = None  # the node's address, its requests' source
 
 
 class SimMachine:
@@ -48,6 +49,7 @@ class SimMachine:
             spec.tftp_port,
             run_dir / f"{spec.name}.simdisk",
             spec.behaviour,
+            spec.ip,
         )
         self._lock = threading.Lock()
         self._generation = 0

@@ -82,7 +82,17 @@ def test_node_in_build_mode_gets_installer_with_its_token(running: Running) -> N
     token = DeployTokens.from_state_dir(running.state).token_for(store.get("ctl1"))
     store.close()
     assert token
+    # ctl1 boots with its fixed address 192.0.2.11 (the default): this client is not it
+    refused = requests.get(f"{running.url}/boot/{CTL1_MAC}.ipxe", timeout=10)
+    assert refused.status_code == 403 and token not in refused.text
+    assert "install script refused to client 127.0.0.1" in running.serve.log()
+    # a site whose nodes boot from another DHCP's pool: any address gets it
+    site = running.state.parent / "site.yaml"
+    site.write_text(
+        site.read_text().replace("\nnetwork:\n", "\nnetwork:\n  boot_addresses: dynamic\n", 1)
+    )
     reply = requests.get(f"{running.url}/boot/{CTL1_MAC}.ipxe", timeout=10)
+    assert reply.status_code == 200, running.serve.log()[-3000:]
     script = reply.text
     base = "http://192.0.2.2:8080"  # the site's provisioner address, as nodes reach it
     assert f"kernel {base}/files/rocky9/vmlinuz initrd=initrd.img " in script

@@ -4,8 +4,13 @@ refused and logged."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
+import socket
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,11 +151,130 @@ def test_write_request_is_refused_and_nothing_changes(
 
 
 def test_server_keeps_serving_after_garbage(tftp: TftpService, tftp_root: Path) -> None:
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for junk in (b"", b"\x00", b"\x00\x09garbage", b"\x00\x01no-terminator"):
             s.sendto(junk, ("127.0.0.1", tftp.port))
     done = curl(f"tftp://127.0.0.1:{tftp.port}/undionly.kpxe")
     assert done.returncode == 0, done.stderr
     assert done.stdout == (tftp_root / "undionly.kpxe").read_bytes()
+    assert tftp.restarts == 0
+
+
+# --- hostile datagrams (issue 18) ---------------------------------------------------
+
+#: The first requests of issue 18 and their relatives: each must get a TFTP error back.
+HOSTILE_REQUESTS = [
+    b"\x00\x01\xc0\xae\xc0\xae/x\x00octet\x00",  # non-ASCII name: tftpy's decode raised
+    b"\x00\x01undionly\x00.kpxe\x00octet\x00",  # NUL inside the name: no reply before
+    b"\x00\x01undionly.kpxe\x00octet\x00blksize\x00abc\x00",  # int() raised
+    b"\x00\x01undionly.kpxe\x00octet\x00blksize\x00" + b"9" * 40 + b"\x00",
+    b"\x00\x01undionly.kpxe\x00octet\x00tsize\x00",  # option without a value
+    b"\x00\x01undionly.kpxe\x00octet",  # no terminator
+    b"\x00\x01undionly.kpxe\x00mail\x00",
+    b"\x00\x01undionly.kpxe\x00\xffctet\x00",
+    b"\x00\x01" + b"a" * 2000 + b"\x00octet\x00",  # oversized
+    b"\x00\x03\x00\x01data to nobody",
+    b"\x00\x04\x00\x01",
+    b"\x00\x09whatever\x00",  # unknown opcode
+]
+
+
+def _reply(sock: socket.socket) -> bytes | None:
+    try:
+        return sock.recvfrom(70000)[0]
+    except TimeoutError:
+        return None
+
+
+@pytest.mark.parametrize("datagram", HOSTILE_REQUESTS, ids=range(len(HOSTILE_REQUESTS)))
+def test_malformed_request_is_answered_with_a_tftp_error(
+    tftp: TftpService, tftp_root: Path, datagram: bytes
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3)
+        s.sendto(datagram, ("127.0.0.1", tftp.port))
+        answer = _reply(s)
+    assert answer is not None and answer[:2] == b"\x00\x05", answer  # a TFTP ERROR packet
+    done = curl(f"tftp://127.0.0.1:{tftp.port}/undionly.kpxe")
+    assert done.returncode == 0 and done.stdout == (tftp_root / "undionly.kpxe").read_bytes()
+    assert tftp.restarts == 0
+
+
+def _hostile(rng: random.Random) -> bytes:
+    kind = rng.randrange(6)
+    if kind == 0:
+        return rng.choice(HOSTILE_REQUESTS)
+    if kind == 1:
+        return rng.randbytes(rng.randrange(0, 600))
+    if kind == 2:  # a request with random bytes in its name and options
+        return b"\x00\x01" + rng.randbytes(rng.randrange(1, 40)) + b"\x00octet\x00"
+    if kind == 3:
+        opts = b"".join(rng.randbytes(rng.randrange(0, 8)) + b"\x00" for _ in range(5))
+        return b"\x00\x01undionly.kpxe\x00octet\x00" + opts
+    if kind == 4:  # truncated real request
+        whole = b"\x00\x01undionly.kpxe\x00octet\x00blksize\x001428\x00"
+        return whole[: rng.randrange(0, len(whole))]
+    return rng.randrange(0, 65536).to_bytes(2, "big") + rng.randbytes(rng.randrange(0, 64))
+
+
+def _flood(tftp: TftpService, until: float, sent: list[int]) -> None:  # sent: [all, to sessions]
+    """Random datagrams at the server's port and at every running transfer's port."""
+    rng = random.Random(18)
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]
+    try:
+        while time.monotonic() < until:
+            s = rng.choice(socks)
+            s.sendto(_hostile(rng), ("127.0.0.1", tftp.port))
+            sent[0] += 1
+            # what a port scan finds: the sockets of transfers in progress
+            for context in list(tftp._server.sessions.values()):
+                with contextlib.suppress(OSError):
+                    port = context.sock.getsockname()[1]
+                    junk = rng.choice(
+                        [b"\x00\x05\x00\x00stop\x00", b"\x00\x04\x00\x01", _hostile(rng)]
+                    )
+                    s.sendto(junk, ("127.0.0.1", port))
+                    sent[0] += 1
+                    sent[1] += 1
+            time.sleep(0.002)
+            for s in socks:  # drain error replies
+                s.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    while s.recv(70000):
+                        pass
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_flood_of_hostile_datagrams_leaves_real_transfers_intact(
+    tftp: TftpService, tftp_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="provisioner.bootserver.tftp")
+    sent = [0, 0]
+    until = time.monotonic() + 10
+    flood = threading.Thread(target=_flood, args=(tftp, until, sent), daemon=True)
+    flood.start()
+    fetched = 0
+    while time.monotonic() < until:
+        for name in ("undionly.kpxe", "ipxe.efi"):
+            done = curl(f"tftp://127.0.0.1:{tftp.port}/{name}", "--tftp-blksize", "1428")
+            assert done.returncode == 0, done.stderr
+            assert done.stdout == (tftp_root / name).read_bytes(), name
+            out = tmp_path / name
+            got = subprocess.run(
+                ["tftp", "-m", "binary", "127.0.0.1", str(tftp.port), "-c", "get", name, str(out)],
+                capture_output=True,
+                timeout=60,
+            )
+            assert got.returncode == 0 and b"Error" not in got.stderr, got.stderr
+            assert out.read_bytes() == (tftp_root / name).read_bytes(), name
+            out.unlink()
+            fetched += 2
+    flood.join(15)
+    # the flood really happened while the clients fetched, also into their transfers
+    assert sent[0] >= 2000 and sent[1] >= 100, sent
+    assert fetched >= 8
+    assert tftp.restarts == 0
+    assert not any("server loop failed" in r.getMessage() for r in caplog.records)
+    assert tftp._server.sessions.malformed > 1000

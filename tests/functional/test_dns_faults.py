@@ -15,7 +15,14 @@ from bindlab import Lab, make_lab
 from provisioner import programs
 from provisioner.ddns.client import DnsServer
 from provisioner.ddns.plan import ChangeSet, NameChange
-from provisioner.ddns.publish import apply_plan, make_plan, publish_node, publish_site, site_scope
+from provisioner.ddns.publish import (
+    apply_plan,
+    make_plan,
+    publish_node,
+    publish_site,
+    site_scope,
+    unpublish_node,
+)
 from provisioner.ddns.records import RRset
 from provisioner.ddns.update import apply_changes
 from provisioner.errors import EXIT_CONFLICT, DnsConflict, DnsRejected, DnsUnreachable
@@ -66,6 +73,35 @@ def test_address_held_by_another_host_is_a_conflict_naming_both(lab: Lab) -> Non
     assert lab.dig(f"cmp3.{DOMAIN}", "A") == []
     publish_node(site, site.node("cmp2"))  # the other nodes are not blocked
     assert lab.dig(f"cmp2.{DOMAIN}", "A") == ["192.0.2.19"]
+
+
+def test_foreign_ptr_at_an_address_the_site_assigns_is_a_conflict_not_deleted(lab: Lab) -> None:
+    """Issue 18: a PTR someone else wrote (to one of the site's names) was deleted by apply."""
+    lab.nsupdate(REVERSE, f"update add 20.{REVERSE} 600 PTR ctl1.{DOMAIN}.")
+    applied = lab.cli("dns", "apply")
+    assert applied.returncode == EXIT_CONFLICT, applied.stderr
+    assert (
+        f"node cmp3: 20.{REVERSE}. (address 192.0.2.20) already points to "
+        f"ctl1.{DOMAIN}. (not published by provisioner)" in applied.stderr
+    )
+    assert "nothing was changed" in applied.stderr
+    assert lab.dig("-x", "192.0.2.20") == [f"ctl1.{DOMAIN}."]
+    # once ctl1 is published by the site, the PTR is still not provably ours
+    site = lab.site()
+    publish_node(site, site.node("ctl1"))
+    assert lab.cli("dns", "apply").returncode == EXIT_CONFLICT
+    assert lab.dig("-x", "192.0.2.20") == [f"ctl1.{DOMAIN}."]
+    assert lab.dig("-x", "192.0.2.11") == [f"ctl1.{DOMAIN}."]
+
+
+def test_unpublishing_a_node_leaves_a_foreign_ptr_to_it_alone(lab: Lab) -> None:
+    site = lab.site()
+    publish_node(site, site.node("cmp3"))
+    lab.nsupdate(REVERSE, f"update add 99.{REVERSE} 600 PTR cmp3.{DOMAIN}.")
+    unpublish_node(site, "cmp3")
+    assert lab.dig(f"cmp3.{DOMAIN}", "A") == []
+    assert lab.dig("-x", "192.0.2.20") == []  # ours: gone with the name
+    assert lab.dig("-x", "192.0.2.99") == [f"cmp3.{DOMAIN}."]  # theirs: left
 
 
 def test_node_moving_onto_another_nodes_address_is_a_conflict(lab: Lab) -> None:

@@ -163,14 +163,16 @@ def test_alias_over_a_foreign_cname_is_a_conflict(site: Site) -> None:
     ]
 
 
-def test_retire_removes_the_name_and_every_ptr_naming_it(site: Site) -> None:
+def test_retire_removes_the_name_and_its_ptr_but_not_a_ptr_someone_else_wrote(
+    site: Site,
+) -> None:
     fwd, rev = applied(empty(), publish_all(site, empty()))
+    # names cmp3 but at an address cmp3 never had: not provably ours (issue 18)
     rev.names["99.2.0.192.in-addr.arpa."] = {"PTR": RRset.of(300, "cmp3.lab.example.test.")}
     changes = plan("example", fwd, rev, retire=[(Owner("node", "cmp3"), "cmp3.lab.example.test.")])
     assert not changes.conflicts
     assert sorted((c.name, c.action) for c in changes.changes) == [
         ("20.2.0.192.in-addr.arpa.", "delete"),
-        ("99.2.0.192.in-addr.arpa.", "delete"),
         ("cmp3.lab.example.test.", "delete"),
     ]
     after = applied((fwd, rev), changes)
@@ -200,3 +202,15 @@ def test_change_lines_show_old_and_new(site: Site) -> None:
     assert "- ctl1.lab.example.test. 300 A 192.0.2.11" in lines
     assert "+ ctl1.lab.example.test. 300 A 192.0.2.31" in lines
     assert "- 11.2.0.192.in-addr.arpa. 300 PTR ctl1.lab.example.test." in lines
+
+
+def test_a_foreign_ptr_naming_one_of_our_nodes_is_a_conflict_not_deleted(site: Site) -> None:
+    """Issue 18: someone else's PTR at an address the site now assigns, to a name of ours."""
+    fwd, rev = applied(empty(), publish_all(site, empty()))
+    rev.names["20.2.0.192.in-addr.arpa."] = {"PTR": RRset.of(300, "ctl1.lab.example.test.")}
+    changes = plan("example", fwd, rev, publish=[node_publication(site, site.node("cmp3"))])
+    assert [str(c) for c in changes.conflicts] == [
+        "node cmp3: 20.2.0.192.in-addr.arpa. (address 192.0.2.20) already points to "
+        "ctl1.lab.example.test. (not published by provisioner)"
+    ]
+    assert all(c.name != "20.2.0.192.in-addr.arpa." for c in changes.changes)

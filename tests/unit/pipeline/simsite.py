@@ -157,11 +157,17 @@ class World:
     def boot_script(self, node: str) -> str:
         """What the node's firmware gets now (without recording anything in the world)."""
         mac = self.site.node(node).macs[0]
-        return self.client.get(f"/boot/{mac}.ipxe").get_data(as_text=True)
+        return self.client.get(f"/boot/{mac}.ipxe", environ_base=self._from(node)).get_data(
+            as_text=True
+        )
+
+    def _from(self, node: str) -> dict[str, str]:
+        """The node's requests come from its own address, as a real node's do."""
+        return {"REMOTE_ADDR": str(self.site.node(node).ip)}
 
     def _get(self, what: str, path: str, node: str) -> str:
         before = self.web_store.last_event_id(node)
-        response = self.client.get(path)
+        response = self.client.get(path, environ_base=self._from(node))
         self.responses.append((what, response.status_code))
         if response.status_code < 300:
             self._settle(node, before)
