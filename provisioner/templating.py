@@ -106,6 +106,26 @@ def ks(value: Any) -> str:
     return text if _KS_PLAIN.fullmatch(text) else shlex.quote(text)
 
 
+def debconf(value: Any) -> str:
+    """A debconf (preseed) answer: one line, and no trailing backslash, which
+    debconf-set-selections reads as a continuation that swallows the next line."""
+    text = _one_line(value, "a preseed answer")
+    if text.endswith("\\"):
+        raise TemplateError(f"{text[:60]!r} ends in a backslash (a preseed line continuation)")
+    return text
+
+
+def word(value: Any) -> str:
+    """One word of a line-based list (%packages, pkgsel/include): no blank or
+    backslash, and not starting with '%' or '#' (would end the section, or comment)."""
+    text = _one_line(value, "a list of words")
+    if not text or any(c.isspace() or c == "\\" for c in text) or text[0] in "%#":
+        raise TemplateError(
+            f"{text[:60]!r} is not one word (blank, backslash, or starts with % or #)"
+        )
+    return text
+
+
 def ipxe(value: Any) -> str:
     """One iPXE argument: refused if it holds a blank, '$' or a line break."""
     text = _one_line(value, "an iPXE script")
@@ -146,6 +166,8 @@ FILTERS: Mapping[str, Callable[..., Any]] = {
     "shquote": sh,
     "ks": ks,
     "oneline": oneline,
+    "word": word,
+    "debconf": debconf,
     "ini": oneline,
     "ipxe": ipxe,
     "ipxe_args": ipxe_args,

@@ -287,7 +287,20 @@ def check_dns(site: Site, report: _Report) -> None:
         report.section("dns", "reverse_zone", f"{reverse} is not an in-addr.arpa zone")
 
 
+def check_profiles(site: Site, report: _Report) -> None:
+    for name, profile in site.profiles.items():
+        scheme = profile.repo.split(":", 1)[0]
+        if profile.os_family == "debian" and scheme not in ("http", "https", "ftp"):
+            report.section(
+                f"profile {name}",
+                "repo",
+                f"debian-installer fetches from http, https or ftp mirrors, not {scheme}:",
+                loc=("profiles", name, "repo"),
+            )
+
+
 CHECKS: tuple[Callable[[Site, _Report], None], ...] = (
+    check_profiles,
     check_duplicates,
     check_network,
     check_references,

@@ -151,8 +151,17 @@ def load_yaml_text(text: str, source: str = "<string>") -> Any:
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         what = " ".join(part for part in (exc.context, exc.problem) if part)
         raise SiteFileError(f"{where}: malformed YAML: {what}") from exc
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, ...)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = exc.character
+        code = f"U+{ord(char) if isinstance(char, str) else char:04X}"
+        raise SiteFileError(
+            f"{source}:{line}:{column}: malformed YAML: character {code} is not allowed"
+        ) from exc
     except yaml.YAMLError as exc:
-        raise SiteFileError(f"{source}: malformed YAML: {exc}") from exc
+        what = " ".join(str(exc).split())
+        raise SiteFileError(f"{source}: malformed YAML: {what}") from exc
 
 
 def read_text_file(path: Path, max_bytes: int = MAX_BYTES) -> str:
