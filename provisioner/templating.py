@@ -9,6 +9,12 @@ which tries, in order:
     roles/<role>/<name>.j2   one role's override
     snippets/<name>.j2       the default
 
+Filters escape each value for the format it lands in, so a value that slipped
+past ``validate`` still cannot start a line of its own: ``sh`` (shell word),
+``ks`` (kickstart argument), ``ipxe``/``ipxe_args`` (iPXE arguments),
+``oneline``/``ini`` (line-based formats: %packages, debconf, INI, heredocs)
+and ``yaml`` (a JSON scalar, which YAML reads as is).
+
 Jinja comments are ``<# ... #>`` here, not ``{# ... #}``: bash's ``${#ARR[@]}``
 in %pre/%post would otherwise open a comment and break the template.
 """
@@ -16,6 +22,7 @@ in %pre/%post would otherwise open a comment and break the template.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -62,8 +69,75 @@ def _snippet(context: Context, name: str) -> list[str]:
     return [c for c in candidates if c.startswith("snippets/") or c.rsplit("/", 1)[0] in present]
 
 
-def _shquote(value: Any) -> str:
-    return shlex.quote(str(value))
+#: what may not appear inside one emitted value: every line break str.splitlines() knows
+#: (\n \r \v \f \x1c-\x1e \x85 U+2028 U+2029), NUL and the other control characters
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+#: kickstart command arguments are split like a POSIX shell (shlex, '#' comments);
+#: these characters need no quotes there ('$' included: anaconda does not expand it)
+_KS_PLAIN = re.compile(r"[A-Za-z0-9@%+=:,./_$^~-]+")
+#: iPXE expands ${...} and splits on blanks; it has no quoting to escape them with
+_IPXE_WORD = re.compile(r"[^\s$]+")
+
+
+def _one_line(value: Any, fmt: str) -> str:
+    text = str(value)
+    if _LINE_BREAKING.search(text):
+        raise TemplateError(
+            f"{text[:60]!r} holds a line break or control character and cannot be written "
+            f"into {fmt}"
+        )
+    return text
+
+
+def oneline(value: Any) -> str:
+    """``value`` unchanged, refused if it could end the line it is written on."""
+    return _one_line(value, "a line of this file")
+
+
+def sh(value: Any) -> str:
+    """One shell word (shlex.quote); refused if multi-line, since a %pre/%post body
+    ends at a line the kickstart parser reads, whatever the shell would make of it."""
+    return shlex.quote(_one_line(value, "a shell script"))
+
+
+def ks(value: Any) -> str:
+    """One kickstart command argument: as is when plain, else quoted for shlex."""
+    text = _one_line(value, "a kickstart command")
+    return text if _KS_PLAIN.fullmatch(text) else shlex.quote(text)
+
+
+def debconf(value: Any) -> str:
+    """A debconf (preseed) answer: one line, and no trailing backslash, which
+    debconf-set-selections reads as a continuation that swallows the next line."""
+    text = _one_line(value, "a preseed answer")
+    if text.endswith("\\"):
+        raise TemplateError(f"{text[:60]!r} ends in a backslash (a preseed line continuation)")
+    return text
+
+
+def word(value: Any) -> str:
+    """One word of a line-based list (%packages, pkgsel/include): no blank or
+    backslash, and not starting with '%' or '#' (would end the section, or comment)."""
+    text = _one_line(value, "a list of words")
+    if not text or any(c.isspace() or c == "\\" for c in text) or text[0] in "%#":
+        raise TemplateError(
+            f"{text[:60]!r} is not one word (blank, backslash, or starts with % or #)"
+        )
+    return text
+
+
+def ipxe(value: Any) -> str:
+    """One iPXE argument: refused if it holds a blank, '$' or a line break."""
+    text = _one_line(value, "an iPXE script")
+    if not _IPXE_WORD.fullmatch(text) or text in ("||", "&&"):
+        raise TemplateError(f"{text[:60]!r} is not one iPXE argument (blanks, '$', '||', '&&')")
+    return text
+
+
+def ipxe_args(value: Any) -> str:
+    """Blank-separated iPXE arguments (kernel_args), each checked as ``ipxe``."""
+    words = _one_line(value, "an iPXE script").split()
+    return " ".join(ipxe(word) for word in words)
 
 
 def _json(value: Any) -> str:
@@ -88,7 +162,16 @@ def _as_script(text: str, path: str) -> str:
 
 
 FILTERS: Mapping[str, Callable[..., Any]] = {
-    "shquote": _shquote,
+    "sh": sh,
+    "shquote": sh,
+    "ks": ks,
+    "oneline": oneline,
+    "word": word,
+    "debconf": debconf,
+    "ini": oneline,
+    "ipxe": ipxe,
+    "ipxe_args": ipxe_args,
+    "yaml": _json,
     "tojson_plain": _json,
     "continued": _continued,
     "as_script": _as_script,
@@ -137,3 +220,5 @@ def render(search_path: Sequence[Path], template: str, context: Mapping[str, Any
         ) from exc
     except jinja2.exceptions.SecurityError as exc:
         raise TemplateError(f"{who}: template {template}: unsafe operation: {exc}") from exc
+    except TemplateError as exc:  # a filter refused a value (see sh, ks, ipxe)
+        raise TemplateError(f"{who}: template {template}: {exc}") from exc

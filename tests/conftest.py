@@ -70,6 +70,16 @@ def _changes(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _hypothesis_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Hypothesis keeps its example database and caches in tmp, not in the checkout."""
+    try:
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:  # hypothesis is in the test extra; without it no test uses it
+        return
+    set_hypothesis_home_dir(tmp_path_factory.mktemp("hypothesis"))
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _writes_stay_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Point the default state dir at tmp; fail the session if it, the checkout or
     the real default state dir were written."""

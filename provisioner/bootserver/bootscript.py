@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from provisioner.errors import BootTemplateError
+from provisioner.errors import TemplateError as UnsafeValueError
 from provisioner.inventory import Site
 from provisioner.inventory.models import Node
 from provisioner.state.machine import BootScript
@@ -98,6 +99,8 @@ class BootTemplates:
         try:
             template = environment(search_path).get_template(decision.template)
             text = template.render(**decision.context)
+        except UnsafeValueError as exc:  # a filter refused a value (templating.ipxe)
+            raise BootTemplateError(f"{who}: pxe/{decision.template}: {exc}") from exc
         except TemplateError as exc:
             raise BootTemplateError(
                 f"{who}: pxe/{decision.template}: {type(exc).__name__}: {exc}"

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address
 from typing import Any
 
+from provisioner.inventory.fields import tsig_secret_problem
 from provisioner.inventory.models import Node, Site
 from provisioner.inventory.problems import Problem, Severity
 from provisioner.inventory.secrets import SecretRef
@@ -179,7 +180,12 @@ def check_secrets(site: Site, report: _Report) -> None:
             report.node(node, "bmc.password", message, severity)
 
         check(node.bmc.password, emit, "password")
-    check(site.dns.tsig.secret, lambda m, s: report.section("dns", "tsig.secret", m, s), "tsig")
+    tsig = site.dns.tsig.secret
+    check(tsig, lambda m, s: report.section("dns", "tsig.secret", m, s), "tsig")
+    if tsig.problem(base) is None and not tsig.to_generate(base):
+        why = tsig_secret_problem(site.secret(tsig, "dns: tsig.secret").get_secret_value())
+        if why:
+            report.section("dns", "tsig.secret", f"{tsig.describe()} {why}")
     ref = site.defaults.root_password_hash
     check(ref, lambda m, s: report.section("defaults", "root_password_hash", m, s), "crypt-hash")
     if ref.problem(base) is None and not ref.to_generate(base):  # validate writes nothing
@@ -281,7 +287,20 @@ def check_dns(site: Site, report: _Report) -> None:
         report.section("dns", "reverse_zone", f"{reverse} is not an in-addr.arpa zone")
 
 
+def check_profiles(site: Site, report: _Report) -> None:
+    for name, profile in site.profiles.items():
+        scheme = profile.repo.split(":", 1)[0]
+        if profile.os_family == "debian" and scheme not in ("http", "https", "ftp"):
+            report.section(
+                f"profile {name}",
+                "repo",
+                f"debian-installer fetches from http, https or ftp mirrors, not {scheme}:",
+                loc=("profiles", name, "repo"),
+            )
+
+
 CHECKS: tuple[Callable[[Site, _Report], None], ...] = (
+    check_profiles,
     check_duplicates,
     check_network,
     check_references,

@@ -7,6 +7,7 @@ parsed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def _friendly(err: dict[str, Any]) -> str:
             "(YAML reads unquoted yes/no/on/off as booleans)"
         )
     if kind == "string_pattern_mismatch":
-        return f"'{err.get('input')}' is malformed ({msg.lower()})"
+        return f"{err.get('input')!r} is malformed ({msg.lower()})"
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             return msg[len(prefix) :]
@@ -60,8 +61,14 @@ def _section_where(loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
         return "site.yaml", ()
     head, rest = loc[0], loc[1:]
     if head in _SECTIONS_BY_NAME and rest:
-        return f"{head.rstrip('s')} {rest[0]}", rest[1:]
-    return str(head), rest
+        name = rest[0] if _plain(rest[0]) else repr(rest[0])[:40]
+        return f"{head.rstrip('s')} {name}", rest[1:]
+    return str(head) if _plain(head) else repr(head)[:40], rest
+
+
+def _plain(name: object) -> bool:
+    """A name that can be shown as is in "node NAME" / "role NAME" (else it is quoted)."""
+    return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,63}", name) is not None
 
 
 def parse_site(raw: Any, path: Path) -> tuple[Site | None, list[Problem]]:
@@ -79,7 +86,7 @@ def parse_site(raw: Any, path: Path) -> tuple[Site | None, list[Problem]]:
         raw_nodes = []
     for i, raw_node in enumerate(raw_nodes):
         label = raw_node.get("name") if isinstance(raw_node, dict) else None
-        where = f"node {label}" if isinstance(label, str) and label else f"node #{i + 1}"
+        where = f"node {label}" if _plain(label) else f"node #{i + 1}"
         try:
             node = Node.model_validate(raw_node)
         except ValidationError as exc:

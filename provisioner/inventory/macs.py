@@ -32,7 +32,9 @@ def nic_mac(raw: str) -> str:
     """A NIC's MAC for site.yaml: normalised, unicast; ValueError says what is wrong."""
     mac = normalise_mac(raw)
     if mac is None:
-        raise ValueError(f"'{raw}' is not a MAC address (six hex pairs like 52:54:00:12:34:56)")
+        raise ValueError(f"{raw!r} is not a MAC address (six hex pairs like 52:54:00:12:34:56)")
     if int(mac[:2], 16) & 1:
         raise ValueError(f"'{raw}' is a multicast MAC address, not a NIC's")
+    if mac == "00:00:00:00:00:00":
+        raise ValueError(f"'{raw}' is the all-zero MAC address, not a NIC's")
     return mac

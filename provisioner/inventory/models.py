@@ -19,6 +19,26 @@ from pydantic import (
 )
 
 from provisioner.content import ContentPaths
+from provisioner.inventory.fields import (
+    BmcAddress,
+    BmcUser,
+    BondMode,
+    BondOptions,
+    BootFile,
+    ContentName,
+    DiskByPath,
+    DiskName,
+    DiskSerial,
+    DiskWwn,
+    KernelArgs,
+    Locale,
+    PackageName,
+    RackName,
+    RepoUrl,
+    ServiceName,
+    SshPublicKey,
+    Timezone,
+)
 from provisioner.inventory.index import SiteIndex
 from provisioner.inventory.macs import nic_mac
 from provisioner.inventory.secrets import SecretRef
@@ -44,6 +64,7 @@ MacAddress = Annotated[
     Field(description="A NIC's MAC address; quote it in YAML: '52:54:00:12:34:56'"),
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
+InterfaceName = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.:-]{1,15}$")]
 
 
 class Model(BaseModel):
@@ -73,7 +94,7 @@ class ProvisionerEndpoint(Model):
     address: IPv4Address = Field(description="The provisioner's own address on this network")
     http_port: Port = 8080
     tftp_port: Port = 69
-    interface: str | None = Field(None, description="Interface dnsmasq listens on")
+    interface: InterfaceName | None = Field(None, description="Interface dnsmasq listens on")
 
     @property
     def base_url(self) -> str:
@@ -127,11 +148,11 @@ class Dns(Model):
 
 class Profile(Model):
     os_family: Literal["rhel", "debian"] = "rhel"
-    kernel: str = Field(description="Kernel path (under the boot files folder) or URL")
-    initrd: str
-    repo: str = Field(description="Install repository URL")
-    kickstart: str = Field("default.ks.j2", description="Template in kickstart/")
-    kernel_args: str = ""
+    kernel: BootFile = Field(description="Kernel path (under the boot files folder) or URL")
+    initrd: BootFile
+    repo: RepoUrl = Field(description="Install repository URL (http, https, ftp or nfs)")
+    kickstart: ContentName = Field("default.ks.j2", description="Template in kickstart/")
+    kernel_args: KernelArgs = ""
 
 
 class Vip(Model):
@@ -144,25 +165,27 @@ class Vip(Model):
 
 class RoleHA(Model):
     vips: list[Vip] = Field(default_factory=list)
-    quorum_services: list[str] = Field(
+    quorum_services: list[ServiceName] = Field(
         default_factory=list, description="Services that need a majority (galera, rabbitmq, ...)"
     )
 
 
 class Role(Model):
     kind: RoleKind | None = Field(None, description="Defaults to the role's name")
-    layout: str = Field(description="Partition layout name in kickstart/layouts/")
-    hooks: list[str] | None = Field(None, description="Hook folders; defaults to [role name]")
-    packages: list[str] = Field(default_factory=list)
+    layout: ContentName = Field(description="Partition layout name in kickstart/layouts/")
+    hooks: list[ContentName] | None = Field(
+        None, description="Hook folders; defaults to [role name]"
+    )
+    packages: list[PackageName] = Field(default_factory=list)
     ha: RoleHA = Field(default_factory=RoleHA)
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
 class Bmc(Model):
     driver: Literal["ipmi", "redfish", "virtual", "fake"]
-    address: Annotated[str, StringConstraints(strict=True, min_length=1)]
+    address: BmcAddress
     port: Port | None = None
-    user: Annotated[str, StringConstraints(strict=True, min_length=1)]
+    user: BmcUser
     password: SecretRef
     verify_tls: bool = True
 
@@ -174,10 +197,10 @@ class Bmc(Model):
 
 
 class DiskHints(Model):
-    by_path: str | None = None
-    serial: str | None = None
-    wwn: str | None = None
-    name: str | None = Field(None, description="Kernel name, e.g. sda or vda")
+    by_path: DiskByPath | None = None
+    serial: DiskSerial | None = None
+    wwn: DiskWwn | None = None
+    name: DiskName | None = Field(None, description="Kernel name, e.g. sda or vda")
     min_size_gb: Annotated[int, Field(ge=1)] | None = None
     count: Annotated[int, Field(ge=1)] = Field(1, description="Disks the node has")
     select: Literal["smallest", "first"] | None = Field(
@@ -185,16 +208,13 @@ class DiskHints(Model):
     )
 
 
-InterfaceName = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.:-]{1,15}$")]
-
-
 class Bond(Model):
     name: InterfaceName = "bond0"
     interfaces: Annotated[list[InterfaceName], Field(min_length=2)] = Field(
         description="Member NICs by kernel name"
     )
-    mode: str = "802.3ad"
-    options: str = Field("miimon=100", description="Extra bonding options, comma separated")
+    mode: BondMode = "802.3ad"
+    options: BondOptions = Field("miimon=100", description="Extra bonding options, comma separated")
 
 
 class NodeNetwork(Model):
@@ -207,13 +227,13 @@ class NodeNetwork(Model):
 
 class Node(Model):
     name: Label
-    role: str
-    rack: str | None = None
+    role: Label
+    rack: RackName | None = None
     macs: Annotated[list[MacAddress], Field(min_length=1)]
     ip: IPv4Address
     bmc: Bmc
     disks: DiskHints = Field(default_factory=DiskHints)
-    profile: str | None = None
+    profile: Label | None = None
     boot_mode: BootMode | None = None
     network: NodeNetwork = Field(default_factory=NodeNetwork)
 
@@ -223,12 +243,12 @@ class Node(Model):
 
 
 class Defaults(Model):
-    profile: str | None = None
+    profile: Label | None = None
     boot_mode: BootMode = "uefi"
     root_password_hash: SecretRef = Field(description="Reference to a crypt(3) hash")
-    ssh_keys: list[str] = Field(default_factory=list)
-    timezone: str = "UTC"
-    language: str = "en_US.UTF-8"
+    ssh_keys: list[SshPublicKey] = Field(default_factory=list)
+    timezone: Timezone = "UTC"
+    language: Locale = "en_US.UTF-8"
 
 
 class PipelineTimeouts(Model):
@@ -269,8 +289,8 @@ class Site(Model):
     network: Network
     dns: Dns
     defaults: Defaults
-    profiles: dict[str, Profile] = Field(min_length=1)
-    roles: dict[str, Role] = Field(min_length=1)
+    profiles: dict[Label, Profile] = Field(min_length=1)
+    roles: dict[Label, Role] = Field(min_length=1)
     nodes: list[Node] = Field(default_factory=list)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     content: ContentOverrides = Field(

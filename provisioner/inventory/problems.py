@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
+
+#: a problem prints on one line whatever the value it quotes holds
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _visible(text: str) -> str:
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 @dataclass(frozen=True)
@@ -19,7 +27,8 @@ class Problem:
     def __str__(self) -> str:
         at = f"line {self.line}: " if self.line else ""
         field = f": {self.field}" if self.field else ""
-        return f"{at}{self.severity}: {self.where}{field}: {self.message}"
+        text = f"{at}{self.severity}: {self.where}{field}: {self.message}"
+        return _visible(text)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -67,7 +67,11 @@ class SecretRef(BaseModel):
             return f"secret file {path} does not exist"
         if not os.access(path, os.R_OK):
             return f"secret file {path} is not readable"
-        if not path.read_text(encoding="utf-8").strip():
+        try:
+            text = _read_secret(path)
+        except ValueError as exc:
+            return f"secret file {path} {exc}"
+        if not text:
             return f"secret file {path} is empty"
         return None
 
@@ -90,4 +94,20 @@ class SecretRef(BaseModel):
                 return SecretStr(create_generated(self.path(base_dir), self.generate))
             except (OSError, SecretError) as exc:
                 raise SecretError(f"{owner}: cannot generate {self.describe()}: {exc}") from exc
-        return SecretStr(self.path(base_dir).read_text(encoding="utf-8").strip())
+        return SecretStr(_read_secret(self.path(base_dir)))
+
+
+#: no secret is longer; a bigger file is a mistake (and is not read into memory)
+_SECRET_MAX_BYTES = 64 * 1024
+
+
+def _read_secret(path: Path) -> str:
+    """The stripped text of a secret file; ValueError (safe to print) when it is no secret."""
+    with path.open("rb") as handle:
+        data = handle.read(_SECRET_MAX_BYTES + 1)
+    if len(data) > _SECRET_MAX_BYTES:
+        raise ValueError(f"is larger than {_SECRET_MAX_BYTES} bytes")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"is not UTF-8 text (byte {exc.start})") from None

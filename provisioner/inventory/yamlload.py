@@ -9,7 +9,9 @@ mapping remembers the line of each of its keys so problems can point at them.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,60 @@ class LineList(list[Any]):
     item_lines: list[int]
 
 
+#: site.yaml limits: a 10,000-node site is a few MB and 6 levels deep
+MAX_BYTES = 32 * 1024 * 1024
+MAX_DEPTH = 64
+#: nodes after expanding aliases (a "billion laughs" file is small but expands without end)
+MAX_EXPANDED_NODES = 2_000_000
+
+
 class SiteLoader(yaml.SafeLoader):
-    pass
+    """SafeLoader with YAML 1.2 core scalars, a nesting limit and an alias expansion limit."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """Refuse nesting deeper than MAX_DEPTH before PyYAML's recursion overflows."""
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"expands to more than {MAX_EXPANDED_NODES} values through aliases",
+                node.start_mark,
+            )
+        return node
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """How many values ``node`` stands for once every alias is copied out (memoised)."""
+    known = seen.get(id(node))
+    if known is not None:
+        return known
+    seen[id(node)] = 1  # a recursive alias counts once here; the constructor refuses it
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            size += _expanded_size(child, seen)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            size += _expanded_size(key, seen) + _expanded_size(value, seen)
+    seen[id(node)] = size
+    return size
 
 
 SiteLoader.yaml_implicit_resolvers = {
@@ -86,23 +140,63 @@ SiteLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _con
 
 
 def load_yaml_text(text: str, source: str = "<string>") -> Any:
+    if len(text) > MAX_BYTES:
+        raise SiteFileError(f"{source}: larger than {MAX_BYTES // (1024 * 1024)} MiB")
     try:
         return yaml.load(text, Loader=SiteLoader)
+    except RecursionError as exc:  # the depth limit should come first; never a traceback
+        raise SiteFileError(f"{source}: malformed YAML: nested too deeply") from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         what = " ".join(part for part in (exc.context, exc.problem) if part)
         raise SiteFileError(f"{where}: malformed YAML: {what}") from exc
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, ...)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = exc.character
+        code = f"U+{ord(char) if isinstance(char, str) else char:04X}"
+        raise SiteFileError(
+            f"{source}:{line}:{column}: malformed YAML: character {code} is not allowed"
+        ) from exc
     except yaml.YAMLError as exc:
-        raise SiteFileError(f"{source}: malformed YAML: {exc}") from exc
+        what = " ".join(str(exc).split())
+        raise SiteFileError(f"{source}: malformed YAML: {what}") from exc
+
+
+def read_text_file(path: Path, max_bytes: int = MAX_BYTES) -> str:
+    """A regular file's UTF-8 text, at most ``max_bytes``; SiteFileError says why not.
+
+    Opened non-blocking and checked with fstat before reading, so a FIFO or a
+    device (/dev/zero) is refused at once instead of hanging or filling memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise SiteFileError(f"{path}: cannot read: {exc.strerror}") from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise SiteFileError(f"{path}: cannot read: {what}")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise SiteFileError(f"{path}: cannot read: {exc.strerror}") from exc
+    if len(data) > max_bytes:
+        raise SiteFileError(f"{path}: larger than {max_bytes // (1024 * 1024)} MiB")
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SiteFileError(
+            f"{path}:{line}: not UTF-8 text: byte {exc.start} (0x{data[exc.start]:02x}) "
+            "cannot be decoded; save the file as UTF-8"
+        ) from None
 
 
 def load_yaml_file(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SiteFileError(f"{path}: cannot read: {exc.strerror}") from exc
-    return load_yaml_text(text, str(path))
+    return load_yaml_text(read_text_file(path), str(path))
 
 
 def line_of(data: Any, loc: tuple[str | int, ...]) -> int | None:

@@ -14,7 +14,7 @@ from provisioner.ddns.client import DnsServer, rejected, with_retries
 from provisioner.ddns.plan import NameChange
 from provisioner.ddns.records import RRset
 from provisioner.ddns.update import add_change, chunk_changes, wire_size_bound
-from provisioner.errors import DnsChanged, DnsRejected, DnsUnreachable, SecretError
+from provisioner.errors import DnsChanged, DnsRejected, DnsUnreachable, InventoryInvalid
 from provisioner.inventory import load_site
 
 ZONE = "lab.example.test."
@@ -141,14 +141,13 @@ def test_gives_up_when_the_retry_time_is_spent() -> None:
 
 
 def test_bad_secret_is_reported_without_its_value(site_dir: Path) -> None:
+    """Refused when the site is loaded (validate, issue 18), before any DNS message."""
     (site_dir / "secrets" / "tsig.secret").write_text("not*base64*at*all\n")
-    site = load_site(site_dir / "site.yaml")
-    with pytest.raises(SecretError) as caught:
-        DnsServer.from_site(site)
-    assert "dns: tsig.secret: file:secrets/tsig.secret is not a base64 TSIG secret" in str(
-        caught.value
-    )
-    assert "not*base64" not in str(caught.value)
+    with pytest.raises(InventoryInvalid) as caught:
+        load_site(site_dir / "site.yaml")
+    shown = "\n".join(str(p) for p in caught.value.problems)
+    assert "dns: tsig.secret: file:secrets/tsig.secret does not hold a base64 TSIG secret" in shown
+    assert "not*base64" not in shown and "not*base64" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -114,9 +114,12 @@ def test_bond_and_vlan_network(site: Site, tmp_path: Path) -> None:
 def test_disk_hints_reach_the_pre_script(
     site: Site, tmp_path: Path, hints: dict[str, str], expected: str
 ) -> None:
-    node = site.node("cmp3").model_copy(update={"disks": DiskHints(**hints)})  # type: ignore[arg-type]
+    # model_construct: validate refuses '$(' in a serial; the template must still quote
+    # a value that slipped past it (a site loaded by other means, an older inventory)
+    node = site.node("cmp3").model_copy(update={"disks": DiskHints.model_construct(**hints)})  # type: ignore[arg-type]
     text = render_kickstart(site, node, token="t", base_url=BASE_URL)
     assert expected in text
+    assert 'hint serial=S3Z9$(reboot)"' not in text  # not inside double quotes either
     (tmp_path / "x.ks").write_text(text)
     assert ksvalidator([tmp_path / "x.ks"], "RHEL9").returncode == 0
 
