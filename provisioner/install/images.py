@@ -240,6 +240,7 @@ class ImageStore:
             return cached, False
         self.root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
+        work.chmod(0o755)  # mkdtemp's 0700 would outlive the rename; images are not secret
         try:
             image = self._run(plan, name, work, quiet)
             self._save(work, image)
