@@ -24,7 +24,7 @@ with ``raise ... from exc``.
     ├── PowerError: BmcAuthError, BmcUnreachable, BmcTimeout, BmcTransientError, BmcCommandError
     ├── DnsError: DnsUnreachable, DnsRejected (DnsAuthError, DnsChanged)
     ├── DnsmasqError, TftpError, ServeError, DaemonError
-    ├── BundleError, DeliveryError
+    ├── BundleError, DeliveryError, ImageError
     └── StepFailed, CallbackRejected, CallbackInvalid
 """
 
@@ -273,6 +273,10 @@ class RoleConfigError(ConfigError):
 
 class DeliveryError(ProvisionerError):
     pass
+
+
+class ImageError(ProvisionerError):
+    """An OS image could not be built, or a profile's image is not built yet."""
 
 
 class TemplateError(ConfigError):

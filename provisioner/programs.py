@@ -165,6 +165,9 @@ TABLE: tuple[Program, ...] = (
     _p("mkdir", "coreutils", "serve", "the post-install hooks (hooks/common)"),
     _p("cat", "coreutils", "serve", "the post-install hooks (hooks/common)"),
     _p("mv", "coreutils", "serve", "the post-install hooks (hooks/common)"),
+    _p("mmdebstrap", "mmdebstrap", "serve", "provisioner image build: OS images"),
+    _p("zstd", "zstd", "serve demo", f"image build: tar.zst images; {_LAB}: unpacking them"),
+    _p("tar", "tar", "serve demo", f"image build (mmdebstrap); {_LAB}: GNU tar, xattrs kept"),
     # DNS: BIND for the lab and the tests
     _p("named", "bind9", "demo", "the lab's DNS server (lab up, dns lab --run)"),
     _p("dig", "bind9-dnsutils", "demo", "lab up and lab rebuild: DNS answers read back"),

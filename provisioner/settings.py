@@ -71,6 +71,11 @@ class StateDir:
         """dnsmasq's folder: its conf, host files, leases and pidfile (dhcp.hosts.DhcpPaths)."""
         return self.root / "dhcp"
 
+    @property
+    def images(self) -> Path:
+        """OS images (install/images.py): one folder per input digest, served under /images/."""
+        return self.root / "images"
+
     # -- role bundles ----------------------------------------------------------------
     @property
     def bundles(self) -> Path:

@@ -5,8 +5,10 @@ A Debian cloud kernel plus a busybox initramfs whose /init is
 line, fetches the kickstart, runs its %pre sections, partitions the virtual
 disks (sfdisk, mdadm, lvm), makes filesystems, runs %post (so the callbacks the
 kickstart carries are what report back) and %onerror on failure, writes a
-marker naming the node on the root filesystem and reboots. It is not an OS
-installer and its banner says so.
+marker naming the node on the root filesystem and reboots. With a ``liveimg``
+kickstart it deploys the image onto the layout, configures it and installs GRUB
+(installer_files/image.sh), so the node boots a real OS from its disks; without
+one it installs no OS. It is not Anaconda and its banner says so.
 
 ``installer_plan`` lists what goes into the image (pure); ``build_lab_installer``
 fetches the kernel and writes the initramfs (cached by a digest of the plan).
@@ -62,12 +64,16 @@ PROGRAMS: tuple[str, ...] = (
     "bash",
     "sort",
     "lsblk",
+    # liveimg: GNU tar (zstd, xattrs, ACLs; busybox tar has neither) and zstd
+    "tar",
+    "zstd",
 )
 
 #: Data files: path in the initramfs -> file in installer_files/.
 DATA_FILES: dict[str, str] = {
     "lab/installer.sh": "installer.sh",
     "lab/storage.sh": "storage.sh",
+    "lab/image.sh": "image.sh",
     "lab/ks-split.awk": "ks-split.awk",
     "lab/udhcpc.sh": "udhcpc.sh",
     # Anaconda has udev; the kickstarts we generate run `udevadm settle` in %pre.

@@ -1,6 +1,7 @@
 """HTTP routes of installing and installed nodes: the install callback and the bundle pull.
 
-POST /api/v1/nodes/<node>/callback   {"status": "started"|"installed"|"failed", "message": ...}
+POST /api/v1/nodes/<node>/callback   {"status": "started"|"installed"|"failed"|"booted",
+                                      "message": ..., "kernel": ... (booted)}
 GET  /api/v1/nodes/<node>/bundle     the node's own HA bundle (tar.gz)
 
 Both take the node's deploy token as ``Authorization: Bearer <token>`` or ``?token=``.
@@ -14,6 +15,12 @@ transaction as the event, so a second identical callback finds the token spent
 (403). The pipeline, waiting for that event in the daemon, moves the node,
 points its BMC at the disk and runs its hooks; a restarted web worker loses
 nothing.
+
+"booted" comes later, from the installed system's first-boot unit (image installs):
+the deploy token is spent by then, so it is accepted the way the bundle pull is
+(the spent token's hash, kept for a day, until the node deploys again). It only
+records a CALLBACK event "booted" with the running kernel; the pipeline does not
+wait for it yet.
 """
 
 from __future__ import annotations
@@ -90,6 +97,8 @@ def record_callback(
     remote: str,
 ) -> tuple[CallbackStatus, NodeRecord]:
     """Authenticate, validate and record one callback; its status and the node's record."""
+    if body.get("status") == CallbackStatus.BOOTED:
+        return record_booted(ctx, bundles, node, token, body, remote)
     record = authenticate(ctx, node, token, remote)
     status = parse_status(node, body.get("status"))
     text = clean_message(body.get("message", ""))
@@ -115,6 +124,32 @@ def record_callback(
         ctx.store.add_event(node, text, EventKind.CALLBACK, actor, event=status.value)
     log.info("node %s: installer reports %s%s", node, status.value, f": {text}" if text else "")
     return status, ctx.store.get(node)
+
+
+def record_booted(
+    ctx: ServerContext,
+    bundles: BundleStore,
+    node: str,
+    token: str,
+    body: dict[str, object],
+    remote: str,
+) -> tuple[CallbackStatus, NodeRecord]:
+    """The installed system's first boot: authenticated by the spent token's hash."""
+    record = ctx.store.find(node)
+    try:
+        allowed = bool(token) and bundles.may_pull(node, token)
+    except BundleError:
+        allowed = False
+    if record is None or record.build_mode or not allowed:
+        log.warning("node %s: booted callback from %s rejected: bad token", node, remote)
+        raise CallbackRejected(f"node {node}: callback rejected")
+    kernel = clean_message(body.get("kernel", ""))[:100]
+    text = clean_message(body.get("message", "")) or f"booted from disk: kernel {kernel or '?'}"
+    ctx.store.add_event(
+        node, text, EventKind.CALLBACK, f"{ACTOR}:{remote}", event=CallbackStatus.BOOTED.value
+    )
+    log.info("node %s: installed system reports booted (kernel %s)", node, kernel or "?")
+    return CallbackStatus.BOOTED, ctx.store.get(node)
 
 
 def blueprint(

@@ -18,6 +18,7 @@ class ServerContext:
     store: Store
     tokens: DeployTokens
     boot_files_dir: Path  # kernels and initrds served over HTTP
+    images_dir: Path | None = None  # OS images (install/images.py) served under /images/
 
     def site(self) -> Site:
         return self.sites.current()

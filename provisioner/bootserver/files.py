@@ -1,4 +1,4 @@
-"""GET /files/<path>: kernels and initrds from the boot files folder.
+"""GET /files/<path>: kernels and initrds; GET /images/<key>/image.tar.zst: OS images.
 
 Flask's send_from_directory refuses paths that leave the folder and, under a
 server with ``wsgi.file_wrapper`` (gunicorn), sends with sendfile; Range,
@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
-from flask import Blueprint, Response, request, send_from_directory
+from flask import Blueprint, Response, abort, request, send_from_directory
 from werkzeug.security import safe_join
 
 from provisioner.bootserver.context import ServerContext
@@ -55,22 +56,34 @@ def range_to_ignore(header: str, size: int) -> str | None:
     return None
 
 
+def _serve(ctx: ServerContext, folder: Path | None, kind: str, name: str) -> Response:
+    """A file from ``folder`` with sendfile, ETag and a Range answered as RFC 9110 says."""
+    client = request.remote_addr or "?"
+    node = ctx.site().node_by_ip(client)
+    who = f"node {node.name} ({client})" if node else f"client {client}"
+    log.info("%s: %s: GET %s", kind, who, name)
+    if folder is None:
+        abort(404)
+    header = request.environ.get("HTTP_RANGE")
+    path = safe_join(str(folder), name)
+    if header and path is not None and os.path.isfile(path):
+        why = range_to_ignore(header, os.path.getsize(path))
+        if why is not None:
+            log.info("%s: %s: Range %r ignored: %s", kind, who, header[:80], why)
+            del request.environ["HTTP_RANGE"]  # read by send_file's make_conditional
+    return send_from_directory(folder, name, max_age=0, conditional=True)
+
+
 def blueprint(ctx: ServerContext) -> Blueprint:
     bp = Blueprint("files", __name__)
 
     @bp.get("/files/<path:name>")
     def boot_file(name: str) -> Response:
-        client = request.remote_addr or "?"
-        node = ctx.site().node_by_ip(client)
-        who = f"node {node.name} ({client})" if node else f"client {client}"
-        log.info("files: %s: GET %s", who, name)
-        header = request.environ.get("HTTP_RANGE")
-        path = safe_join(str(ctx.boot_files_dir), name)
-        if header and path is not None and os.path.isfile(path):
-            why = range_to_ignore(header, os.path.getsize(path))
-            if why is not None:
-                log.info("files: %s: Range %r ignored: %s", who, header[:80], why)
-                del request.environ["HTTP_RANGE"]  # read by send_file's make_conditional
-        return send_from_directory(ctx.boot_files_dir, name, max_age=0, conditional=True)
+        return _serve(ctx, ctx.boot_files_dir, "files", name)
+
+    @bp.get("/images/<path:name>")
+    def image_file(name: str) -> Response:
+        """The images `provisioner image build` wrote (liveimg --url of image profiles)."""
+        return _serve(ctx, ctx.images_dir, "images", name)
 
     return bp

@@ -34,6 +34,7 @@ from provisioner.bootserver.app import create_app
 from provisioner.bootserver.context import ServerContext
 from provisioner.errors import SecretError
 from provisioner.inventory.source import SiteSource
+from provisioner.settings import StateDir
 from provisioner.state.privacy import PrivateLogHandler
 from provisioner.state.store import Store
 from provisioner.state.tokens import DeployTokens
@@ -66,6 +67,7 @@ def build_context(
         store=Store.open(state_dir, db_url),
         tokens=shared.tokens,
         boot_files_dir=boot_files_dir,
+        images_dir=StateDir(state_dir).images,
     )
 
 

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, request
 
 from provisioner.bootserver.context import ServerContext
 from provisioner.errors import ProvisionerError, UnknownNode
+from provisioner.install.images import ImageStore
 from provisioner.install.kickstart import render_kickstart
 from provisioner.state.machine import EventKind
 
@@ -51,7 +52,10 @@ def blueprint(ctx: ServerContext) -> Blueprint:
             log.warning("node %s: kickstart refused from %s: %s", node, request.remote_addr, why)
             return _forbidden()
         try:
-            text = render_kickstart(site, inventory_node, token=token, base_url=site.base_url)
+            images = ImageStore(ctx.images_dir) if ctx.images_dir is not None else None
+            text = render_kickstart(
+                site, inventory_node, token=token, base_url=site.base_url, images=images
+            )
         except ProvisionerError as exc:
             log.error("node %s: kickstart cannot be rendered: %s", node, exc)
             return Response("kickstart cannot be rendered; see the provisioner log\n", status=500)

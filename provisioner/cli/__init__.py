@@ -76,6 +76,7 @@ COMMAND_MODULES = [
     "serve",
     "pipeline",
     "doctor",
+    "images",
 ]
 #: entry point group through which add-ons (the lab) add their commands
 PLUGIN_GROUP = "provisioner.commands"

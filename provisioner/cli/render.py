@@ -7,6 +7,7 @@ import logging
 import click
 
 from provisioner.cli.context import App
+from provisioner.install.images import ImageStore
 from provisioner.install.kickstart import TOKEN_PLACEHOLDER, render_kickstart
 from provisioner.install.preseed import render_preseed
 from provisioner.inventory import Node
@@ -65,7 +66,12 @@ def kickstart(app: App, name: str, base_url: str | None, disks: str | None) -> N
     token = _token_or_placeholder(app, node)
     disk_list = [d.strip() for d in disks.split(",") if d.strip()] if disks else None
     text = render_kickstart(
-        site, node, token=token, base_url=base_url or site.base_url, disks=disk_list
+        site,
+        node,
+        token=token,
+        base_url=base_url or site.base_url,
+        disks=disk_list,
+        images=ImageStore(app.settings.state.images),
     )
     click.echo(text, nl=False)
 

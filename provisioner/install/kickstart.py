@@ -10,6 +10,12 @@ non-removable) and writes the storage commands to an include file. With
 ``disks=["sda", "sdb"]`` the storage commands are printed inline for those disks
 instead: what the include would hold on such a machine, useful to review or
 when the disks are known.
+
+A profile with ``image:`` installs the image ``provisioner image build`` made
+for the node's profile and role: the kickstart carries ``liveimg --url=...
+--checksum=<sha256>`` instead of ``url`` and %packages, and its %post installs
+a once-only first-boot unit that reports "booted" (install/images.py). The
+image must be built before its kickstart can be rendered.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioner.errors import ConfigError
+from provisioner.errors import ConfigError, ImageError
+from provisioner.install.images import ImageStore, image_name, plan_image
 from provisioner.install.partitioning import DISK_GB_BYTES, PartitionPlan, plan_for
 from provisioner.inventory.models import Node, Site
 from provisioner.templating import render
@@ -69,6 +76,28 @@ def network_context(site: Site, node: Node) -> dict[str, Any]:
     }
 
 
+def image_context(
+    site: Site, node: Node, profile_name: str, images: ImageStore | None, base_url: str
+) -> dict[str, str] | None:
+    """``liveimg`` of an image profile: the built image's URL and sha256 (None: packages)."""
+    if site.profiles[profile_name].image is None:
+        return None
+    plan = plan_image(site, profile_name, node.role)
+    built = images.get(plan.key) if images is not None else None
+    if built is None:
+        raise ImageError(
+            f"node {node.name}: profile {profile_name}: image {plan.key} for role {node.role} "
+            f"is not built; run: provisioner image build --profile {profile_name} "
+            f"--role {node.role}"
+        )
+    return {
+        "name": image_name(profile_name, node.role),
+        "key": built.key,
+        "url": f"{base_url.rstrip('/')}/{built.url_path}",
+        "checksum": built.sha256,
+    }
+
+
 def disk_context(node: Node, plan: PartitionPlan) -> dict[str, Any]:
     hints = node.disks
     wwn = (hints.wwn or "").lower().removeprefix("0x") or None
@@ -104,8 +133,9 @@ def kickstart_context(
     token: str,
     base_url: str,
     disks: Sequence[str] | None = None,
+    image: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Everything the templates may use (pure data)."""
+    """Everything the templates may use (pure data); ``image``: see ``image_context``."""
     role = site.roles[node.role]
     profile_name = site.profile_of(node)
     if profile_name is None or profile_name not in site.profiles:
@@ -133,6 +163,7 @@ def kickstart_context(
             "profile": profile_name,
             "family": profile.os_family,
             "repo": profile.repo,
+            "image": image,
         },
         "lang": site.defaults.language,
         "timezone": site.defaults.timezone,
@@ -153,8 +184,9 @@ def kickstart_context(
 class KickstartRenderer:
     """Renders many nodes of one site (the root hash and search path resolved once)."""
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, images: ImageStore | None = None) -> None:
         self.site = site
+        self.images = images
         self.content = site.content_paths()
         self.search_path: list[Path] = self.content.search_path("kickstart")
         self.secrets = SiteSecrets.of(site)
@@ -166,8 +198,19 @@ class KickstartRenderer:
         self, node: Node, *, token: str, base_url: str, disks: Sequence[str] | None = None
     ) -> str:
         plan = self.plan(node)
+        profile = self.site.profile_of(node)
+        image = None
+        if profile is not None and profile in self.site.profiles:
+            image = image_context(self.site, node, profile, self.images, base_url)
         context = kickstart_context(
-            self.site, node, plan, self.secrets, token=token, base_url=base_url, disks=disks
+            self.site,
+            node,
+            plan,
+            self.secrets,
+            token=token,
+            base_url=base_url,
+            disks=disks,
+            image=image,
         )
         template = self.site.profiles[context["os"]["profile"]].kickstart
         text = render(self.search_path, template, context, f"node {node.name}")
@@ -176,7 +219,14 @@ class KickstartRenderer:
 
 
 def render_kickstart(
-    site: Site, node: Node, *, token: str, base_url: str, disks: Sequence[str] | None = None
+    site: Site,
+    node: Node,
+    *,
+    token: str,
+    base_url: str,
+    disks: Sequence[str] | None = None,
+    images: ImageStore | None = None,
 ) -> str:
-    """The kickstart of ``node`` (see the module docstring for ``disks``)."""
-    return KickstartRenderer(site).render(node, token=token, base_url=base_url, disks=disks)
+    """The kickstart of ``node`` (see the module docstring for ``disks`` and images)."""
+    renderer = KickstartRenderer(site, images)
+    return renderer.render(node, token=token, base_url=base_url, disks=disks)

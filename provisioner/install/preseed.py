@@ -48,7 +48,13 @@ class PreseedRenderer(KickstartRenderer):
         context: dict[str, Any] = kickstart_context(
             self.site, node, plan, self.secrets, token=token, base_url=base_url
         )
-        context["mirror"] = mirror_of(context["os"]["repo"], node.name)
+        repo = context["os"]["repo"]
+        if repo is None:
+            raise ConfigError(
+                f"node {node.name}: profile {context['os']['profile']}: a preseed installs "
+                "from a repo: (debian-installer has no image install)"
+            )
+        context["mirror"] = mirror_of(repo, node.name)
         text = render(
             self.search_path, preseed_template(self.site, node), context, f"node {node.name}"
         )

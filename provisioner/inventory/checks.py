@@ -289,6 +289,8 @@ def check_dns(site: Site, report: _Report) -> None:
 
 def check_profiles(site: Site, report: _Report) -> None:
     for name, profile in site.profiles.items():
+        if profile.repo is None:  # an image profile: no installer repository
+            continue
         scheme = profile.repo.split(":", 1)[0]
         if profile.os_family == "debian" and scheme not in ("http", "https", "ftp"):
             report.section(

@@ -146,13 +146,74 @@ class Dns(Model):
     ttl: Annotated[int, Field(ge=0)] = 300
 
 
+#: What every image gets (``provisioner image build``): boot, RAID/LVM, SSH, the
+#: first-boot callback (curl) and python3 for the configuration that follows.
+#: grub-pc-bin and grub-efi-amd64-bin side by side (grub-pc and grub-efi-amd64
+#: conflict); grub-install and update-grub come from grub2-common.
+IMAGE_BASE_PACKAGES: tuple[str, ...] = (
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "linux-image-cloud-amd64",
+    "grub-pc-bin",
+    "grub-efi-amd64-bin",
+    "grub2-common",
+    "initramfs-tools",
+    "zstd",
+    "mdadm",
+    "lvm2",
+    "e2fsprogs",
+    "dosfstools",
+    "openssh-server",
+    "iproute2",
+    "iputils-ping",
+    "curl",
+    "ca-certificates",
+    "procps",
+    "less",
+    "python3-minimal",
+)
+
+DebPackage = Annotated[str, StringConstraints(strict=True, pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
+
+
+class ImageSource(Model):
+    """A profile that installs an image (mmdebstrap) instead of packages from a repository."""
+
+    suite: Annotated[str, StringConstraints(strict=True, pattern=r"^[a-z0-9-]+$")] = "bookworm"
+    variant: Literal["minbase", "essential", "required", "important", "standard"] = "minbase"
+    mirror: str | None = Field(
+        None,
+        description="Apt mirror URL or sources line; default: this machine's apt sources",
+    )
+    packages: list[DebPackage] = Field(
+        default_factory=lambda: list(IMAGE_BASE_PACKAGES),
+        description="Debian packages of every image of this profile (roles add theirs)",
+    )
+    slim: bool = Field(True, description="Leave out man pages, locales and docs (not copyrights)")
+
+
 class Profile(Model):
     os_family: Literal["rhel", "debian"] = "rhel"
     kernel: BootFile = Field(description="Kernel path (under the boot files folder) or URL")
     initrd: BootFile
-    repo: RepoUrl = Field(description="Install repository URL (http, https, ftp or nfs)")
+    repo: RepoUrl | None = Field(
+        None, description="Install repository URL (package installs: http, https, ftp or nfs)"
+    )
+    image: ImageSource | None = Field(
+        None, description="Install an image built by `provisioner image build` (liveimg)"
+    )
     kickstart: ContentName = Field("default.ks.j2", description="Template in kickstart/")
     kernel_args: KernelArgs = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Profile:
+        if self.repo is None and self.image is None:
+            raise ValueError("repo: or image: required (where the installer gets the OS)")
+        if self.repo is not None and self.image is not None:
+            raise ValueError("repo: and image: both given; a profile installs one source")
+        return self
 
 
 class Vip(Model):
@@ -177,6 +238,9 @@ class Role(Model):
         None, description="Hook folders; defaults to [role name]"
     )
     packages: list[PackageName] = Field(default_factory=list)
+    image_packages: list[DebPackage] = Field(
+        default_factory=list, description="Debian packages the role adds to an image profile's"
+    )
     ha: RoleHA = Field(default_factory=RoleHA)
     settings: dict[str, Any] = Field(default_factory=dict)
 

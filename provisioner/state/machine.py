@@ -125,6 +125,8 @@ class CallbackStatus(StrEnum):
     STARTED = "started"
     INSTALLED = "installed"
     FAILED = "failed"
+    #: the installed system's first boot from its own disk (image installs' first-boot unit)
+    BOOTED = "booted"
 
 
 class Step(StrEnum):

@@ -1,5 +1,5 @@
 #!/bin/sh
-# provisioner lab installer -- TEST EQUIPMENT, NOT AN OS INSTALLER.
+# provisioner lab installer -- TEST EQUIPMENT, NOT ANACONDA.
 #
 # It behaves like Anaconda for what the provisioning pipeline depends on, and
 # nothing more: it reads inst.ks= from the kernel command line, brings the NIC
@@ -8,9 +8,14 @@
 # raid, volgroup, logvol, bootloader) to the virtual disks with sfdisk, mdadm,
 # lvm, mke2fs, mkfs.vfat and mkswap, runs %pre-install and %post (chrooted into
 # the new root unless --nochroot), runs %onerror when anything fails, writes a
-# marker naming the node on the root filesystem, and reboots. It installs no
-# packages and no OS: the boot code it leaves (in the MBR, and \EFI\BOOT\BOOTX64.EFI
-# on an ESP) only prints that the node booted from its disk. xfs is made as ext4.
+# marker naming the node on the root filesystem, and reboots. xfs is made as ext4.
+#
+# With `liveimg --url= --checksum=` it is a deploy agent (image.sh): it unpacks
+# the image onto the layout, configures it from the kickstart and installs GRUB,
+# and the node boots a real Debian from its disks. The system it leaves is real;
+# the installer is still lab equipment. Without liveimg it installs no OS: the
+# boot code it leaves (in the MBR, and \EFI\BOOT\BOOTX64.EFI on an ESP) only
+# prints that the node booted from its disk.
 set -u
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
@@ -54,10 +59,11 @@ banner() {
 	cat <<'EOF'
 ==========================================================================
  provisioner LAB INSTALLER -- test equipment for the provisioning pipeline
- NOT an operating system installer. It does what Anaconda does for the
- pipeline: fetch the kickstart, partition the disks (sfdisk, mdadm, lvm),
- make filesystems, run %pre/%post/%onerror, mark the root filesystem with
- the node's name, reboot. No packages, no OS; xfs -> ext4 stand-in.
+ NOT an operating system installer (not Anaconda). It does what Anaconda
+ does for the pipeline: fetch the kickstart, partition the disks (sfdisk,
+ mdadm, lvm), make filesystems, run %pre/%post/%onerror, reboot. A liveimg
+ kickstart gets its image unpacked, configured and made bootable (GRUB);
+ otherwise no OS is installed. xfs -> ext4 stand-in.
 ==========================================================================
 EOF
 }
@@ -126,6 +132,7 @@ net_up() {
 		[ -n "$ns" ] && echo "nameserver $ns" >/etc/resolv.conf
 	fi
 	ip -4 addr show dev "$nic" | grep inet | tee -a "$LOG"
+	NIC=$nic
 }
 
 # ---------------------------------------------------------------- kickstart
@@ -215,12 +222,15 @@ run_sections() { # run_sections KIND: every %KIND section, in kickstart order
 	return 0
 }
 
-# ---------------------------------------------------------------- storage
+# ---------------------------------------------------------------- storage, images
 . "$LAB/storage.sh"
+. "$LAB/image.sh"
 
 # ---------------------------------------------------------------- the new system
-ks_commands() { # read the commands that are not storage (hostname, root password, final action)
+ks_commands() { # the commands that are not storage (hostname, network, root password, image...)
 	HOSTNAME_KS=""; ROOTPW=""; TIMEZONE=""
+	NET_DEVICE=""; NET_PROTO=""; NET_IP=""; NET_MASK=""; NET_GW=""; NET_DNS=""
+	: >"$KS/sshkeys"
 	while IFS= read -r line; do
 		case "$line" in '' | '#'*) continue ;; esac
 		esc=$(printf '%s\n' "$line" | sed 's/[$`]/\\&/g') # words as shlex reads them, no expansion
@@ -228,7 +238,25 @@ ks_commands() { # read the commands that are not storage (hostname, root passwor
 		cmd=$1
 		shift
 		case "$cmd" in
-		network) for o in "$@"; do case "$o" in --hostname=*) HOSTNAME_KS=${o#*=} ;; esac; done ;;
+		network)
+			for o in "$@"; do
+				case "$o" in
+				--hostname=*) HOSTNAME_KS=${o#*=} ;;
+				--device=*) [ -z "$NET_DEVICE" ] && NET_DEVICE=$(echo "${o#*=}" | tr A-F a-f) ;;
+				--bootproto=*) NET_PROTO=${o#*=} ;;
+				--ip=*) NET_IP=${o#*=} ;;
+				--netmask=*) NET_MASK=${o#*=} ;;
+				--gateway=*) NET_GW=${o#*=} ;;
+				--nameserver=*) NET_DNS=${o#*=} ;;
+				esac
+			done ;;
+		liveimg)
+			for o in "$@"; do
+				case "$o" in --url=*) IMG_URL=${o#*=} ;; --checksum=*) IMG_SUM=${o#*=} ;; esac
+			done ;;
+		sshkey)
+			user=root
+			for o in "$@"; do case "$o" in --username=*) user=${o#*=} ;; --*) ;; *) echo "$user $o" >>"$KS/sshkeys" ;; esac; done ;;
 		rootpw) # only a crypt(3) hash goes into /etc/shadow; anything else locks root
 			ROOTPW='!'
 			case " $* " in *" --iscrypted "*) for o in "$@"; do case "$o" in --*) ;; *) ROOTPW=$o ;; esac; done ;; esac ;;
@@ -249,12 +277,18 @@ write_system() {
 	if [ -n "$ROOTPW" ]; then
 		(umask 077 && echo "root:$ROOTPW:19000:0:99999:7:::" >"$SYSROOT/etc/shadow")
 	fi
+	write_marker
+}
+write_marker() { # what the lab reads back from a node's disks: who, when, by which kickstart
+	host=${HOSTNAME_KS:-$NODE}
+	mkdir -p "$SYSROOT/etc/provisioner"
 	cp "$KS/layout" "$SYSROOT/etc/provisioner/lab-layout"
 	{
 		echo "node=$NODE"
 		echo "hostname=$host"
 		echo "installer=provisioner-lab-installer"
 		echo "kickstart=$KS_SHOWN"
+		[ -n "$IMG_URL" ] && echo "image=${IMG_URL%%\?*}" && echo "image_sha256=${IMG_SUM#sha256:}"
 		echo "installed_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	} >"$SYSROOT/etc/provisioner/lab-installed"
 	say "marker /etc/provisioner/lab-installed written for node $NODE"
@@ -316,12 +350,18 @@ main() {
 	ks_commands
 	storage_apply # partitions, md, LVM, filesystems, mounts on $SYSROOT
 	run_sections pre-install
-	grep -q '^%packages' "$KS/ks.full" && say "%packages: the lab installer installs no packages"
-	write_system
-	install_local_boot
-	chroot_env on
-	run_sections post
-	chroot_env off
+	if [ -n "$IMG_URL" ]; then
+		image_install # the image's own tools run %post: bind only /dev, /proc, /sys, /run
+		run_sections post
+		root_mounts off
+	else
+		grep -q '^%packages' "$KS/ks.full" && say "%packages: the lab installer installs no packages"
+		write_system
+		install_local_boot
+		chroot_env on
+		run_sections post
+		chroot_env off
+	fi
 	cp "$LOG" "$SYSROOT/var/log/lab-installer.log"
 	storage_release
 	say "installation of $NODE complete"

@@ -153,6 +153,21 @@ def test_boot_files_with_range_and_no_traversal(running: Running) -> None:
     assert requests.get(f"{running.url}/files/nothere", timeout=10).status_code == 404
 
 
+def test_images_with_range_from_the_state_dir(running: Running) -> None:
+    """`image build` writes under <state>/images/<key>/; serve publishes it like kernels."""
+    folder = running.state / "images" / ("ab" * 12)
+    folder.mkdir(parents=True)
+    data = bytes(range(256)) * 8192  # 2 MiB
+    (folder / "image.tar.zst").write_bytes(data)
+    url = f"{running.url}/images/{folder.name}/image.tar.zst"
+    full = requests.get(url, timeout=10)
+    assert full.status_code == 200 and full.content == data
+    part = requests.get(url, headers={"Range": "bytes=4096-8191"}, timeout=10)
+    assert part.status_code == 206 and part.content == data[4096:8192]
+    assert requests.get(f"{running.url}/images/../site.yaml", timeout=10).status_code == 404
+    assert requests.get(f"{running.url}/images/{folder.name}/x", timeout=10).status_code == 404
+
+
 def test_healthz(running: Running) -> None:
     reply = requests.get(f"{running.url}/healthz", timeout=10)
     assert reply.status_code == 200

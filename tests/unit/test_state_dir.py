@@ -18,6 +18,7 @@ LAYOUT = {
     "api_token": "api.token",
     "daemon_file": "daemon.json",
     "boot_files": "boot-files",
+    "images": "images",
     "tftp": "tftp",
     "dhcp": "dhcp",
     "bundles": "bundles",

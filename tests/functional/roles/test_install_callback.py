@@ -211,6 +211,24 @@ def test_replayed_installed_callback_is_rejected(lab: Lab) -> None:
     assert callbacks(lab.store) == [("installed", "")]
 
 
+def test_first_boot_reports_booted_with_the_spent_token_only(lab: Lab) -> None:
+    """The installed system's first-boot unit reports "booted" after the install spent its
+    token: accepted for that node only, recorded with the kernel, refused before install."""
+    token = lab.deploy()
+    booted = {"status": "booted", "kernel": "6.1.0-57-cloud-amd64"}
+    assert lab.post(NODE, booted, token) == 403  # still installing: nothing booted yet
+    assert lab.post(NODE, {"status": "installed"}, token) == 202
+    assert lab.drive() == NodeState.ACTIVE
+    assert lab.post(NODE, booted, "x" * 43) == 403
+    assert lab.post("ctl2", booted, token) == 403
+    assert lab.post(NODE, booted, token) == 202
+    assert callbacks(lab.store)[-1] == ("booted", "booted from disk: kernel 6.1.0-57-cloud-amd64")
+    # deployed again: the old install's token reports nothing
+    lab.store.transition(NODE, "reprovision", actor="test")
+    lab.store.start_build_mode(NODE, actor="test")
+    assert lab.post(NODE, booted, token) == 403
+
+
 def test_racing_final_callbacks_are_recorded_once(lab: Lab) -> None:
     for name in ("ctl1", "ctl2", "ctl3"):  # a few tries at the race
         token = lab.deploy(name)
