@@ -84,10 +84,11 @@ class BundleStore:
         self._tokens.mkdir(parents=True, exist_ok=True, mode=0o700)
         digest = hashlib.sha256(token.encode()).hexdigest()
         path = self._tokens / f"{self.path(node).name}.sha256"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(digest)
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        # a temp file of its own (mode 0600): two racing callbacks must not share one
+        fd, tmp = tempfile.mkstemp(dir=self._tokens, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(digest)
+        os.replace(tmp, path)
 
     def may_pull(self, node: str, token: str) -> bool:
         digest = hashlib.sha256(token.encode()).hexdigest().encode()
