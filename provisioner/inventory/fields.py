@@ -78,8 +78,10 @@ BmcAddress = Annotated[
     str,
     StringConstraints(strict=True),
     _matcher(
-        r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?",
-        "expected a BMC host name or IP address",
+        r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?"
+        r"|https?://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+        r"(?::[0-9]{1,5})?/?",
+        "expected a BMC host name or IP address (Redfish: or an http(s)://host[:port] URL)",
     ),
 ]
 ServiceName = Annotated[
