@@ -122,6 +122,8 @@ def lab_site_data(spec: LabSpec) -> dict[str, Any]:
             "dns_servers": ["192.0.2.3"],
             "provisioner": endpoint,
             "unknown_macs": "ignore",
+            # user mode: every node reaches serve through slirp, i.e. from 127.0.0.1
+            "boot_addresses": "fixed" if spec.mode == "netns" else "dynamic",
         },
         "dns": {
             "server": dns_server,

@@ -58,3 +58,7 @@ def test_user_mode_lab_uses_loopback_ports(tmp_path: Path) -> None:
     assert str(site.dns.server) == "127.0.0.1" and site.dns.port == 5353
     assert [n.bmc.port for n in site.nodes] == list(range(7100, 7106))
     assert "Network mode: user" in path.read_text()
+    # every node reaches serve through slirp, from 127.0.0.1: its install script must not
+    # be tied to the node's own address there (it is in netns mode)
+    assert site.network.boot_addresses == "dynamic"
+    assert load_site(write_lab_site(tmp_path / "ns", LabSpec())).network.boot_addresses == "fixed"
