@@ -33,7 +33,7 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 test: deps-test venv
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,openstack]'
 	$(BIN)/ruff check provisioner provisioner_lab tests benchmarks
 	$(BIN)/ruff format --check provisioner provisioner_lab tests benchmarks
 	$(BIN)/mypy provisioner provisioner_lab

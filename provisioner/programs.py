@@ -78,12 +78,14 @@ class Program:
     kind: Kind = "program"
     #: program: other names it goes by (mysqld for mariadbd); file: where it is (globs allowed)
     alternatives: tuple[str, ...] = ()
+    #: script: the Python extra of pyproject.toml that installs its distribution
+    extra: str = TEST_EXTRA
 
     @property
     def fix(self) -> str:
         """The one command that installs it."""
         if self.kind == "script":
-            return f"{sys.executable} -m pip install '.[{TEST_EXTRA}]'"
+            return f"{sys.executable} -m pip install '.[{self.extra}]'"
         return f"apt-get install {self.package}"
 
     def search_dirs(self, search: str | None = None) -> list[str]:
@@ -138,8 +140,8 @@ def _f(name: str, package: str, uses: str, why: str, *paths: str) -> Program:
     return Program(name, package, tuple(uses.split()), why, "file", paths)
 
 
-def _s(name: str, distribution: str, why: str) -> Program:
-    return Program(name, distribution, ("test",), why, "script")
+def _s(name: str, distribution: str, why: str, extra: str = TEST_EXTRA) -> Program:
+    return Program(name, distribution, ("test",), why, "script", extra=extra)
 
 
 _IPXE = "/usr/lib/ipxe"
@@ -245,6 +247,12 @@ TABLE: tuple[Program, ...] = (
     _s("ansible-inventory", "ansible-core", "tests: the generated Ansible inventory read"),
     _s("sushy-emulator", "sushy-tools", "tests: the Redfish BMC emulator"),
     _s("schemathesis", "schemathesis", "tests: the REST API fuzzed"),
+    _s(
+        "oslo-config-validator",
+        "oslo.config",
+        "tests: rendered OpenStack files checked against the projects' option definitions",
+        extra="openstack",
+    ),
     _s("pytest", "pytest", "make test: the test runner"),
     _s("ruff", "ruff", "make test: lint and format check"),
     _s("mypy", "mypy", "make test: type check"),
@@ -385,8 +393,10 @@ def report(use: str, table: Sequence[Program] = TABLE) -> dict[str, Any]:
     missing = [r for r in rows if r["path"] is None]
     apt = sorted({str(r["package"]) for r in missing if r["kind"] != "script"})
     fix = [f"apt-get install {' '.join(apt)}"] if apt else []
-    if any(r["kind"] == "script" for r in missing):
-        fix.append(f"{sys.executable} -m pip install '.[{TEST_EXTRA}]'")
+    missing_names = {r["name"] for r in missing}
+    extras = sorted({p.extra for p in table if p.kind == "script" and p.name in missing_names})
+    if extras:
+        fix.append(f"{sys.executable} -m pip install '.[{','.join(extras)}]'")
     return {
         "use": use,
         "ok": not missing,

@@ -100,7 +100,7 @@ def nodes(app: App, role: str | None, as_json: bool) -> None:
                 node.rack or "",
                 str(node.ip),
                 ", ".join(node.macs),
-                f"{node.bmc.driver} {node.bmc.address}:{node.bmc.effective_port}",
+                f"{node.bmc.driver} {node.bmc.location}",
                 site.profile_of(node) or "",
                 site.boot_mode_of(node),
                 styled_state(rec.state if rec else None),

@@ -71,7 +71,7 @@ def _run(
     results = failed + results
     order = {n.name: i for i, n in enumerate(nodes)}
     results.sort(key=lambda r: order[r.node])
-    bmcs = {n.name: f"{n.bmc.driver} {n.bmc.address}:{n.bmc.effective_port}" for n in nodes}
+    bmcs = {n.name: f"{n.bmc.driver} {n.bmc.location}" for n in nodes}
     if as_json:
         print_json(
             [

@@ -68,7 +68,7 @@ def status(app: App, name: str, n_events: int, as_json: bool) -> None:
                 "role": node.role,
                 "ip": str(node.ip),
                 "macs": node.macs,
-                "bmc": f"{node.bmc.driver} {node.bmc.address}:{node.bmc.effective_port}",
+                "bmc": f"{node.bmc.driver} {node.bmc.location}",
                 "state": rec.as_dict() if rec else None,
                 "reservation": reservation.as_dict() if reservation else None,
                 "events": [e.as_dict() for e in events],
@@ -80,9 +80,7 @@ def status(app: App, name: str, n_events: int, as_json: bool) -> None:
         f"[bold]{node.name}[/] ({site.fqdn(node)}), role {node.role}, IP {node.ip}, "
         f"MAC {', '.join(node.macs)}"
     )
-    out.print(
-        f"BMC: {node.bmc.driver} {node.bmc.address}:{node.bmc.effective_port} user {node.bmc.user}"
-    )
+    out.print(f"BMC: {node.bmc.driver} {node.bmc.location} user {node.bmc.user}")
     if rec is None:
         out.print(f"state: {styled_state(None)}")
         return

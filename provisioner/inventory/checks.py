@@ -94,7 +94,7 @@ def check_duplicates(site: Site, report: _Report) -> None:
     _duplicates(
         site,
         report,
-        lambda n: [("bmc.address", f"{n.bmc.address}:{n.bmc.effective_port}")],
+        lambda n: [("bmc.address", f"{n.bmc.location}")],
         "BMC address",
     )
 
@@ -273,6 +273,43 @@ def check_controllers(site: Site, report: _Report) -> None:
         )
 
 
+#: The cloud guide's minimum per role kind besides the controllers (../shared/DESIGN.md) and
+#: what is lost below it. Warnings, not errors: a site is often deployed role by role (the
+#: controllers first), and a lab may accept one node; the bundles are right either way.
+REDUNDANCY: dict[str, tuple[int, str]] = {
+    "network": (
+        2,
+        "HA routers and DHCP need agents on two network nodes: with fewer, losing one cuts "
+        "every tenant network off from routing, DHCP and metadata until it returns",
+    ),
+    "storage": (
+        2,
+        "Swift (and Ceph) keep copies on other storage nodes: with fewer, losing one loses "
+        "access to every object; Cinder LVM volumes are per node anyway",
+    ),
+    "compute": (
+        2,
+        "instances are spread over compute nodes: with fewer, losing one stops every instance",
+    ),
+}
+
+
+def check_redundancy(site: Site, report: _Report) -> None:
+    for kind, (minimum, why) in REDUNDANCY.items():
+        count = len(site.nodes_of_kind(kind))
+        if count >= minimum:
+            continue
+        roles = [name for name in site.roles if site.role_kind(name) == kind]
+        where = f"role {roles[0]}" if roles else "roles"
+        report.section(
+            where,
+            "",
+            f"{count} {kind} node(s), the cloud guide asks for at least {minimum}: {why}",
+            "warning",
+            loc=("roles", roles[0]) if roles else ("roles",),
+        )
+
+
 def check_dns(site: Site, report: _Report) -> None:
     domain = site.site.domain.rstrip(".")
     zone = site.dns.forward_zone.rstrip(".")
@@ -309,5 +346,6 @@ CHECKS: tuple[Callable[[Site, _Report], None], ...] = (
     check_secrets,
     check_vips,
     check_controllers,
+    check_redundancy,
     check_dns,
 )

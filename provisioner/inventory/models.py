@@ -5,6 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -255,9 +256,24 @@ class Bmc(Model):
 
     @property
     def effective_port(self) -> int:
+        """The port the driver talks to: ``port``, else the one a URL address names, else
+        the scheme's or driver's default (https 443, http 80, IPMI 623)."""
         if self.port is not None:
             return self.port
+        if "://" in self.address:
+            url = urlsplit(self.address)
+            return url.port or (80 if url.scheme == "http" else 443)
         return 443 if self.driver == "redfish" else 623
+
+    @property
+    def location(self) -> str:
+        """Where the BMC is, as an operator reads it: the URL when ``address`` is one (with its
+        port, never ``URL:PORT``), else ``address:port``."""
+        if "://" in self.address:
+            url = urlsplit(self.address)
+            netloc = f"{url.hostname}:{self.effective_port}"
+            return url._replace(netloc=netloc).geturl()
+        return f"{self.address}:{self.effective_port}"
 
 
 class DiskHints(Model):
@@ -285,6 +301,11 @@ class NodeNetwork(Model):
     """How the node's static address sits on its NICs (default: untagged on the primary MAC)."""
 
     bond: Bond | None = None
+    interface: InterfaceName | None = Field(
+        None,
+        description="Kernel name of the NIC with the primary MAC (enp1s0); HA daemons bind "
+        "to it (keepalived's VRRP), or to the bond when there is one",
+    )
     vlan: Annotated[int, Field(ge=1, le=4094)] | None = None
     mtu: Annotated[int, Field(ge=576, le=9216)] | None = None
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from provisioner.errors import ProvisionerError
 from provisioner.inventory import load_site
 from provisioner.roles import DeployFacts, generate
-from provisioner.roles.bundles import BundleStore
+from provisioner.roles.bundles import SECRETS_DIR, BundleStore
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         files = generate(site, node, facts)
         if args.print_only or not args.state_dir:
             for rel, text in sorted(files.items()):
-                print(f"==> {rel} <==\n{text}")
+                shown = "(secret, not shown)\n" if rel.startswith(f"{SECRETS_DIR}/") else text
+                print(f"==> {rel} <==\n{shown}")
             return 0
         path = BundleStore(Path(args.state_dir)).write(node, files)
         print(f"node {node}: {len(files)} files written to {path}")

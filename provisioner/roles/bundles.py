@@ -23,6 +23,9 @@ from provisioner.roles.common import Bundle
 from provisioner.settings import StateDir
 
 PULL_MAX_AGE_S = 24 * 3600
+#: the one folder of a bundle that may hold a secret a daemon reads only from its config
+#: (Neutron's VRRP password): written 0600 in a 0700 folder
+SECRETS_DIR = "secrets"
 
 
 class BundleStore:
@@ -50,6 +53,9 @@ class BundleStore:
                 raise BundleError(f"node {node}: bundle path {rel} escapes the bundle")
             dest = staging / rel_path
             dest.parent.mkdir(parents=True, exist_ok=True)
+            if rel_path.parts[0] == SECRETS_DIR:
+                dest.parent.chmod(0o700)
+                dest.touch(mode=0o600)
             dest.write_text(text)
             dest.chmod(0o700 if rel.endswith(".sh") else 0o600)  # site secrets inside
         (staging / "MANIFEST").write_text("".join(f"{rel}\n" for rel in sorted(files)))

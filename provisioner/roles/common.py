@@ -14,21 +14,11 @@ from typing import Any
 
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
+from provisioner.roles import services
+from provisioner.roles.osfamily import os_family
 from provisioner.templating import environment
 
 Bundle = dict[str, str]
-
-#: OpenStack API services behind the controllers' VIP: name -> (port, health check path)
-API_SERVICES: dict[str, tuple[int, str]] = {
-    "keystone": (5000, "/v3"),
-    "glance": (9292, "/healthcheck"),
-    "nova": (8774, "/"),
-    "placement": (8778, "/"),
-    "neutron": (9696, "/"),
-    "cinder": (8776, "/healthcheck"),
-    "heat": (8004, "/healthcheck"),
-    "horizon": (80, "/dashboard/auth/login/"),
-}
 
 
 @dataclass(frozen=True)
@@ -80,6 +70,11 @@ def members(site: Site, node: Node) -> list[Node]:
     return sorted(site.nodes_of_kind(site.role_kind(node.role)), key=lambda n: n.name)
 
 
+def members_of_kind(site: Site, kind: str) -> list[Node]:
+    """Every node of a role kind, in name order (possibly none)."""
+    return sorted(site.nodes_of_kind(kind), key=lambda n: n.name)
+
+
 def controllers(site: Site) -> list[Node]:
     nodes = sorted(site.nodes_of_kind("controller"), key=lambda n: n.name)
     if not nodes:
@@ -109,5 +104,37 @@ def render(kind: str, template: str, site: Site, **values: Any) -> str:
 
 
 def node_context(site: Site, node: Node) -> dict[str, Any]:
-    """What every role's templates are given: the node, the controllers and their VIP."""
-    return {"node": node, "controllers": controllers(site), "vip": controller_vip(site, node.name)}
+    """What every role's templates are given: the node, the controllers, their VIP, and
+    ``url.<service>`` / ``port.<service>`` from the services table (provisioner.roles.services):
+    a template names a service, never a port."""
+    vip = controller_vip(site, node.name)
+    return {
+        "node": node,
+        "controllers": controllers(site),
+        "vip": vip,
+        "os": os_family(site, node),
+        "url": services.urls(vip),
+        "port": services.ports(),
+    }
+
+
+IFNAME = r"[A-Za-z0-9_.-]{1,15}"
+
+
+def node_interface(site: Site, node: Node) -> str:
+    """The interface holding the node's address: the role's ``settings.vrrp_interface`` when
+    an operator set one for the whole role, else from the site's node (node.network: the
+    bond, else ``interface``; with ``.VLAN`` when tagged).
+
+    Never a guessed default: a VRRP instance on the wrong interface would take the VIP
+    nowhere, so a node without either is an error naming both fields."""
+    if "vrrp_interface" in site.roles[node.role].settings:
+        return str_setting(site, node, "vrrp_interface", "", IFNAME)
+    net = node.network
+    base = net.bond.name if net.bond else net.interface
+    if base is None:
+        raise RoleConfigError(
+            f"node {node.name}: no interface for the VIP: set the node's network.interface "
+            f"(or network.bond), or role {node.role} settings.vrrp_interface"
+        )
+    return f"{base}.{net.vlan}" if net.vlan else base

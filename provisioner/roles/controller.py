@@ -10,13 +10,16 @@ from typing import Any
 
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
+from provisioner.roles import services
 from provisioner.roles.common import (
-    API_SERVICES,
     Bundle,
     DeployFacts,
     controller_vip,
     controllers,
     int_setting,
+    members_of_kind,
+    node_context,
+    node_interface,
     render,
     role_settings,
     str_setting,
@@ -26,8 +29,8 @@ from provisioner.roles.common import (
 KIND = "controller"
 PRIORITY_TOP = 150
 PRIORITY_STEP = 10
-DEFAULT_PACEMAKER_SERVICES = ("openstack-cinder-backup",)
-IFNAME = r"[A-Za-z0-9_.-]{1,15}"
+DEFAULT_FENCE_PASSWORD_SCRIPT = "/etc/provisioner/fence/{node}.password"
+FENCE_SCRIPT = r"/[\w./{}-]+"
 ABS_PATH = r"/[\w./-]+"
 COMMAND = r"/[\w./-]+( [\w./=-]+)*"
 
@@ -69,8 +72,29 @@ def _prefix(site: Site, node_name: str, vip: Any) -> int:
     return cidr.prefixlen
 
 
-def _pacemaker_resources(node: Node, settings: dict[str, Any]) -> list[dict[str, str]]:
-    services = settings.get("pacemaker_services", list(DEFAULT_PACEMAKER_SERVICES))
+def fence_password_scripts(site: Site, node: Node, ctls: list[Node]) -> dict[str, str]:
+    """The ``password_script`` of each controller's fence device: ``settings.fence_password_script``
+    with ``{node}`` replaced by the fenced controller's name (default
+    ``/etc/provisioner/fence/{node}.password``), so every BMC can have its own password.
+
+    A path without ``{node}`` is one script for every device: accepted only while every
+    controller's ``bmc.password`` is the same secret, else an error naming the field."""
+    pattern = str_setting(
+        site, node, "fence_password_script", DEFAULT_FENCE_PASSWORD_SCRIPT, FENCE_SCRIPT
+    )
+    if "{node}" not in pattern and len({c.bmc.password for c in ctls}) > 1:
+        raise RoleConfigError(
+            f"node {node.name}: role {node.role} settings.fence_password_script {pattern!r} is "
+            "one script for every fence device, but the controllers' bmc.password differ: "
+            "put {node} in the path"
+        )
+    return {c.name: pattern.replace("{node}", c.name) for c in ctls}
+
+
+def _pacemaker_resources(
+    node: Node, settings: dict[str, Any], default: tuple[str, ...]
+) -> list[dict[str, str]]:
+    services = settings.get("pacemaker_services", list(default))
     resources = []
     for service in services:
         if not isinstance(service, str) or not re.fullmatch(r"[A-Za-z0-9@._-]+", service):
@@ -82,6 +106,25 @@ def _pacemaker_resources(node: Node, settings: dict[str, Any]) -> list[dict[str,
     return resources
 
 
+def haproxy_frontends(site: Site) -> list[dict[str, Any]]:
+    """One frontend per service of the table behind the VIP, its backends the nodes of the
+    service's placement (a placement without nodes leaves the service out)."""
+    frontends = []
+    for svc in services.vip_services():
+        servers = members_of_kind(site, svc.placement)
+        if not servers:
+            continue
+        frontends.append(
+            {
+                "id": services.ident(svc.name),
+                "service": svc,
+                "servers": servers,
+                "one_writer": svc.ha == "haproxy-one-writer",
+            }
+        )
+    return frontends
+
+
 def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     ctls = controllers(site)
     if node.name not in [c.name for c in ctls]:
@@ -89,18 +132,18 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     settings = role_settings(site, node)
     vip = controller_vip(site, node.name)
     cluster_name = f"{site.site.name}-controllers"
-    common = {"node": node, "controllers": ctls, "cluster_name": cluster_name, "vip": vip}
-    services = [
-        {"name": name, "port": port, "check": check} for name, (port, check) in API_SERVICES.items()
-    ]
+    common = {**node_context(site, node), "cluster_name": cluster_name}
+    family = common["os"]
     bootstrap, decision = galera_bootstraps(site, node, facts)
     files: Bundle = {
-        "haproxy/haproxy.cfg": render(KIND, "haproxy.cfg.j2", site, services=services, **common),
+        "haproxy/haproxy.cfg": render(
+            KIND, "haproxy.cfg.j2", site, frontends=haproxy_frontends(site), **common
+        ),
         "keepalived/keepalived.conf": render(
             KIND,
             "keepalived.conf.j2",
             site,
-            interface=str_setting(site, node, "vrrp_interface", "eth0", IFNAME),
+            interface=node_interface(site, node),
             instance="VI_API",
             router_id=vrrp_router_id(vip),
             priority=vrrp_priority(site, node),
@@ -127,9 +170,9 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             **common,
         ),
         "openstack/oslo-messaging.conf": render(KIND, "oslo-messaging.conf.j2", site, **common),
-        "memcached/memcached.conf": render(
+        family.memcached_bundle: render(
             KIND,
-            "memcached.conf.j2",
+            family.memcached_template,
             site,
             memory_mb=int_setting(site, node, "memcached_memory_mb", 1024, minimum=64),
             **common,
@@ -145,10 +188,8 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             KIND,
             "cib.xml.j2",
             site,
-            resources=_pacemaker_resources(node, settings),
-            password_script=str_setting(
-                site, node, "fence_password_script", "/etc/provisioner/bmc-password", ABS_PATH
-            ),
+            resources=_pacemaker_resources(node, settings, (family.cinder_backup_unit,)),
+            password_scripts=fence_password_scripts(site, node, ctls),
             **common,
         ),
         "galera/decision.json": json.dumps(

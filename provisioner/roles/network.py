@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
+from provisioner.inventory.secrets import SecretRef
 from provisioner.roles.common import (
     Bundle,
     DeployFacts,
@@ -15,18 +18,40 @@ from provisioner.roles.common import (
 )
 
 KIND = "network"
+DEFAULT_VRRP_SECRET = {"file": "secrets/neutron-l3-ha-vrrp-password", "generate": "password"}
 
 
-def agent_counts(n_nodes: int) -> tuple[int, int, int]:
-    """(max L3 agents per router, min L3 agents per router, DHCP agents per network)."""
+def agent_counts(n_nodes: int) -> tuple[int, int]:
+    """(max L3 agents per router, DHCP agents per network). Neutron has no minimum any more
+    (``min_l3_agents_per_router`` was removed): an HA router is created on whatever agents
+    are alive, so the redundancy check belongs to ``validate``."""
     if n_nodes < 1:
         raise RoleConfigError("role network: no network nodes")
-    return min(3, n_nodes), min(2, n_nodes), min(3, n_nodes)
+    return min(3, n_nodes), min(3, n_nodes)
+
+
+def vrrp_auth_password(site: Site, node: Node) -> str:
+    """The password of the HA routers' VRRP (``ha_vrrp_auth_type = PASS``), shared by every
+    network node: role setting ``ha_vrrp_auth_password`` (a secret reference), by default
+    generated once into the site's ``secrets/neutron-l3-ha-vrrp-password``.
+
+    The L3 agent reads it only from its config, so it is the one secret a network bundle
+    carries: in ``secrets/`` (mode 0600 in the store, see provisioner/roles/bundles.py)."""
+    raw = site.roles[node.role].settings.get("ha_vrrp_auth_password", DEFAULT_VRRP_SECRET)
+    try:
+        ref = SecretRef.model_validate(raw)
+    except ValidationError as exc:
+        raise RoleConfigError(
+            f"node {node.name}: role {node.role} settings.ha_vrrp_auth_password is not a "
+            f"secret reference ({{file: ...}} or {{env: ...}}): {exc.errors()[0]['msg']}"
+        ) from None
+    owner = f"node {node.name}: role {node.role} settings.ha_vrrp_auth_password"
+    return site.secret(ref, owner).get_secret_value()
 
 
 def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     nodes = members(site, node)
-    max_l3, min_l3, dhcp = agent_counts(len(nodes))
+    max_l3, dhcp = agent_counts(len(nodes))
     common = {
         **node_context(site, node),
         "members": nodes,
@@ -38,7 +63,6 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             "neutron-l3-ha.conf.j2",
             site,
             max_l3_agents=int_setting(site, node, "max_l3_agents_per_router", max_l3, minimum=1),
-            min_l3_agents=int_setting(site, node, "min_l3_agents_per_router", min_l3, minimum=1),
             l3_ha_net_cidr=str_setting(
                 site, node, "l3_ha_net_cidr", "169.254.192.0/18", r"[0-9.]+/\d{1,2}"
             ),
@@ -47,4 +71,11 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
         "neutron/l3_agent.ini": render(KIND, "l3_agent.ini.j2", site, **common),
         "neutron/dhcp_agent.ini": render(KIND, "dhcp_agent.ini.j2", site, **common),
         "neutron/metadata_agent.ini": render(KIND, "metadata_agent.ini.j2", site, **common),
+        "secrets/neutron-l3-ha-vrrp.conf": render(
+            KIND,
+            "l3-ha-vrrp-secret.conf.j2",
+            site,
+            password=vrrp_auth_password(site, node),
+            **common,
+        ),
     }

@@ -18,7 +18,7 @@ from provisioner.roles.common import (
 KIND = "storage"
 BACKENDS = ("lvm", "rbd")
 NAME = r"[A-Za-z0-9_.-]+"
-SWIFT_SERVERS = {"account": 6202, "container": 6201, "object": 6200}
+SWIFT_SERVERS = ("account", "container", "object")
 
 
 def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
@@ -55,8 +55,9 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             **common,
         ),
     }
-    for server, port in SWIFT_SERVERS.items():
+    files["swift/proxy-server.conf"] = render(KIND, "swift-proxy-server.conf.j2", site, **common)
+    for server in SWIFT_SERVERS:
         files[f"swift/{server}-server.conf"] = render(
-            KIND, "swift-server.conf.j2", site, server=server, port=port, **common
+            KIND, "swift-server.conf.j2", site, server=server, **common
         )
     return files

@@ -256,3 +256,15 @@ def test_a_session_that_runs_an_unlisted_program_fails(tmp_path: Path) -> None:
     assert "2 passed" in failed.stdout  # every test passed; the run still fails
     assert "programs missing from provisioner/programs.py" in failed.stdout
     assert "pv-unlisted-program: started by test_inner.py::test_unlisted" in failed.stdout
+
+
+def test_a_script_of_another_extra_says_which_extra_installs_it() -> None:
+    validator = programs.entry("oslo-config-validator")
+    assert validator.kind == "script" and "test" in validator.uses
+    assert validator.fix.endswith("-m pip install '.[openstack]'")
+    missing = Program(
+        "no-such-validator", "oslo.config", ("test",), "x", "script", extra="openstack"
+    )
+    assert programs.report("test", (missing,))["fix"] == [
+        f"{sys.executable} -m pip install '.[openstack]'"
+    ]

@@ -47,6 +47,9 @@ def lab_site_dir(site_dir: Path) -> Path:
     path.write_text(text.replace("2.0.192.in-addr.arpa", "113.0.203.in-addr.arpa"))
 
     def settings(data: dict[str, Any]) -> None:
+        # the daemons that check the files here are Debian's: the profile says so
+        for profile in data["profiles"].values():
+            profile["os_family"] = "debian"
         data["roles"]["controller"]["settings"] = {
             "vrrp_interface": "pv7eth",
             "vrrp_check_script": "/bin/true",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pwd
 import re
 import subprocess
 import sys
@@ -116,7 +117,7 @@ def test_crm_verify_accepts_the_pacemaker_cib(lab_site: Site, tmp_path: Path) ->
     cib = write(tmp_path, "ctl1", "cib.xml", _as_running_cluster(text, CONTROLLERS))
     result = run(["crm_verify", "--xml-file", str(cib), "-V"], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert 'type="fence_ipmilan"' in text and "openstack-cinder-backup" in text
+    assert 'type="fence_ipmilan"' in text and 'type="cinder-backup"' in text
     broken = write(
         tmp_path,
         "ctl1",
@@ -126,14 +127,36 @@ def test_crm_verify_accepts_the_pacemaker_cib(lab_site: Site, tmp_path: Path) ->
     assert run(["crm_verify", "--xml-file", str(broken)], check=False).returncode != 0
 
 
+def memcached_command(lab_site: Site, family: str, tmp_path: Path) -> list[str]:
+    """memcached's command line as each family's packaging builds it from the bundle's file:
+    Debian's init reads /etc/memcached.conf (one option a line), RHEL's memcached.service
+    runs ``memcached -p $PORT -u $USER -m $CACHESIZE -c $MAXCONN $OPTIONS`` from sysconfig."""
+    profiles = {n: p.model_copy(update={"os_family": family}) for n, p in lab_site.profiles.items()}
+    bundle = generate(lab_site.model_copy(update={"profiles": profiles}), "ctl2", DeployFacts())
+    if family == "debian":
+        text = bundle["memcached/memcached.conf"]
+        options = [line for line in text.splitlines() if line.startswith("-") and line != "-d"]
+        return " ".join(options).split()
+    sysconfig = write(tmp_path, "ctl2", "sysconfig-memcached", bundle["memcached/memcached"])
+    shell = f'. {sysconfig}; echo -p "$PORT" -u "$USER" -m "$CACHESIZE" -c "$MAXCONN" $OPTIONS'
+    return run(["sh", "-c", shell]).stdout.split()
+
+
 @needs_root
-def test_memcached_runs_with_the_generated_options(lab_site: Site, tmp_path: Path) -> None:
-    text = generate(lab_site, "ctl2", DeployFacts())["memcached/memcached.conf"]
-    options = [line for line in text.splitlines() if line.startswith("-") and line != "-d"]
+@pytest.mark.parametrize("family", ["debian", "rhel"])
+def test_memcached_runs_with_the_generated_options(
+    lab_site: Site, tmp_path: Path, family: str
+) -> None:
+    options = memcached_command(lab_site, family, tmp_path)
+    user = options[options.index("-u") + 1]
+    try:
+        pwd.getpwnam(user)
+    except KeyError:  # this host's (Debian) package made "memcache"; RHEL's makes "memcached"
+        options[options.index("-u") + 1] = "memcache"
     with netns() as ns:
         run(["ip", "-n", ns, "addr", "add", "203.0.113.12/32", "dev", "lo"])
         proc = subprocess.Popen(
-            programs.command(["ip", "netns", "exec", ns, "memcached", *" ".join(options).split()]),
+            programs.command(["ip", "netns", "exec", ns, "memcached", *options]),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )

@@ -228,3 +228,26 @@ def test_unquoted_mac_and_octal_looking_values_stay_as_typed(
     site = load_site(site_dir / "site.yaml")
     assert site.node("cmp1").macs == ["52:54:00:00:02:12"]
     assert site.node("cmp1").rack == "0623"
+
+
+@pytest.mark.parametrize(
+    ("demote", "says"),
+    [
+        (["net2"], "1 network node(s), the cloud guide asks for at least 2: HA routers"),
+        (["net1", "net2"], "0 network node(s)"),
+        (["sto2"], "1 storage node(s), the cloud guide asks for at least 2: Swift"),
+    ],
+)
+def test_a_role_below_the_guides_minimum_is_a_warning_saying_why(
+    site_dir: Path, example_text: str, demote: list[str], says: str
+) -> None:
+    text = example_text
+    for name in demote:
+        role = "network" if name.startswith("net") else "storage"
+        text = _edit_node(text, name, f"role: {role}", "role: compute")
+    problems = _validate(site_dir, text)
+    assert _errors(problems) == []
+    (warning,) = [p for p in problems if "cloud guide" in p.message]
+    assert says in warning.message and warning.severity == "warning"
+    assert warning.where == f"role {'network' if 'network' in says else 'storage'}"
+    assert not [p for p in _validate(site_dir, example_text) if "cloud guide" in p.message]

@@ -10,7 +10,7 @@ import pytest
 
 from provisioner.inventory import Site, load_site
 from provisioner.roles import DeployFacts, RoleConfigError, generate
-from provisioner.roles.common import API_SERVICES
+from provisioner.roles.services import ident, vip_services
 from tests.example_secrets import seed_example_secrets
 
 REPO = Path(__file__).resolve().parents[3]
@@ -60,15 +60,21 @@ def test_galera_config_lists_every_controller(site: Site) -> None:
 
 def test_haproxy_fronts_every_api_on_the_vip_with_checked_backends(site: Site) -> None:
     cfg = generate(site, "ctl2", DeployFacts())["haproxy/haproxy.cfg"]
-    for name, (port, _check) in API_SERVICES.items():
-        assert f"frontend {name}_api\n    bind 192.0.2.10:{port}\n" in cfg
+    for svc in vip_services():
+        if svc.placement != "controller" or svc.ha != "haproxy":
+            continue
+        name = ident(svc.name)
+        assert f"frontend {name}_api\n    bind 192.0.2.10:{svc.port}\n" in cfg
         backend = cfg.split(f"backend {name}_api_servers\n", 1)[1].split("\n\n", 1)[0]
         assert "option httpchk" in backend
         for ctl, ip in zip(CONTROLLERS, CTL_IPS, strict=True):
-            assert f"server {ctl} {ip}:{port} check" in backend
-    assert set(API_SERVICES) >= {
-        *["keystone", "glance", "nova", "placement", "neutron", "cinder", "heat", "horizon"]
+            assert f"server {ctl} {ip}:{svc.port} check" in backend
+    assert {s.name for s in vip_services()} >= {
+        *["keystone", "glance", "nova", "placement", "neutron", "cinder", "heat", "horizon"],
+        *["nova-metadata", "novncproxy", "heat-cfn", "swift-proxy"],
     }
+    swift = cfg.split("backend swift_proxy_api_servers\n", 1)[1].split("\n\n", 1)[0]
+    assert "server sto1 192.0.2.16:8080 check" in swift
 
 
 def test_keepalived_priorities_by_controller_and_unicast_peers(site: Site) -> None:
@@ -79,7 +85,7 @@ def test_keepalived_priorities_by_controller_and_unicast_peers(site: Site) -> No
         peers = re.search(r"unicast_peer \{([^}]*)\}", conf).group(1).split()  # type: ignore[union-attr]
         assert sorted(peers) == [i for i in CTL_IPS if i != ip]
         assert f"unicast_src_ip {ip}" in conf
-        assert "192.0.2.10/24 dev eth0" in conf
+        assert "192.0.2.10/24 dev enp1s0" in conf  # the node's network.interface
     assert priorities["ctl1"] > priorities["ctl2"] > priorities["ctl3"]
 
 
@@ -97,7 +103,7 @@ def test_rabbitmq_cluster_with_quorum_queues(site: Site) -> None:
         "default_queue_type = quorum"
         in generate(newer, "ctl3", DeployFacts())["rabbitmq/rabbitmq.conf"]
     )
-    assert "-l 192.0.2.13" in bundle["memcached/memcached.conf"]
+    assert 'OPTIONS="-l 192.0.2.13 -U 0"' in bundle["memcached/memcached"]  # RHEL sysconfig
 
 
 def test_network_bundle_l3_ha_and_dhcp_agents(site: Site) -> None:
@@ -105,7 +111,7 @@ def test_network_bundle_l3_ha_and_dhcp_agents(site: Site) -> None:
     conf = bundle["neutron/neutron.conf.d/l3-ha.conf"]
     assert "l3_ha = true" in conf
     assert "max_l3_agents_per_router = 2" in conf  # two network nodes in the example
-    assert "min_l3_agents_per_router = 2" in conf
+    assert "min_l3_agents_per_router" not in conf  # removed from Neutron
     assert "dhcp_agents_per_network = 2" in conf
     assert "nova_metadata_host = 192.0.2.10" in bundle["neutron/metadata_agent.ini"]
 
@@ -182,7 +188,11 @@ def test_no_secret_of_the_site_ends_up_in_a_bundle_or_the_inventory(site: Site) 
     assert secrets and all(len(s) >= 8 for s in secrets)
     texts = [multinode_inventory(site)]
     for node in site.nodes:
-        texts += generate(site, node.name, DeployFacts()).values()
+        texts += [
+            text
+            for rel, text in generate(site, node.name, DeployFacts()).items()
+            if not rel.startswith("secrets/")
+        ]
     for secret in secrets:
         assert not any(secret in text for text in texts)
 
@@ -209,3 +219,118 @@ def test_bad_role_settings_name_the_node_and_the_field(
     with pytest.raises(RoleConfigError, match=rf"{field}") as err:
         generate(with_settings(site, role, settings), node, DeployFacts())
     assert str(err.value).startswith(f"node {node}: role {role} settings.{field}")
+
+
+def with_profile_family(site: Site, family: str) -> Site:
+    profiles = {
+        name: p.model_copy(update={"os_family": family}) for name, p in site.profiles.items()
+    }
+    return site.model_copy(update={"profiles": profiles})
+
+
+@pytest.mark.parametrize(
+    ("family", "provider", "memcached", "user"),
+    [
+        ("rhel", "/usr/lib64/galera/libgalera_smm.so", "memcached/memcached", 'USER="memcached"'),
+        ("debian", "/usr/lib/galera/libgalera_smm.so", "memcached/memcached.conf", "-u memcache"),
+    ],
+)
+def test_controller_files_follow_the_os_family_of_the_profile(
+    site: Site, family: str, provider: str, memcached: str, user: str
+) -> None:
+    bundle = generate(with_profile_family(site, family), "ctl1", DeployFacts())
+    assert f"wsrep_provider = {provider}\n" in bundle["mysql/galera.cnf"]
+    assert user in bundle[memcached]
+    other = {"memcached/memcached", "memcached/memcached.conf"} - {memcached}
+    assert not other & set(bundle)
+    unit = "openstack-cinder-backup" if family == "rhel" else "cinder-backup"
+    assert f'type="{unit}"' in bundle["pacemaker/cib.xml"]
+
+
+def test_vrrp_interface_comes_from_the_node_never_a_guess(site: Site) -> None:
+    from provisioner.inventory.models import Bond
+
+    ctl = site.node("ctl2")
+    bonded = ctl.model_copy(
+        update={
+            "network": ctl.network.model_copy(
+                update={"bond": Bond(name="bond1", interfaces=["eno1", "eno2"]), "vlan": 20}
+            )
+        }
+    )
+    nodes = [bonded if n.name == "ctl2" else n for n in site.nodes]
+    conf = generate(site.model_copy(update={"nodes": nodes}), "ctl2", DeployFacts())
+    assert "interface bond1.20\n" in conf["keepalived/keepalived.conf"]
+    bare = ctl.model_copy(update={"network": ctl.network.model_copy(update={"interface": None})})
+    nodes = [bare if n.name == "ctl2" else n for n in site.nodes]
+    with pytest.raises(RoleConfigError, match=r"node ctl2: no interface .*network.interface"):
+        generate(site.model_copy(update={"nodes": nodes}), "ctl2", DeployFacts())
+    # an operator's role-wide choice wins
+    chosen = with_settings(site, "controller", {"vrrp_interface": "br-mgmt"})
+    assert (
+        "interface br-mgmt\n"
+        in generate(chosen, "ctl2", DeployFacts())["keepalived/keepalived.conf"]
+    )
+
+
+def test_each_fence_device_has_its_own_password_script(site: Site) -> None:
+    cib = generate(site, "ctl1", DeployFacts())["pacemaker/cib.xml"]
+    scripts = re.findall(
+        r'id="fence-(\w+)-password-script" name="password_script" value="([^"]+)"', cib
+    )
+    assert scripts == [(c, f"/etc/provisioner/fence/{c}.password") for c in CONTROLLERS]
+    shared = with_settings(site, "controller", {"fence_password_script": "/etc/pw.sh"})
+    # the example's controllers share one bmc.password reference: one script is right there
+    assert "/etc/pw.sh" in generate(shared, "ctl1", DeployFacts())["pacemaker/cib.xml"]
+    from provisioner.inventory.secrets import SecretRef
+
+    own = site.node("ctl3").bmc.model_copy(update={"password": SecretRef(file="secrets/ctl3-bmc")})
+    nodes = [n.model_copy(update={"bmc": own}) if n.name == "ctl3" else n for n in shared.nodes]
+    with pytest.raises(RoleConfigError, match=r"fence_password_script .*put \{node\}"):
+        generate(shared.model_copy(update={"nodes": nodes}), "ctl1", DeployFacts())
+
+
+def test_ha_routers_vrrp_password_is_set_and_shared(site: Site) -> None:
+    l3 = generate(site, "net1", DeployFacts())["neutron/l3_agent.ini"]
+    assert "ha_vrrp_auth_type = PASS" in l3
+    one = generate(site, "net1", DeployFacts())["secrets/neutron-l3-ha-vrrp.conf"]
+    two = generate(site, "net2", DeployFacts())["secrets/neutron-l3-ha-vrrp.conf"]
+    password = re.search(r"^ha_vrrp_auth_password = (\S{8,})$", one, re.M)
+    assert password and one == two.replace("net2", "net1")
+    stored = (site.base_dir / "secrets" / "neutron-l3-ha-vrrp-password").read_text().strip()
+    assert password.group(1) == stored
+
+
+def test_a_secret_in_a_bundle_is_stored_owner_only(site: Site, tmp_path: Path) -> None:
+    from provisioner.roles.bundles import BundleStore
+
+    path = BundleStore(tmp_path).write("net1", generate(site, "net1", DeployFacts()))
+    secret = path / "secrets" / "neutron-l3-ha-vrrp.conf"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert secret.parent.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    ("driver", "address", "port", "shown"),
+    [
+        ("redfish", "http://127.0.0.1:28801", None, "http://127.0.0.1:28801"),
+        (
+            "redfish",
+            "https://bmc1.example.test",
+            None,
+            "https://bmc1.example.test:443",
+        ),
+        ("redfish", "http://10.0.0.5", None, "http://10.0.0.5:80"),
+        ("redfish", "10.0.0.5", None, "10.0.0.5:443"),
+        ("ipmi", "10.0.0.6", 6230, "10.0.0.6:6230"),
+    ],
+)
+def test_bmc_location_never_appends_a_port_to_a_url(
+    driver: str, address: str, port: int | None, shown: str
+) -> None:
+    from provisioner.inventory.models import Bmc
+
+    bmc = Bmc.model_validate(
+        {"driver": driver, "address": address, "port": port, "user": "u", "password": {"env": "X"}}
+    )
+    assert bmc.location == shown
