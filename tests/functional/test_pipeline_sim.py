@@ -67,8 +67,11 @@ def parent(pid: int) -> int:
 
 
 def gunicorn_workers(serve_pid: int) -> list[int]:
-    """The HTTP workers: children of serve's HTTP process (the gunicorn master)."""
-    (http,) = [p for p in children(serve_pid) if "provisioner.bootserver.http" in cmdline(p)]
+    """The HTTP workers: children of serve's HTTP process (the gunicorn master). With
+    setproctitle installed (the openstack extra brings it) gunicorn retitles it
+    "gunicorn: master [provisioner-http]" (bootserver/http.py's proc_name)."""
+    names = ("provisioner.bootserver.http", "[provisioner-http]")
+    (http,) = [p for p in children(serve_pid) if any(n in cmdline(p) for n in names)]
     return children(http)
 
 
