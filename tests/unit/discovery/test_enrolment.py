@@ -139,3 +139,27 @@ def test_dry_run_and_unknown_machines(lab: Path) -> None:
     assert f"{NEW_MAC}: would enrol as cmp-1" in dry.stdout and lab.read_bytes() == before
     missing = run(lab, "enroll", "--mac", "52:54:00:ff:ff:ff", "--name", "x", "--role", "compute")
     assert missing.returncode == 3 and "not discovered" in missing.stderr
+
+
+def test_validate_checks_the_discovery_section(site_dir: Path) -> None:
+    from provisioner.inventory.loader import validate_site_file
+
+    bad = {
+        "addresses": {"start": "192.0.2.240", "end": "192.0.2.245"},  # inside the DHCP pool
+        "rules": [
+            {
+                "match": {},
+                "enroll": {"name": "x-{index}", "role": "nosuch", "ip": "198.51.100.7",
+                           "bmc": {"user": "admin", "password": {"env": "BMC_PASSWORD"}}},
+            }
+        ],
+    }  # fmt: skip
+    _, problems = validate_site_file(make_discovering(site_dir, bad))
+    shown = {(p.field, p.severity) for p in problems if p.where == "discovery"}
+    assert shown == {
+        ("environment", "warning"),  # no discovery OS: machines are only told they are unknown
+        ("addresses", "error"),
+        ("rules[0].enroll.role", "error"),
+        ("rules[0].enroll.ip", "error"),
+        ("rules[0].match", "warning"),
+    }
