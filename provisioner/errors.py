@@ -25,6 +25,8 @@ with ``raise ... from exc``.
     ├── DnsError: DnsUnreachable, DnsRejected (DnsAuthError, DnsChanged)
     ├── DnsmasqError, TftpError, ServeError, DaemonError
     ├── BundleError, DeliveryError, ImageError
+    ├── DiscoveryError: DiscoveryReportInvalid, EnrolmentError (also a ConfigError: 2),
+    │   UnknownDiscovered (also a NotFoundError: 3)
     └── StepFailed, CallbackRejected, CallbackInvalid
 """
 
@@ -281,3 +283,19 @@ class ImageError(ProvisionerError):
 
 class TemplateError(ConfigError):
     """A template is missing, broken, or uses a variable that is not defined."""
+
+
+class DiscoveryError(ProvisionerError):
+    """Something about a discovered (not yet enrolled) machine went wrong."""
+
+
+class DiscoveryReportInvalid(DiscoveryError):
+    """A discovery report failed its checks; the message names the field."""
+
+
+class UnknownDiscovered(DiscoveryError, NotFoundError):
+    """No discovered machine has that MAC."""
+
+
+class EnrolmentError(DiscoveryError, ConfigError):
+    """A discovered machine cannot become a node as asked (names the machine and field)."""

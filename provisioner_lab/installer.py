@@ -74,6 +74,7 @@ DATA_FILES: dict[str, str] = {
     "lab/installer.sh": "installer.sh",
     "lab/storage.sh": "storage.sh",
     "lab/image.sh": "image.sh",
+    "lab/discover.sh": "discover.sh",  # provisioner.discovery=URL: the site's discovery OS
     "lab/ks-split.awk": "ks-split.awk",
     "lab/udhcpc.sh": "udhcpc.sh",
     # Anaconda has udev; the kickstarts we generate run `udevadm settle` in %pre.

@@ -7,6 +7,7 @@ from flask import Flask
 from provisioner.bootserver import (
     boot_routes,
     callback_routes,
+    discovery_routes,
     files,
     health,
     jsonlimits,
@@ -19,6 +20,6 @@ def create_app(ctx: ServerContext) -> Flask:
     app = Flask("provisioner.bootserver")
     jsonlimits.install(app)  # callbacks are small and flat
     app.extensions["provisioner"] = ctx
-    for module in (boot_routes, files, health, ks_routes, callback_routes):
+    for module in (boot_routes, files, health, ks_routes, callback_routes, discovery_routes):
         app.register_blueprint(module.blueprint(ctx))
     return app

@@ -67,9 +67,19 @@ def decide(
     """What ``mac`` boots. An unknown MAC never gets anyone's install."""
     common: dict[str, Any] = {"mac": mac, "base_url": base_url, "site_name": site.site.name}
     if node is None:
-        discover = site.network.unknown_macs == "discover"
-        kind = BootScript.DISCOVERY if discover else BootScript.UNKNOWN
-        return BootDecision(kind, mac, None, common)
+        if site.network.unknown_macs != "discover":
+            return BootDecision(BootScript.UNKNOWN, mac, None, common)
+        env = site.discovery.environment
+        common["discovery"] = env
+        if env is not None:
+            initrd_url = file_url(base_url, env.initrd)
+            common.update(
+                kernel_url=file_url(base_url, env.kernel),
+                initrd_url=initrd_url,
+                initrd_name=PurePosixPath(initrd_url.split("?", 1)[0]).name,
+                report_url=f"{base_url}/api/v1/discovery",
+            )
+        return BootDecision(BootScript.DISCOVERY, mac, None, common)
     common["node"] = node
     if not build_mode or token is None:
         return BootDecision(BootScript.LOCAL, mac, node, common)

@@ -68,6 +68,10 @@ class App:
             self._site = load_site(self.settings.site_path)
         return self._site
 
+    def reload_site(self) -> None:
+        """Read site.yaml again on next use (after a command edited it)."""
+        self._site = None
+
     def store(self) -> Store:
         if self._store is None:
             self.setup_logging()

@@ -1,9 +1,10 @@
-"""State commands: enroll, status, events, release."""
+"""State commands: enroll (and discovered, cli/discovery.py), status, events, release."""
 
 from __future__ import annotations
 
 import click
 
+from provisioner.cli import discovery
 from provisioner.cli.context import App
 from provisioner.cli.output import ago, console, print_json, styled_state, table
 from provisioner.errors import ProvisionerError
@@ -31,20 +32,76 @@ def _event_rows(events: list[EventRecord]) -> list[list[str]]:
 @click.command()
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_nodes", is_flag=True, help="Every node of the inventory.")
+@click.option("--mac", help="A discovered machine (`provisioner discovered`) to make a node.")
+@click.option("--rules", is_flag=True, help="Every discovered machine a site rule matches.")
+@click.option("--name", help="With --mac: the node's name ({serial} and {index} allowed).")
+@click.option("--role", help="With --mac: the node's role.")
+@click.option("--rack", help="With --mac: the node's rack.")
+@click.option("--profile", help="With --mac: the node's profile (default: the site's).")
+@click.option("--ip", help="With --mac: its fixed address (default: next of discovery.addresses).")
+@click.option("--bmc-driver", default="ipmi", show_default=True)
+@click.option("--bmc-address", help="Default: the BMC address the machine reported.")
+@click.option("--bmc-port", type=int)
+@click.option("--bmc-user")
+@click.option("--bmc-password-file", help="Secret file, relative to site.yaml's folder.")
+@click.option("--bmc-password-env", help="Or: the environment variable holding it.")
+@click.option("--dry-run", is_flag=True, help="Say what would be enrolled; write nothing.")
 @pass_app
-def enroll(app: App, names: tuple[str, ...], all_nodes: bool) -> None:
-    """Record inventory nodes in the state store (state: enrolled)."""
+def enroll(
+    app: App,
+    names: tuple[str, ...],
+    all_nodes: bool,
+    mac: str | None,
+    rules: bool,
+    name: str | None,
+    role: str | None,
+    rack: str | None,
+    profile: str | None,
+    ip: str | None,
+    bmc_driver: str,
+    bmc_address: str | None,
+    bmc_port: int | None,
+    bmc_user: str | None,
+    bmc_password_file: str | None,
+    bmc_password_env: str | None,
+    dry_run: bool,
+) -> None:
+    """Record inventory nodes in the state store (state: enrolled), or make discovered
+    machines nodes: `--mac MAC --name N --role R [--bmc-...]` by hand, `--rules` by the
+    site's discovery rules (site.yaml is edited, its comments kept, and validated first)."""
+    if mac or rules:
+        if names or all_nodes or (mac and rules):
+            raise click.UsageError("give one of: node names / --all, --mac, --rules")
+        if rules:
+            discovery.enroll_by_rules(app, dry_run)
+            return
+        assert mac is not None
+        password = {"file": bmc_password_file, "env": bmc_password_env}
+        bmc = {
+            "driver": bmc_driver,
+            "address": bmc_address,
+            "port": bmc_port,
+            "user": bmc_user,
+            "password": {k: v for k, v in password.items() if v} or None,
+        }
+        discovery.enroll_by_hand(
+            app,
+            mac,
+            lambda: discovery.wanted_by_hand(name, role, rack, profile, ip, bmc),
+            dry_run,
+        )
+        return
     site = app.site()
     if not names and not all_nodes:
-        raise click.UsageError("name nodes, or pass --all")
+        raise click.UsageError("name nodes, or pass --all (or --mac / --rules)")
     selected = [n.name for n in site.nodes] if all_nodes else [site.node(n).name for n in names]
     store = app.store()
     out = console()
-    for name in selected:
-        created = store.enroll(name, actor=app.actor, message="enrolled from site.yaml")
-        state = store.get(name).state
+    for node_name in selected:
+        created = store.enroll(node_name, actor=app.actor, message="enrolled from site.yaml")
+        state = store.get(node_name).state
         note = "enrolled" if created else f"already known ({state.value})"
-        out.print(f"{name}: {note}")
+        out.print(f"{node_name}: {note}")
 
 
 @click.command()
@@ -139,4 +196,4 @@ def release(app: App, name: str, yes: bool) -> None:
     console().print(f"{name}: reservation of {held.owner} released")
 
 
-COMMANDS = [enroll, status, events, release]
+COMMANDS = [enroll, discovery.discovered, status, events, release]

@@ -338,6 +338,64 @@ def check_profiles(site: Site, report: _Report) -> None:
             )
 
 
+def check_discovery(site: Site, report: _Report) -> None:
+    """The discovery section: where enrolled machines get addresses, what rules name."""
+    disc, net = site.discovery, site.network
+    if net.unknown_macs == "discover" and disc.environment is None:
+        report.section(
+            "discovery",
+            "environment",
+            "network.unknown_macs is 'discover' but no discovery OS is set: unknown machines "
+            "are only told they are unknown (nothing is reported)",
+            "warning",
+            loc=("network", "unknown_macs"),
+        )
+    if (disc.rules or disc.addresses) and net.unknown_macs != "discover":
+        report.section(
+            "discovery",
+            "",
+            "discovery rules or addresses are set but network.unknown_macs is 'ignore': "
+            "no machine will report itself",
+            "warning",
+        )
+    if disc.addresses is not None:
+        for end in ("start", "end"):
+            addr = getattr(disc.addresses, end)
+            if addr not in net.cidr:
+                report.section("discovery", f"addresses.{end}", f"{addr} is outside {net.cidr}")
+        pool = net.dhcp_pool
+        if pool is not None and not (
+            disc.addresses.end < pool.start or pool.end < disc.addresses.start
+        ):
+            report.section(
+                "discovery",
+                "addresses",
+                f"{disc.addresses.start}-{disc.addresses.end} overlaps the DHCP dynamic pool "
+                f"{pool.start}-{pool.end} (enrolled nodes get fixed addresses)",
+            )
+    for i, rule in enumerate(disc.rules):
+        where = f"rules[{i}].enroll"
+        if rule.enroll.role not in site.roles:
+            report.section("discovery", f"{where}.role", f"unknown role '{rule.enroll.role}'")
+        if rule.enroll.profile is not None and rule.enroll.profile not in site.profiles:
+            report.section(
+                "discovery", f"{where}.profile", f"unknown profile '{rule.enroll.profile}'"
+            )
+        if rule.enroll.ip is not None and rule.enroll.ip not in net.cidr:
+            report.section("discovery", f"{where}.ip", f"{rule.enroll.ip} is outside {net.cidr}")
+        if rule.enroll.ip is None and disc.addresses is None:
+            report.section(
+                "discovery", f"{where}.ip", "no ip and no discovery.addresses to take one from"
+            )
+        if rule.match == type(rule.match)():
+            report.section(
+                "discovery",
+                f"rules[{i}].match",
+                "matches every machine (no field given)",
+                "warning",
+            )
+
+
 CHECKS: tuple[Callable[[Site, _Report], None], ...] = (
     check_profiles,
     check_duplicates,
@@ -348,4 +406,5 @@ CHECKS: tuple[Callable[[Site, _Report], None], ...] = (
     check_controllers,
     check_redundancy,
     check_dns,
+    check_discovery,
 )

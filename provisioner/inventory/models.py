@@ -374,6 +374,85 @@ class ContentOverrides(Model):
     hooks: str | None = None
 
 
+#: DMI strings (vendor, product, serial) as a rule names them: printable, one line
+DmiText = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[ -~]+$"),
+    Field(description="A DMI string as the machine reports it (printable ASCII)"),
+]
+#: a node name with placeholders filled from the discovered machine: {serial}, {index}
+NodeNamePattern = Annotated[
+    str,
+    StringConstraints(strict=True, pattern=r"^[a-z0-9-]*(?:\{(?:serial|index)\}[a-z0-9-]*)*$"),
+    Field(description="Node name, or a pattern with {serial} / {index} (e.g. cmp-{index})"),
+]
+
+
+class DiscoveryEnvironment(Model):
+    """The small OS an unknown machine network-boots to report its hardware."""
+
+    kernel: BootFile
+    initrd: BootFile
+    kernel_args: KernelArgs = ""
+
+
+class DiscoveryMatch(Model):
+    """What a rule matches in a hardware report; every given field must match."""
+
+    serial: DmiText | None = Field(None, description="DMI system serial (vendor's sheet)")
+    vendor: DmiText | None = None
+    product: DmiText | None = None
+    min_disks: Annotated[int, Field(ge=1, le=128)] | None = None
+    max_disks: Annotated[int, Field(ge=1, le=128)] | None = None
+    min_disk_gb: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Every disk counted by min_disks is at least this large"
+    )
+    min_memory_gb: Annotated[int, Field(ge=1)] | None = None
+    boot_mode: BootMode | None = None
+
+
+class DiscoveryBmc(Model):
+    """The BMC of an enrolled machine: its address from the report, unless given."""
+
+    driver: Literal["ipmi", "redfish", "virtual", "fake"] = "ipmi"
+    address: BmcAddress | None = None
+    port: Port | None = None
+    user: BmcUser
+    password: SecretRef
+
+
+class DiscoveryEnrolment(Model):
+    name: NodeNamePattern
+    role: Label
+    rack: RackName | None = None
+    profile: Label | None = None
+    ip: IPv4Address | None = Field(None, description="Default: the next free discovery address")
+    bmc: DiscoveryBmc
+
+
+class DiscoveryRule(Model):
+    match: DiscoveryMatch
+    enroll: DiscoveryEnrolment
+
+
+class DiscoverySettings(Model):
+    """``network.unknown_macs: discover``: what unknown machines boot, and how they enrol."""
+
+    environment: DiscoveryEnvironment | None = Field(
+        None, description="Kernel and initrd of the discovery OS; without it, a notice only"
+    )
+    addresses: AddressRange | None = Field(
+        None, description="Fixed addresses for enrolled machines (outside dhcp_pool)"
+    )
+    unmatched: Literal["wait", "power_off"] = Field(
+        "wait", description="A machine no rule matches: keeps waiting in discovery, or powers off"
+    )
+    max_reports_per_minute: Annotated[int, Field(ge=1, le=600)] = Field(
+        12, description="Discovery reports accepted per source address and minute"
+    )
+    rules: list[DiscoveryRule] = Field(default_factory=list)
+
+
 class Site(Model):
     site: SiteInfo
     network: Network
@@ -383,6 +462,7 @@ class Site(Model):
     roles: dict[Label, Role] = Field(min_length=1)
     nodes: list[Node] = Field(default_factory=list)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     content: ContentOverrides = Field(
         default_factory=ContentOverrides,
         description="Site copies of content folders; their files take precedence",

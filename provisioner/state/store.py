@@ -13,7 +13,7 @@ import os
 import socket
 import uuid
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -335,6 +335,13 @@ class Store:
         with self._sessions.begin() as session:
             session.connection(execution_options={_WRITE_TX: True})  # BEGIN IMMEDIATE
             yield session
+
+    def writing(self) -> AbstractContextManager[Session]:
+        """A write transaction for the state package's other tables (state/discovered.py)."""
+        return self._tx()
+
+    def reading(self) -> AbstractContextManager[Session]:
+        return self._sessions.begin()
 
     # ---- nodes -------------------------------------------------------------
     def enroll(self, name: str, actor: str = "", message: str = "enrolled") -> bool:

@@ -332,6 +332,11 @@ chroot_env() { # chroot_env on|off: the installer's tools inside the new root fo
 # ---------------------------------------------------------------- main
 main() {
 	banner | tee -a "$LOG"
+	discovery=$(arg provisioner.discovery || true)
+	if [ -n "$discovery" ]; then
+		. "$LAB/discover.sh"
+		discover "$discovery"
+	fi
 	url=$(arg inst.ks || arg ks || true)
 	[ -n "$url" ] || { say "no inst.ks= on the kernel command line"; finish poweroff; }
 	KS_SHOWN=${url%%\?*}

@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"cli"},
     {"daemon"},
     {"pipeline"},
-    {"bootserver", "power", "ddns", "dhcp", "install", "roles"},
+    {"bootserver", "power", "ddns", "dhcp", "install", "roles", "discovery"},
     {"state", "inventory"},
     {"settings", "content", "templating", "programs", "__init__"},
     {"errors"},
@@ -35,6 +35,7 @@ SIDEWAYS = {
     ("bootserver", "dhcp"),  # serve runs dnsmasq with the host entries dhcp/ plans
     ("bootserver", "install"),  # the kickstart route renders what install/ plans
     ("bootserver", "roles"),  # the bundle pull route serves what roles/ generated
+    ("bootserver", "discovery"),  # the discovery route checks reports as discovery/ defines
     ("inventory", "state"),  # generated secrets are written by state/keys.py
 }
 

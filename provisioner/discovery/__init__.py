@@ -1,0 +1,1 @@
+"""Racking new hardware: discovery reports of unknown machines, rules, and enrolment."""
