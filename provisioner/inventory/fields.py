@@ -145,6 +145,21 @@ BondOptions = Annotated[
 ]
 
 
+# -- addresses ------------------------------------------------------------------
+
+
+def _address_text(value: Any) -> Any:
+    """An address is written as text: pydantic would read YAML's ``true`` as 0.0.0.1 and a
+    number as the address it encodes, which no operator means."""
+    if isinstance(value, bool | int | float):
+        raise ValueError(f"expected an address written as text (like '192.0.2.10'), got {value!r}")
+    return value
+
+
+#: an IPv4 address or network field: text (or an ipaddress object from code), never a number
+AddressText = BeforeValidator(_address_text)
+
+
 # -- URLs and boot files -----------------------------------------------------
 
 _URL_CHARS = r"[A-Za-z0-9\-._~:/?#\[\]@!&()*+,;=%]"
@@ -307,6 +322,7 @@ def tsig_secret_problem(value: str) -> str | None:
 
 
 __all__ = [
+    "AddressText",
     "BmcAddress",
     "BmcUser",
     "BondMode",
