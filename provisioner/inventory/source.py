@@ -2,7 +2,10 @@
 
 ``current()`` re-reads the file when its modification time or size changed.
 An edit that does not validate is logged with its problems and ignored: the
-last good inventory stays in force, so a typo never takes nodes offline.
+last good inventory stays in force, so a typo never takes nodes offline. The
+file is read by the same bounded loader as ``validate`` (regular files only,
+size, depth and alias limits: inventory/yamlload.py), so a FIFO, a device or a
+hostile file put in its place is refused at once, never waited on.
 """
 
 from __future__ import annotations
@@ -33,20 +36,28 @@ class SiteSource:
         return (st.st_mtime_ns, st.st_size)
 
     def current(self) -> Site:
+        """The site as of the file's last good edit.
+
+        The thread that notices an edit reloads it; threads arriving meanwhile wait for
+        that reload (the stamp is recorded only once it is done), so no request is
+        answered from the site the edit replaced. Unchanged, this is one stat()."""
         stamp = self._read_stamp()
         if stamp == self._stamp or stamp is None:
             return self._site
         with self._lock:
             if stamp != self._stamp:
-                self._stamp = stamp
                 try:
-                    self._site = load_site(self.path)
-                    self.generation += 1
-                    log.info("site %s reloaded: %d nodes", self.path, len(self._site.nodes))
+                    site = load_site(self.path)
                 except InventoryInvalid as exc:
-                    for problem in exc.problems:
-                        log.error("site %s: %s", self.path, problem)
+                    for problem in exc.problems:  # one line each, naming node/section and field
+                        level = logging.ERROR if problem.severity == "error" else logging.WARNING
+                        log.log(level, "site %s: %s", self.path, problem)
                     log.error("site %s: edit ignored, keeping the last good inventory", self.path)
                 except ConfigError as exc:
                     log.error("%s; edit ignored, keeping the last good inventory", exc)
-        return self._site
+                else:
+                    self._site = site
+                    self.generation += 1
+                    log.info("site %s reloaded: %d nodes", self.path, len(site.nodes))
+                self._stamp = stamp
+            return self._site

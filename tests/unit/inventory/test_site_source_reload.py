@@ -1,0 +1,98 @@
+"""SiteSource under concurrent readers and hostile edits (issues 14 and 18)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from provisioner.inventory.source import SiteSource
+
+NEW_NODE = (
+    '  - name: cmp4\n    role: compute\n    macs: ["52:54:00:00:02:15"]\n'
+    "    ip: 192.0.2.21\n    bmc: {driver: ipmi, address: 127.0.0.1, port: 6240, "
+    "user: admin, password: {file: secrets/bmc-password}}\n"
+)
+
+
+def test_no_reader_gets_the_old_site_while_another_reloads_it(site_dir: Path) -> None:
+    """A gthread worker answers requests in parallel: the thread that notices an edit
+    reloads it, and the others wait for that reload instead of answering from the site
+    that was replaced (a new node was told it is unknown)."""
+    path = site_dir / "site.yaml"
+    source = SiteSource(path)
+    for _round in range(3):
+        text = path.read_text() + NEW_NODE.replace("cmp4", f"cmp{4 + _round}").replace(
+            "02:15", f"02:{0x15 + _round:02x}"
+        ).replace("192.0.2.21", f"192.0.2.{21 + _round}").replace("6240", str(6240 + _round))
+        path.write_text(text)
+        os.utime(path, ns=(0, path.stat().st_mtime_ns + 1_000_000_000))
+        start = threading.Barrier(8)
+        seen: list[int] = []
+
+        def read(start: threading.Barrier = start, seen: list[int] = seen) -> None:
+            start.wait()
+            seen.append(len(source.current().nodes))
+
+        threads = [threading.Thread(target=read) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert seen == [11 + _round] * 8
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda p: os.mkfifo(p), "cannot read: not a regular file"),
+        (lambda p: p.write_text("site: " + "[" * 5000 + "]" * 5000), "nested deeper than 64"),
+        (lambda p: p.write_bytes(b"\xff\xfe" + "site: {}".encode("utf-16-le")), "not UTF-8"),
+        (
+            lambda p: p.write_text(
+                "a: &a [x, x]\n"
+                + "".join(
+                    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n"
+                    for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+                )
+            ),
+            "through aliases",
+        ),
+    ],
+    ids=["fifo", "deep", "utf-16", "billion-laughs"],
+)
+def test_a_hostile_file_in_place_of_the_site_is_refused_and_the_site_kept(
+    site_dir: Path, caplog: pytest.LogCaptureFixture, make: object, says: str
+) -> None:
+    path = site_dir / "site.yaml"
+    source = SiteSource(path)
+    before = source.current()
+    path.unlink()
+    make(path)  # type: ignore[operator]
+    with caplog.at_level(logging.ERROR, logger="provisioner.inventory.source"):
+        assert source.current() is before  # at once: a FIFO is never opened for a read
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"{path}") and says in m for m in messages), messages
+    assert all("edit ignored, keeping the last good inventory" in m for m in messages)
+
+
+def test_a_bad_value_is_logged_naming_node_and_field_warnings_as_warnings(
+    site_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = site_dir / "site.yaml"
+    source = SiteSource(path)
+    path.write_text(path.read_text().replace("ip: 192.0.2.11\n", 'ip: "192.0.2.11\\nx"\n', 1))
+    os.utime(path, ns=(0, path.stat().st_mtime_ns + 1_000_000_000))
+    with caplog.at_level(logging.INFO, logger="provisioner.inventory.source"):
+        assert source.current().node("ctl1").ip.exploded == "192.0.2.11"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"site {path}: line 66: error: node ctl1: ip: Input is not a valid IPv4 address" in (
+        errors
+    )
+    assert all(": warning: " not in m for m in errors)
+    assert any(
+        ": warning: " in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+    )
