@@ -113,37 +113,68 @@ def hostile(valid: list[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(st.sampled_from(valid), spoilt, other_types)
 
 
-# name -> (path in site.yaml, valid values, the fields an error may name)
-FIELDS: dict[str, tuple[tuple[str | int, ...], list[Any], str]] = {
-    "site.name": (("site", "name"), ["example", "prod-1"], r"name"),
+# name -> (path in site.yaml, values to try, the fields an error may name)
+FIELDS: dict[str, tuple[tuple[str | int, ...], st.SearchStrategy[Any], str]] = {
+    "site.name": (("site", "name"), hostile(["example", "prod-1"]), r"name"),
     "site.domain": (
         ("site", "domain"),
-        ["lab.example.test", "example.org."],
+        hostile(["lab.example.test", "example.org."]),
         r"domain|forward_zone",
     ),
-    "node.name": (("nodes", 0, "name"), ["ctl1", "ctl0", "zz-9"], r"name"),
-    "node.ip": (("nodes", 0, "ip"), ["192.0.2.11", "192.0.2.31"], r"ip|ha\.vips\[0\]\.address"),
-    "node.bmc.user": (("nodes", 0, "bmc", "user"), ["admin", "ops.user@bmc"], r"bmc\.user"),
+    "node.name": (("nodes", 0, "name"), hostile(["ctl1", "ctl0", "zz-9"]), r"name"),
+    "node.ip": (
+        ("nodes", 0, "ip"),
+        hostile(["192.0.2.11", "192.0.2.31"]),
+        r"ip|ha\.vips\[0\]\.address",
+    ),
+    "node.bmc.user": (
+        ("nodes", 0, "bmc", "user"),
+        hostile(["admin", "ops.user@bmc"]),
+        r"bmc\.user",
+    ),
     "node.bmc.address": (
         ("nodes", 0, "bmc", "address"),
-        ["127.0.0.1", "bmc-ctl1.example.test", "https://bmc1:8443/", "[::1]"],
+        hostile(["127.0.0.1", "bmc-ctl1.example.test", "https://bmc1:8443/", "[::1]"]),
         r"bmc\.address",
     ),
-    "node.bmc.port": (("nodes", 0, "bmc", "port"), [6230, 623, 65535], r"bmc\.port|bmc\.address"),
+    "node.bmc.port": (
+        ("nodes", 0, "bmc", "port"),
+        hostile([6230, 623, 65535]),
+        r"bmc\.port|bmc\.address",
+    ),
     "node.network.interface": (
         ("nodes", 0, "network", "interface"),
-        ["enp1s0", "eth0.12", "bond0:1"],
+        hostile(["enp1s0", "eth0.12", "bond0:1"]),
         r"network\.interface",
     ),
-    "node.network.vlan": (("nodes", 0, "network", "vlan"), [12, 4094], r"network\.vlan"),
+    "node.network.vlan": (("nodes", 0, "network", "vlan"), hostile([12, 4094]), r"network\.vlan"),
     "vip.address": (
         ("roles", "controller", "ha", "vips", 0, "address"),
-        ["192.0.2.10", "192.0.2.40"],
+        hostile(["192.0.2.10", "192.0.2.40"]),
         r"ha\.vips\[0\]\.address",
     ),
-    "vip.name": (("roles", "controller", "ha", "vips", 0, "name"), ["api", "vip-1"], r".*"),
-    "network.cidr": (("network", "cidr"), ["192.0.2.0/24", "192.0.0.0/16"], r".+"),
-    "profile.os_family": (("profiles", "rocky9", "os_family"), ["rhel", "debian"], r"os_family"),
+    "vip.name": (
+        ("roles", "controller", "ha", "vips", 0, "name"),
+        hostile(["api", "vip-1"]),
+        r".*",
+    ),
+    "network.cidr": (("network", "cidr"), hostile(["192.0.2.0/24", "192.0.0.0/16"]), r".+"),
+    "profile.os_family": (
+        ("profiles", "rocky9", "os_family"),
+        hostile(["rhel", "debian"]),
+        r"os_family",
+    ),
+    "node.network.bond": (
+        ("nodes", 0, "network", "bond"),
+        st.builds(
+            lambda name, members, mode: {"name": name, "interfaces": members, "mode": mode},
+            hostile(["bond0", "bond1"]),
+            st.lists(hostile(["eno1", "eno2"]), min_size=2, max_size=2),
+            hostile(["802.3ad", "active-backup"]),
+        ),
+        r"network\.bond\..+",
+    ),
+    "storage.disks.count": (("nodes", 5, "disks", "count"), hostile([4, 1, 12]), r"disks\.count"),
 }
 
 FAST = settings(
@@ -296,7 +327,7 @@ def test_the_checks_see_an_injected_line(site_copy: Path, raw: Any, tmp_path: Pa
 def test_hostile_values_are_refused_or_leave_every_bundle_file_well_formed(
     name: str, raw: Any, site_copy: Path, tmp_path: Path
 ) -> None:
-    path, valid, fields = FIELDS[name]
+    path, values, fields = FIELDS[name]
     checker = Checker(tmp_path)
     references: dict[str, tuple[list[str], dict[tuple[int, str], Any]]] = {}
 
@@ -315,7 +346,7 @@ def test_hostile_values_are_refused_or_leave_every_bundle_file_well_formed(
     outcomes = {"refused": 0, "rendered": 0}
 
     @FAST
-    @given(value=hostile(valid))
+    @given(value=values)
     def check(value: Any) -> None:
         data = copy.deepcopy(raw)
         _set(data, path, value)
