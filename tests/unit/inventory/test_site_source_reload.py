@@ -96,3 +96,19 @@ def test_a_bad_value_is_logged_naming_node_and_field_warnings_as_warnings(
     assert any(
         ": warning: " in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
     )
+
+
+def test_a_fifo_as_a_secret_file_is_refused_not_read(site_dir: Path) -> None:
+    """validate (and every reload) checks the secrets: a FIFO there would block the read."""
+    from provisioner.inventory.loader import validate_site_file
+
+    secret = site_dir / "secrets" / "bmc-password"
+    secret.unlink()
+    os.mkfifo(secret)
+    _site, problems = validate_site_file(site_dir / "site.yaml")
+    found = {(p.where, p.field, p.message) for p in problems if p.where == "node ctl1"}
+    assert (
+        "node ctl1",
+        "bmc.password",
+        f"missing secret: secret file {secret} is not a regular file",
+    ) in found
