@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
-from bootserver_support import Serve, wait_for
+from bootserver_support import Serve, descendants, wait_for
 
 from provisioner.daemon.client import DaemonClient
 from provisioner.settings import StateDir
@@ -118,5 +119,48 @@ def test_broken_edits_keep_the_running_site_and_a_good_one_reaches_every_worker(
             "# cmp4: not in build mode, boot from the local disk."
         }
         assert serve.log().count("reloaded: 11 nodes") >= 2  # serve itself and the workers
+    finally:
+        assert serve.stop() == 0
+
+
+def _http_master(serve: Serve) -> int:
+    """The pid of serve's HTTP side (the gunicorn master: serve's one child without DHCP)."""
+    children = [
+        pid
+        for pid in descendants(serve.proc.pid)
+        if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == serve.proc.pid
+    ]
+    assert len(children) == 1, children
+    return children[0]
+
+
+def test_the_http_side_restarted_while_the_site_is_broken_serves_the_last_good_site(
+    site_dir: Path,
+) -> None:
+    """serve restarts its HTTP side when it dies; with site.yaml broken at that moment the
+    new one starts from serve's own last good site (it failed to start before, and every
+    boot script request was refused until the file was fixed)."""
+    site = site_dir / "site.yaml"
+    state = StateDir(site_dir / "state")
+    serve = Serve(
+        [], site, state.root, "--no-dhcp", "--no-tftp", "--no-api",
+        "--http-bind=127.0.0.1:0", "--workers=1", "--threads=4",
+    )  # fmt: skip
+    try:
+        serve.wait_log("http: serving on")
+        port = re.search(r"http: serving on 127\.0\.0\.1:(\d+)", serve.log())
+        assert port
+        url = f"http://127.0.0.1:{port.group(1)}"
+        assert state.last_good_site.stat().st_mode & 0o777 == 0o600
+        _write(site, site.read_bytes().replace(b"ip: 192.0.2.11\n", b"ip: 192.0.2.12\n", 1))
+        serve.wait_log("node ctl2: ip: duplicate IP 192.0.2.12 (also node ctl1)")
+
+        os.kill(_http_master(serve), signal.SIGKILL)
+        serve.wait_log("http: server exited")
+        serve.wait_log("starting with the last good inventory of the running server (10 nodes)")
+        wait_for("the new HTTP side", lambda: serve.log().count("http: serving on") == 2)
+        local = "# ctl1: not in build mode, boot from the local disk."
+        assert boot_scripts(url, CTL1_MAC, count=4) == {local}
+        assert "HTTP server exited at start" not in serve.log()
     finally:
         assert serve.stop() == 0

@@ -112,3 +112,46 @@ def test_a_fifo_as_a_secret_file_is_refused_not_read(site_dir: Path) -> None:
         "bmc.password",
         f"missing secret: secret file {secret} is not a regular file",
     ) in found
+
+
+def test_a_snapshot_holds_the_same_site_and_no_secret(site_dir: Path, tmp_path: Path) -> None:
+    from provisioner.inventory import load_site
+    from provisioner.inventory.source import read_snapshot, write_snapshot
+
+    site = load_site(site_dir / "site.yaml")
+    snapshot = tmp_path / "site.last-good.json"
+    write_snapshot(site, snapshot)
+    assert snapshot.stat().st_mode & 0o777 == 0o600
+    again = read_snapshot(snapshot, site_dir / "site.yaml")
+    assert again.model_dump() == site.model_dump()
+    assert again.base_dir == site.base_dir
+    password = (site_dir / "secrets" / "bmc-password").read_text().strip()
+    assert password not in snapshot.read_text()
+
+
+def test_open_starts_from_the_snapshot_while_the_site_is_broken(
+    site_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from provisioner.errors import InventoryInvalid
+    from provisioner.inventory.source import write_snapshot
+
+    path = site_dir / "site.yaml"
+    snapshot = tmp_path / "site.last-good.json"
+    write_snapshot(SiteSource(path).current(), snapshot)
+    path.write_text(path.read_text() + NEW_NODE.replace("192.0.2.21", "192.0.2.11"))
+    with pytest.raises(InventoryInvalid):
+        SiteSource.open(path)  # no snapshot: as before, the start fails
+    with caplog.at_level(logging.INFO, logger="provisioner.inventory.source"):
+        source = SiteSource.open(path, snapshot)
+    assert len(source.current().nodes) == 10
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("node cmp4: ip: duplicate IP 192.0.2.11" in m for m in messages), messages
+    assert any("starting with the last good inventory" in m for m in messages)
+    path.write_text(
+        path.read_text().replace(
+            "ip: 192.0.2.11\n    bmc: {driver: ipmi, address: 127.0.0.1, port: 6240",
+            "ip: 192.0.2.21\n    bmc: {driver: ipmi, address: 127.0.0.1, port: 6240",
+        )
+    )
+    os.utime(path, ns=(0, path.stat().st_mtime_ns + 1_000_000_000))
+    assert len(source.current().nodes) == 11  # the fixed file is followed as usual
