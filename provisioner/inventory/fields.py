@@ -130,6 +130,19 @@ DiskName = Annotated[
     StringConstraints(strict=True),
     _matcher(r"[a-z][a-z0-9]*(?:/[a-z0-9]+)?", "expected a kernel disk name like sda"),
 ]
+#: a network device name as the kernel takes it (what keepalived, the kickstart's network
+#: line and a bond's members name): at most 15 characters, no '/', ':' or blank ('eth0:1'
+#: is an old alias label, not a device), not starting with '.'
+KernelInterface = Annotated[
+    str,
+    StringConstraints(strict=True),
+    _matcher(
+        r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,14}",
+        "expected a network device name like enp1s0, bond0 or eth0.12 (at most 15 characters: "
+        "letters, digits, '_.-'; no ':' alias labels)",
+    ),
+    Field(json_schema_extra={"pattern": r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,14}$"}),
+]
 BondMode = Annotated[
     str,
     StringConstraints(strict=True),
@@ -334,6 +347,7 @@ __all__ = [
     "DiskSerial",
     "DiskWwn",
     "KernelArgs",
+    "KernelInterface",
     "Locale",
     "PackageName",
     "RackName",

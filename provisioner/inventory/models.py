@@ -33,6 +33,7 @@ from provisioner.inventory.fields import (
     DiskSerial,
     DiskWwn,
     KernelArgs,
+    KernelInterface,
     Locale,
     PackageName,
     RackName,
@@ -292,8 +293,8 @@ class DiskHints(Model):
 
 
 class Bond(Model):
-    name: InterfaceName = "bond0"
-    interfaces: Annotated[list[InterfaceName], Field(min_length=2)] = Field(
+    name: KernelInterface = "bond0"
+    interfaces: Annotated[list[KernelInterface], Field(min_length=2)] = Field(
         description="Member NICs by kernel name"
     )
     mode: BondMode = "802.3ad"
@@ -304,7 +305,7 @@ class NodeNetwork(Model):
     """How the node's static address sits on its NICs (default: untagged on the primary MAC)."""
 
     bond: Bond | None = None
-    interface: InterfaceName | None = Field(
+    interface: KernelInterface | None = Field(
         None,
         description="Kernel name of the NIC with the primary MAC (enp1s0); HA daemons bind "
         "to it (keepalived's VRRP), or to the bond when there is one",

@@ -26,11 +26,13 @@ from __future__ import annotations
 import configparser
 import copy
 import json
+import os
 import re
+import secrets
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ from provisioner.roles import DeployFacts, generate
 from provisioner.roles.kolla import multinode_inventory
 from tests.conftest import EXAMPLE_SITE, REPO
 from tests.example_secrets import seed_example_secrets
+from tests.functional.roles.conftest import run
 
 pytestmark = pytest.mark.functional
 
@@ -144,7 +147,7 @@ FIELDS: dict[str, tuple[tuple[str | int, ...], st.SearchStrategy[Any], str]] = {
     ),
     "node.network.interface": (
         ("nodes", 0, "network", "interface"),
-        hostile(["enp1s0", "eth0.12", "bond0:1"]),
+        hostile(["enp1s0", "eth0.12", "br-mgmt"]),
         r"network\.interface",
     ),
     "node.network.vlan": (("nodes", 0, "network", "vlan"), hostile([12, 4094]), r"network\.vlan"),
@@ -223,8 +226,51 @@ class Checker:
     def __init__(self, tmp: Path, budget: int = 6) -> None:
         self.tmp = tmp
         self.seen: dict[tuple[str, str], None] = {}
-        self.budget = {"haproxy": budget}
+        self.budget = {"haproxy": budget, "keepalived": budget + 4}
         self.count = 0
+        self.ns: str | None = None  # keepalived checks its VRRP interface exists: in here
+        self.links: set[str] = set()
+
+    def close(self) -> None:
+        if self.ns is not None:
+            subprocess.run(
+                programs.command(["ip", "netns", "del", self.ns]), capture_output=True, timeout=30
+            )
+            self.ns = None
+
+    def _keepalived(self, text: str) -> None:
+        """``keepalived --config-test`` in a namespace holding the interfaces it names
+        (root only; each name must be one the kernel accepts)."""
+        if os.geteuid() != 0 or ("keepalived", text) in self.seen:
+            return
+        if self.ns is None:
+            self.ns = f"pv18{secrets.token_hex(3)}"
+            run(["ip", "netns", "add", self.ns])
+        for name in re.findall(r"(?m)^\s*interface (\S+)$|dev (\S+)$", text):
+            link = name[0] or name[1]
+            if link in self.links:
+                continue
+            peer = f"pv18p{len(self.links)}"
+            made = run(
+                ["ip", "-n", self.ns, "link", "add", link, "type", "veth", "peer", "name", peer],
+                check=False,
+            )
+            assert made.returncode == 0, f"interface {link!r} cannot exist: {made.stderr}"
+            self.links.add(link)
+        self._program(
+            "keepalived",
+            text,
+            lambda p: [
+                "ip",
+                "netns",
+                "exec",
+                str(self.ns),
+                "keepalived",
+                "--config-test",
+                "-f",
+                str(p),
+            ],
+        )
 
     def _program(self, kind: str, text: str, cmd: Callable[[Path], list[str]]) -> None:
         if (kind, text) in self.seen:
@@ -268,6 +314,8 @@ class Checker:
                 "haproxy", self._haproxy_testable(text), lambda p: ["haproxy", "-c", "-f", str(p)]
             )
         elif rel.startswith(("keepalived/", "corosync/")):
+            if rel.startswith("keepalived/"):
+                self._keepalived(text)
             depth = 0
             for line in lines:
                 depth += line.count("{") - line.count("}")
@@ -304,13 +352,29 @@ class Checker:
         return re.sub(r"(?m)^    (user|group) haproxy$", r"    # \1 haproxy", text)
 
 
-def test_the_checks_see_an_injected_line(site_copy: Path, raw: Any, tmp_path: Path) -> None:
+@pytest.fixture
+def checkers(tmp_path: Path) -> Iterator[Callable[[int], Checker]]:
+    """Checker(budget) in this test's tmp dir; their namespaces removed afterwards."""
+    made: list[Checker] = []
+
+    def make(budget: int) -> Checker:
+        made.append(Checker(tmp_path, budget))
+        return made[-1]
+
+    yield make
+    for checker in made:
+        checker.close()
+
+
+def test_the_checks_see_an_injected_line(
+    site_copy: Path, raw: Any, checkers: Callable[[int], Checker]
+) -> None:
     """The shape comparison is not blind: one added line in any kind of file is seen."""
     site, _problems = parse_site(copy.deepcopy(raw), site_copy / "site.yaml")
     assert site is not None
     clean = bundles(site)
     names = [n.name for n in site.nodes]
-    checker = Checker(tmp_path, budget=100)
+    checker = checkers(100)
     kinds = {rel.split("/")[0] for _i, rel in clean}
     assert {"haproxy", "keepalived", "pacemaker", "galera", "neutron", "swift"} <= kinds
     for key, text in clean.items():
@@ -325,10 +389,10 @@ def test_the_checks_see_an_injected_line(site_copy: Path, raw: Any, tmp_path: Pa
 
 @pytest.mark.parametrize("name", sorted(FIELDS))
 def test_hostile_values_are_refused_or_leave_every_bundle_file_well_formed(
-    name: str, raw: Any, site_copy: Path, tmp_path: Path
+    name: str, raw: Any, site_copy: Path, checkers: Callable[[int], Checker]
 ) -> None:
     path, values, fields = FIELDS[name]
-    checker = Checker(tmp_path)
+    checker = checkers(6)
     references: dict[str, tuple[list[str], dict[tuple[int, str], Any]]] = {}
 
     def reference(family: str) -> tuple[list[str], dict[tuple[int, str], Any]]:

@@ -59,3 +59,14 @@ def test_a_role_wide_vrrp_interface_needs_no_node_interface(site_dir: Path) -> N
     )
     _site, problems = validate_site_file(path)
     assert [p for p in problems if p.field == "network.interface"] == []
+
+
+@pytest.mark.parametrize("name", ["enp1s0:1", "eth0 1", "a/b", ".hidden", "x" * 16])
+def test_a_node_interface_is_a_name_the_kernel_takes(site_dir: Path, name: str) -> None:
+    """'enp1s0:1' validated, and keepalived was told to use a device that cannot exist."""
+    problems = _problems(
+        site_dir, "network: {interface: enp1s0}", f"network: {{interface: '{name}'}}"
+    )
+    assert [(s, w, f) for s, w, f, _m in problems if s == "error"] == [
+        ("error", "node ctl1", "network.interface")
+    ]
