@@ -50,6 +50,7 @@ from provisioner.roles.kolla import multinode_inventory
 from tests.conftest import EXAMPLE_SITE, REPO
 from tests.example_secrets import seed_example_secrets
 from tests.functional.roles.conftest import run
+from tests.functional.roles.test_role_configs_real_programs import _as_running_cluster
 
 pytestmark = pytest.mark.functional
 
@@ -226,7 +227,7 @@ class Checker:
     def __init__(self, tmp: Path, budget: int = 6) -> None:
         self.tmp = tmp
         self.seen: dict[tuple[str, str], None] = {}
-        self.budget = {"haproxy": budget, "keepalived": budget + 4}
+        self.budget = {"haproxy": budget, "keepalived": budget + 4, "cib": budget}
         self.count = 0
         self.ns: str | None = None  # keepalived checks its VRRP interface exists: in here
         self.links: set[str] = set()
@@ -306,6 +307,11 @@ class Checker:
             self._program("sh", text, lambda p: ["bash", "-n", str(p)])
         elif rel.endswith(".xml"):
             root = ET.fromstring(text)
+            self._program(
+                "cib",
+                _as_running_cluster(text, [e.attrib["uname"] for e in root.iter("node")]),
+                lambda p: ["crm_verify", "--xml-file", str(p)],
+            )
             shape.append([(e.tag, sorted(e.attrib)) for e in root.iter()])
         elif rel.endswith(".json"):
             shape.append(sorted(json.loads(text)))
