@@ -34,6 +34,11 @@ class LabSiteError(ProvisionerError):
     """The lab's site could not be written."""
 
 
+#: the interface name lab nodes declare for their one NIC (the VIP's VRRP interface in
+#: their HA bundles; every HA role needs one)
+LAB_NIC = "enp1s0"
+
+
 @dataclass(frozen=True)
 class LabNode:
     name: str
@@ -112,6 +117,7 @@ def lab_site_data(spec: LabSpec) -> dict[str, Any]:
                     "password": secret_ref("bmc-password"),
                 },
                 "disks": {"count": lab_node.disks, "min_size_gb": spec.disk_gb, "name": "vda"},
+                "network": {"interface": LAB_NIC},
             }
         )
     return {

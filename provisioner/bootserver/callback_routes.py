@@ -19,8 +19,8 @@ nothing.
 "booted" comes later, from the installed system's first-boot unit (image installs):
 the deploy token is spent by then, so it is accepted the way the bundle pull is
 (the spent token's hash, kept for a day, until the node deploys again). It only
-records a CALLBACK event "booted" with the running kernel; the pipeline does not
-wait for it yet.
+records a CALLBACK event "booted" with the running kernel, which the pipeline
+waits for before it runs the hooks (pipeline/runner.py, step WAIT_BOOTED).
 """
 
 from __future__ import annotations

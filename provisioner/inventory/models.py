@@ -348,6 +348,11 @@ class PipelineTimeouts(Model):
     installed: Annotated[float, Field(gt=0)] = Field(
         3600, description="Seconds from kickstart fetch to the installed callback"
     )
+    booted: Annotated[float, Field(gt=0)] = Field(
+        900,
+        description="Seconds from the installed callback to the installed system's first-boot "
+        "callback (image installs)",
+    )
     active: Annotated[float, Field(gt=0)] = Field(1800, description="Seconds for the hooks")
 
 

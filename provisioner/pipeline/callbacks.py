@@ -29,6 +29,7 @@ class Milestone(IntEnum):
     BOOT_SCRIPT = 1  # the node fetched its install boot script
     KICKSTART = 2  # the installer fetched its kickstart
     INSTALLED = 3  # the installer reported the install complete
+    BOOTED = 4  # the installed system reported its first boot from its own disk
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,12 @@ class InstallProgress:
     failed: str | None = None
     #: the installer's message with its "installed" callback
     installed_message: str = ""
+    #: the installed system's message with its "booted" callback (its kernel)
+    booted_message: str = ""
 
     @classmethod
     def of(cls, events: list[EventRecord]) -> InstallProgress:
-        reached, failed, installed_message = Milestone.NONE, None, ""
+        reached, failed, installed_message, booted_message = Milestone.NONE, None, "", ""
         for event in events:
             if event.kind is EventKind.BOOT_SCRIPT and event.event == BootScript.INSTALL:
                 reached = max(reached, Milestone.BOOT_SCRIPT)
@@ -50,10 +53,12 @@ class InstallProgress:
             elif event.kind is EventKind.CALLBACK:
                 reached = max(reached, Milestone.KICKSTART)  # the installer runs
                 if event.event == CallbackStatus.INSTALLED:
-                    reached, installed_message = Milestone.INSTALLED, event.message
+                    reached, installed_message = max(reached, Milestone.INSTALLED), event.message
+                elif event.event == CallbackStatus.BOOTED:
+                    reached, booted_message = Milestone.BOOTED, event.message
                 elif event.event == CallbackStatus.FAILED:
                     failed = event.message
-        return cls(reached, failed, installed_message)
+        return cls(reached, failed, installed_message, booted_message)
 
     @classmethod
     def since(cls, store: Store, name: str, mark: int) -> InstallProgress:

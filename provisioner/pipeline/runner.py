@@ -46,7 +46,7 @@ STEPS = list(Step)
 RESUME_FLOOR = {
     S.BOOTING: Step.POWER,
     S.INSTALLING: Step.WAIT_INSTALLED,
-    S.INSTALLED: Step.BOOT_DISK,
+    S.INSTALLED: Step.BOOT_DISK,  # setting the boot device again is harmless
     S.CONFIGURING: Step.HOOKS,
 }
 
@@ -56,6 +56,7 @@ class Timeouts:
     boot_script: float = 600.0
     kickstart: float = 600.0
     installed: float = 3600.0
+    booted: float = 900.0  # image installs: installed callback -> first-boot callback
     active: float = 1800.0  # the whole hook chain
     poll: float = 1.0
 
@@ -235,6 +236,9 @@ class Pipeline:
             if self.store.get(name).state is S.INSTALLED:
                 self.backends.set_boot_device(site, node, "disk", persistent=True)
                 self.store.add_event(name, "BMC boot device: disk (persistent)", actor=self.actor)
+        elif step is Step.WAIT_BOOTED:
+            if self.store.get(name).state is S.INSTALLED:
+                self._wait_booted(site, node, token)
                 self.store.transition(name, "configure", actor=self.actor, step=Step.HOOKS.value)
         elif step is Step.HOOKS:
             self._run_hooks(name, token, first_hook)
@@ -271,6 +275,22 @@ class Pipeline:
             site = self.site()
             self._hooks = HookRunner(self.site, self.store, state_dir, site.base_dir / "site.yaml")
         return self._hooks
+
+    def _wait_booted(self, site: Site, node: Node, token: str) -> None:
+        """Image installs: wait until the installed system calls back from its first boot
+        (the kickstart's first-boot unit), so the hooks start on a node that runs its own
+        OS. A package install (a real distribution installer, no such unit) does not wait."""
+        profile = site.profiles.get(site.profile_of(node) or "")
+        if profile is None or profile.image is None:
+            return
+        progress = self._wait_for(
+            node.name,
+            Milestone.BOOTED,
+            self.timeouts.booted,
+            token,
+            "the installed system did not report booting from its disk",
+        )
+        log.info("node %s: %s", node.name, progress.booted_message or "booted from disk")
 
     def _wait_boot_script(self, site: Site, node: Node, token: str) -> None:
         name = node.name

@@ -145,6 +145,7 @@ class Step(StrEnum):
     WAIT_KICKSTART = "wait for kickstart"
     WAIT_INSTALLED = "wait for installed callback"
     BOOT_DISK = "boot device to disk"
+    WAIT_BOOTED = "wait for booted callback"
     HOOKS = "hooks"
 
 

@@ -66,6 +66,7 @@ def write_site(
             f"    ip: 127.0.0.{11 + i}\n    boot_mode: {'bios' if i % 2 else 'uefi'}\n"
             f'    bmc: {{driver: {driver}, address: "{address}"{port}, user: admin, '
             "password: {file: secrets/bmc-password}}\n"
+            "    network: {interface: enp1s0}\n"
         )
     content = ""
     if site_hooks:

@@ -28,12 +28,14 @@ import yaml
 from flask.testing import FlaskClient
 
 from provisioner.inventory import Site
+from provisioner.inventory.models import ImageSource
 from provisioner.pipeline.fakes import Call, FakeBackends
 from provisioner.pipeline.runner import Pipeline, Timeouts
 from provisioner.state.store import Store
 
 NODE = "ctl1"
 MAC = "52:54:00:00:02:0b"
+KERNEL = "6.1.0-28-cloud-amd64"  # what a simulated installed system reports running
 #: what every deployment of ctl1 calls, in order, when nothing goes wrong
 HAPPY_CALLS = [
     "publish_dns ctl1",
@@ -48,7 +50,7 @@ HOOKS = {
     "20-second": "#!/bin/sh\necho second hook\n",
     "30-third": "#!/bin/sh\necho third hook\n",
 }
-TIMEOUTS = Timeouts(boot_script=120, kickstart=120, installed=900, active=120, poll=5)
+TIMEOUTS = Timeouts(boot_script=120, kickstart=120, installed=900, booted=600, active=120, poll=5)
 
 
 class Crash(BaseException):
@@ -66,6 +68,8 @@ class Machine:
     boot_delay: float = 20.0  # power cycle -> boot script fetch
     kickstart_delay: float = 30.0  # boot script -> kickstart fetch
     install_time: float = 300.0  # kickstart -> callback
+    #: image installs: installed callback -> the installed system's "booted" (None: never)
+    first_boot: float | None = None
     cycles: int = 0
     ks_path: str | None = None
     callback_path: str | None = None
@@ -138,15 +142,22 @@ class World:
 
     def _callback(self, node: str) -> None:
         machine = self.machines[node]
-        self.post_callback(node, machine.outcome or "installed", machine.message)
+        status = self.post_callback(node, machine.outcome or "installed", machine.message)
+        if status < 300 and machine.outcome == "installed" and machine.first_boot is not None:
+            self._later(machine.first_boot, node, "first_boot")
 
-    def post_callback(self, node: str, status: str, message: str = "") -> int:
+    def _first_boot(self, node: str) -> None:
+        """The installed system's first-boot unit (kickstart/snippets/firstboot-callback.j2)."""
+        self.post_callback(node, "booted", kernel=KERNEL)
+
+    def post_callback(self, node: str, status: str, message: str = "", kernel: str = "") -> int:
         machine = self.machines[node]
         assert machine.callback_path and machine.token
         before = self.web_store.last_event_id(node)
+        body = {"status": status, "message": message} | ({"kernel": kernel} if kernel else {})
         response = self.client.post(
             machine.callback_path,
-            json={"status": status, "message": message},
+            json=body,
             headers={"Authorization": f"Bearer {machine.token}"},
         )
         self.responses.append((f"callback {node} {status}", response.status_code))
@@ -214,6 +225,16 @@ class Sim:
             sleep=self.world.sleep,
             **kwargs,
         )
+
+    def installs_images(self) -> None:
+        """The pipeline's site installs images (liveimg profiles), so it waits for each
+        node's first-boot callback. The boot server keeps rendering the package kickstart:
+        the machines here only need its token and callback URL."""
+        profiles = {
+            name: p.model_copy(update={"repo": None, "image": ImageSource()})
+            for name, p in self.site.profiles.items()
+        }
+        self.site = self.site.model_copy(update={"profiles": profiles})
 
     def restart(self) -> Pipeline:
         """The daemon after a crash: a new Store connection, a new Pipeline."""

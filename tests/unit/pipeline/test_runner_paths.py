@@ -11,7 +11,7 @@ import pytest
 
 from provisioner.errors import BmcAuthError, DnsUnreachable
 from provisioner.state.machine import NodeState
-from tests.unit.pipeline.simsite import HAPPY_CALLS, MAC, NODE, TIMEOUTS, Sim
+from tests.unit.pipeline.simsite import HAPPY_CALLS, KERNEL, MAC, NODE, TIMEOUTS, Sim
 
 S = NodeState
 BEFORE_POWER = HAPPY_CALLS[:3]  # dns, dhcp, one-time network boot
@@ -152,6 +152,43 @@ def test_no_callback_fails_installing_after_its_timeout(sim: Sim) -> None:
     assert rec.reason == ("wait for installed callback: the node never called back within 900s")
     assert sim.backends.log() == UP_TO_POWER  # never pointed at its disk
     assert sim.world.now >= 20 + 30 + TIMEOUTS.installed
+
+
+def test_an_image_install_waits_for_the_installed_system_to_report_its_boot(sim: Sim) -> None:
+    sim.installs_images()
+    sim.machine(first_boot=80)
+    rec = sim.pipeline().provision(NODE)
+
+    assert (rec.state, rec.reason) == (S.ACTIVE, None)
+    assert [what for what, _ in sim.world.responses][-2:] == [
+        f"callback {NODE} installed",
+        f"callback {NODE} booted",  # the spent token still says who it is, once installed
+    ]
+    assert f"booted from disk: kernel {KERNEL}" in sim.events()
+    # the hooks started only after the node ran its own OS
+    messages = sim.events()
+    booted = messages.index(f"booted from disk: kernel {KERNEL}")
+    assert all(i > booted for i, m in enumerate(messages) if m.startswith("hook "))
+    assert sim.world.now >= 20 + 30 + 300 + 80
+
+
+def test_an_installed_system_that_never_boots_fails_naming_the_wait(sim: Sim) -> None:
+    sim.installs_images()
+    sim.machine(first_boot=None)  # e.g. GRUB missing on the disk, or no network on first boot
+    rec = sim.pipeline().provision(NODE)
+
+    assert rec.state is S.INSTALLED_FAILED
+    assert rec.reason == (
+        "wait for booted callback: the installed system did not report booting from its "
+        f"disk within {TIMEOUTS.booted:g}s"
+    )
+    assert sim.backends.log() == HAPPY_CALLS  # it was pointed at its disk, then waited
+    assert sim.hook_runs() == []  # no hook ran on a node that never came up
+
+
+def test_a_package_install_does_not_wait_for_a_first_boot_callback(sim: Sim) -> None:
+    sim.machine(first_boot=None)  # a real distribution installer: no first-boot unit
+    assert sim.pipeline().provision(NODE).state is S.ACTIVE
 
 
 def test_the_installer_reporting_failure_fails_installing_with_its_message(sim: Sim) -> None:

@@ -49,6 +49,7 @@ RECORDED_STEPS: dict[str, StepCrash] = {
     "wait-kickstart": at_step("wait for kickstart"),
     "wait-callback": at_step("wait for installed callback"),
     "boot-disk": at_boot_disk_step,
+    "wait-booted": at_step("wait for booted callback"),
     "first-hook": at_step("hook:common/10-record-context"),
     "middle-hook": at_step("hook:unit/20-second"),
 }
@@ -69,6 +70,23 @@ def test_a_crash_after_recording_any_step_resumes_from_it(sim: Sim, crash_at: St
     assert sim.backends.log() == HAPPY_CALLS
     assert sim.hook_runs() == ALL_HOOKS
     assert sim.store.reservation(NODE) is None
+
+
+def test_an_image_install_resumed_while_waiting_for_its_first_boot_goes_on(sim: Sim) -> None:
+    sim.installs_images()
+    sim.machine(first_boot=200)
+    sim.store.crash_at = at_step("wait for booted callback")
+    with pytest.raises(Crash):
+        sim.pipeline().provision(NODE)
+    assert sim.store.get(NODE).state is S.INSTALLED
+
+    pipeline = sim.restart()
+    sim.world.sleep(300)  # the node boots its disk and calls back while no daemon runs
+    rec = pipeline.resume(NODE)
+
+    assert (rec.state, rec.reason) == (S.ACTIVE, None)
+    assert sim.backends.log() == HAPPY_CALLS  # resumed at the wait: no second BMC call
+    assert sim.hook_runs() == ALL_HOOKS
 
 
 def responded(what: str) -> Callable[[World], bool]:
