@@ -178,6 +178,13 @@ FIELDS: dict[str, tuple[tuple[str | int, ...], st.SearchStrategy[Any], str]] = {
         ),
         r"network\.bond\..+",
     ),
+    "storage.node.name": (("nodes", 5, "name"), hostile(["sto1", "sto0", "s-9"]), r"name"),
+    "network.node.ip": (("nodes", 3, "ip"), hostile(["192.0.2.14", "192.0.2.99"]), r"ip"),
+    "compute.node.bmc.address": (
+        ("nodes", 7, "bmc", "address"),
+        hostile(["127.0.0.1", "http://[::1]:8000"]),
+        r"bmc\.address",
+    ),
     "storage.disks.count": (("nodes", 5, "disks", "count"), hostile([4, 1, 12]), r"disks\.count"),
 }
 
