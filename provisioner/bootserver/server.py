@@ -161,9 +161,9 @@ class BootServer:
         site = self.sites.current()
         if self.sites.generation == self._snapshot_generation:
             return
+        self._snapshot_generation = self.sites.generation  # tried once per generation
         try:
             write_snapshot(site, StateDir(self.opts.state_dir).last_good_site)
-            self._snapshot_generation = self.sites.generation
         except OSError as exc:
             log.warning("serve: cannot keep the last good site: %s", exc)
 
