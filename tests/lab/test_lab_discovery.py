@@ -94,7 +94,7 @@ def test_unknown_machines_discover_enrol_and_provision(lab: Lab) -> None:
         "  # rack r2 from the vendor's sheet (PO 4711)\n"
         "  rules:\n"
         f"    - match: {{serial: {SERIALS[0]}}}\n"
-        "      enroll: {name: \"cmp-{index}\", role: compute, rack: r2,\n"
+        '      enroll: {name: "cmp-{index}", role: compute, rack: r2,\n'
         f"               bmc: {{address: 127.0.0.1, port: {port}, user: admin,\n"
         "                     password: {file: secrets/bmc-password}}}\n",
         1,
