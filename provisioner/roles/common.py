@@ -7,13 +7,13 @@ hooks/<kind>/templates/ (a site's own copy of a template takes precedence).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, TypeVar
 
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
+from provisioner.inventory.rolesettings import ControllerSettings, RoleSettings
 from provisioner.roles import services
 from provisioner.roles.osfamily import os_family
 from provisioner.templating import environment
@@ -40,29 +40,22 @@ class DeployFacts:
         return cls(bool(context.get("first_deployment", True)), running)
 
 
-def role_settings(site: Site, node: Node) -> dict[str, Any]:
-    return dict(site.roles[node.role].settings)
+S = TypeVar("S", bound=RoleSettings)
 
 
-def int_setting(site: Site, node: Node, key: str, default: int, minimum: int = 0) -> int:
-    """A whole-number role setting, or a clear error naming the node, role and field."""
-    value = site.roles[node.role].settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def settings_of(site: Site, node: Node, model: type[S]) -> S:
+    """The node's role settings as ``model`` (the typed model of the role's kind,
+    provisioner/inventory/rolesettings.py): checked once, by ``validate`` or here."""
+    try:
+        settings = site.role_settings(node.role)
+    except RoleConfigError as exc:
+        raise RoleConfigError(f"node {node.name}: {exc}") from None
+    if not isinstance(settings, model):
         raise RoleConfigError(
-            f"node {node.name}: role {node.role} settings.{key} must be a whole number "
-            f">= {minimum}, not {value!r}"
+            f"node {node.name}: role {node.role} is of kind {site.role_kind(node.role)}, "
+            f"not the kind whose settings are {model.__name__}"
         )
-    return value
-
-
-def str_setting(site: Site, node: Node, key: str, default: str, pattern: str = r"\S+") -> str:
-    """A text role setting matching ``pattern``, or a clear error naming node and field."""
-    value = site.roles[node.role].settings.get(key, default)
-    if not isinstance(value, str) or not re.fullmatch(pattern, value):
-        raise RoleConfigError(
-            f"node {node.name}: role {node.role} settings.{key}: {value!r} is not valid"
-        )
-    return value
+    return settings
 
 
 def members(site: Site, node: Node) -> list[Node]:
@@ -118,18 +111,16 @@ def node_context(site: Site, node: Node) -> dict[str, Any]:
     }
 
 
-IFNAME = r"[A-Za-z0-9_.-]{1,15}"
-
-
 def node_interface(site: Site, node: Node) -> str:
-    """The interface holding the node's address: the role's ``settings.vrrp_interface`` when
-    an operator set one for the whole role, else from the site's node (node.network: the
-    bond, else ``interface``; with ``.VLAN`` when tagged).
+    """The interface holding the node's address: the controller role's
+    ``settings.vrrp_interface`` when an operator set one for the whole role, else from the
+    site's node (node.network: the bond, else ``interface``; with ``.VLAN`` when tagged).
 
     Never a guessed default: a VRRP instance on the wrong interface would take the VIP
     nowhere, so a node without either is an error naming both fields."""
-    if "vrrp_interface" in site.roles[node.role].settings:
-        return str_setting(site, node, "vrrp_interface", "", IFNAME)
+    settings = site.role_settings(node.role)
+    if isinstance(settings, ControllerSettings) and settings.vrrp_interface:
+        return settings.vrrp_interface
     net = node.network
     base = net.bond.name if net.bond else net.interface
     if base is None:

@@ -10,29 +10,24 @@ from typing import Any
 
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
+from provisioner.inventory.rolesettings import ControllerSettings
 from provisioner.roles import services
 from provisioner.roles.common import (
     Bundle,
     DeployFacts,
     controller_vip,
     controllers,
-    int_setting,
     members_of_kind,
     node_context,
     node_interface,
     render,
-    role_settings,
-    str_setting,
+    settings_of,
     vrrp_router_id,
 )
 
 KIND = "controller"
 PRIORITY_TOP = 150
 PRIORITY_STEP = 10
-DEFAULT_FENCE_PASSWORD_SCRIPT = "/etc/provisioner/fence/{node}.password"
-FENCE_SCRIPT = r"/[\w./{}-]+"
-ABS_PATH = r"/[\w./-]+"
-COMMAND = r"/[\w./-]+( [\w./=-]+)*"
 
 
 def vrrp_priority(site: Site, node: Node) -> int:
@@ -52,7 +47,7 @@ def galera_bootstraps(site: Site, node: Node, facts: DeployFacts) -> tuple[bool,
     never bootstraps while another controller is active.
     """
     first = controllers(site)[0].name
-    rebuild = bool(role_settings(site, node).get("galera_new_cluster", False))
+    rebuild = settings_of(site, node, ControllerSettings).galera_new_cluster
     if facts.cluster_running:
         running = ", ".join(facts.running_members)
         return False, f"cluster running on {running}: joins it"
@@ -79,9 +74,7 @@ def fence_password_scripts(site: Site, node: Node, ctls: list[Node]) -> dict[str
 
     A path without ``{node}`` is one script for every device: accepted only while every
     controller's ``bmc.password`` is the same secret, else an error naming the field."""
-    pattern = str_setting(
-        site, node, "fence_password_script", DEFAULT_FENCE_PASSWORD_SCRIPT, FENCE_SCRIPT
-    )
+    pattern = settings_of(site, node, ControllerSettings).fence_password_script
     if "{node}" not in pattern and len({c.bmc.password for c in ctls}) > 1:
         raise RoleConfigError(
             f"node {node.name}: role {node.role} settings.fence_password_script {pattern!r} is "
@@ -91,19 +84,8 @@ def fence_password_scripts(site: Site, node: Node, ctls: list[Node]) -> dict[str
     return {c.name: pattern.replace("{node}", c.name) for c in ctls}
 
 
-def _pacemaker_resources(
-    node: Node, settings: dict[str, Any], default: tuple[str, ...]
-) -> list[dict[str, str]]:
-    services = settings.get("pacemaker_services", list(default))
-    resources = []
-    for service in services:
-        if not isinstance(service, str) or not re.fullmatch(r"[A-Za-z0-9@._-]+", service):
-            raise RoleConfigError(
-                f"node {node.name}: role {node.role} settings.pacemaker_services: "
-                f"{service!r} is not a unit name"
-            )
-        resources.append({"id": re.sub(r"[^A-Za-z0-9-]", "-", service), "service": service})
-    return resources
+def _pacemaker_resources(units: list[str]) -> list[dict[str, str]]:
+    return [{"id": re.sub(r"[^A-Za-z0-9-]", "-", unit), "service": unit} for unit in units]
 
 
 def haproxy_frontends(site: Site) -> list[dict[str, Any]]:
@@ -129,7 +111,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     ctls = controllers(site)
     if node.name not in [c.name for c in ctls]:
         raise RoleConfigError(f"node {node.name}: not a controller")
-    settings = role_settings(site, node)
+    settings = settings_of(site, node, ControllerSettings)
     vip = controller_vip(site, node.name)
     cluster_name = f"{site.site.name}-controllers"
     common = {**node_context(site, node), "cluster_name": cluster_name}
@@ -149,9 +131,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             priority=vrrp_priority(site, node),
             peers=[c for c in ctls if c.name != node.name],
             prefix=_prefix(site, node.name, vip),
-            check_script=str_setting(
-                site, node, "vrrp_check_script", "/usr/bin/pgrep -x haproxy", COMMAND
-            ),
+            check_script=settings.vrrp_check_script,
             check_weight=PRIORITY_STEP * len(ctls) + 10,
             **common,
         ),
@@ -164,9 +144,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             KIND,
             "rabbitmq.conf.j2",
             site,
-            default_queue_type=str_setting(
-                site, node, "rabbitmq_default_queue_type", "", r"|quorum|classic|stream"
-            ),
+            default_queue_type=settings.rabbitmq_default_queue_type,
             **common,
         ),
         "openstack/oslo-messaging.conf": render(KIND, "oslo-messaging.conf.j2", site, **common),
@@ -174,21 +152,25 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             KIND,
             family.memcached_template,
             site,
-            memory_mb=int_setting(site, node, "memcached_memory_mb", 1024, minimum=64),
+            memory_mb=settings.memcached_memory_mb,
             **common,
         ),
         "corosync/corosync.conf": render(
             KIND,
             "corosync.conf.j2",
             site,
-            keyfile=str_setting(site, node, "corosync_keyfile", "/etc/corosync/authkey", ABS_PATH),
+            keyfile=settings.corosync_keyfile,
             **common,
         ),
         "pacemaker/cib.xml": render(
             KIND,
             "cib.xml.j2",
             site,
-            resources=_pacemaker_resources(node, settings, (family.cinder_backup_unit,)),
+            resources=_pacemaker_resources(
+                [family.cinder_backup_unit]
+                if settings.pacemaker_services is None
+                else settings.pacemaker_services
+            ),
             password_scripts=fence_password_scripts(site, node, ctls),
             **common,
         ),

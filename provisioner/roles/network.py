@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
-from provisioner.inventory.secrets import SecretRef
+from provisioner.inventory.rolesettings import NetworkSettings
 from provisioner.roles.common import (
     Bundle,
     DeployFacts,
-    int_setting,
     members,
     node_context,
     render,
-    str_setting,
+    settings_of,
 )
 
 KIND = "network"
-DEFAULT_VRRP_SECRET = {"file": "secrets/neutron-l3-ha-vrrp-password", "generate": "password"}
 
 
 def agent_counts(n_nodes: int) -> tuple[int, int]:
@@ -37,14 +33,7 @@ def vrrp_auth_password(site: Site, node: Node) -> str:
 
     The L3 agent reads it only from its config, so it is the one secret a network bundle
     carries: in ``secrets/`` (mode 0600 in the store, see provisioner/roles/bundles.py)."""
-    raw = site.roles[node.role].settings.get("ha_vrrp_auth_password", DEFAULT_VRRP_SECRET)
-    try:
-        ref = SecretRef.model_validate(raw)
-    except ValidationError as exc:
-        raise RoleConfigError(
-            f"node {node.name}: role {node.role} settings.ha_vrrp_auth_password is not a "
-            f"secret reference ({{file: ...}} or {{env: ...}}): {exc.errors()[0]['msg']}"
-        ) from None
+    ref = settings_of(site, node, NetworkSettings).ha_vrrp_auth_password
     owner = f"node {node.name}: role {node.role} settings.ha_vrrp_auth_password"
     return site.secret(ref, owner).get_secret_value()
 
@@ -52,20 +41,19 @@ def vrrp_auth_password(site: Site, node: Node) -> str:
 def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     nodes = members(site, node)
     max_l3, dhcp = agent_counts(len(nodes))
+    settings = settings_of(site, node, NetworkSettings)
     common = {
         **node_context(site, node),
         "members": nodes,
-        "dhcp_agents": int_setting(site, node, "dhcp_agents_per_network", dhcp, minimum=1),
+        "dhcp_agents": settings.dhcp_agents_per_network or dhcp,
     }
     return {
         "neutron/neutron.conf.d/l3-ha.conf": render(
             KIND,
             "neutron-l3-ha.conf.j2",
             site,
-            max_l3_agents=int_setting(site, node, "max_l3_agents_per_router", max_l3, minimum=1),
-            l3_ha_net_cidr=str_setting(
-                site, node, "l3_ha_net_cidr", "169.254.192.0/18", r"[0-9.]+/\d{1,2}"
-            ),
+            max_l3_agents=settings.max_l3_agents_per_router or max_l3,
+            l3_ha_net_cidr=str(settings.l3_ha_net_cidr),
             **common,
         ),
         "neutron/l3_agent.ini": render(KIND, "l3_agent.ini.j2", site, **common),

@@ -3,38 +3,23 @@ Swift storage on the disks the partition layout left untouched."""
 
 from __future__ import annotations
 
-from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
-from provisioner.roles.common import (
-    Bundle,
-    DeployFacts,
-    int_setting,
-    node_context,
-    render,
-    role_settings,
-    str_setting,
-)
+from provisioner.inventory.rolesettings import StorageSettings
+from provisioner.roles.common import Bundle, DeployFacts, node_context, render, settings_of
 
 KIND = "storage"
-BACKENDS = ("lvm", "rbd")
-NAME = r"[A-Za-z0-9_.-]+"
 SWIFT_SERVERS = ("account", "container", "object")
 
 
 def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
-    settings = role_settings(site, node)
-    backend = settings.get("cinder_backend", "lvm")
-    if backend not in BACKENDS:
-        raise RoleConfigError(
-            f"node {node.name}: role {node.role} settings.cinder_backend is '{backend}', "
-            f"expected one of {', '.join(BACKENDS)}"
-        )
-    os_disks = int_setting(site, node, "os_disks", 1)
+    settings = settings_of(site, node, StorageSettings)
+    backend = settings.cinder_backend
+    os_disks = 1
     data_disks = max(0, node.disks.count - os_disks)
     cinder_disks = 1 if backend == "lvm" and data_disks else 0
     common = {
         **node_context(site, node),
-        "volume_group": str_setting(site, node, "volume_group", "cinder-volumes", NAME),
+        "volume_group": settings.volume_group,
     }
     files: Bundle = {
         "cinder/cinder.conf": render(
@@ -42,8 +27,8 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             "cinder.conf.j2",
             site,
             backend=backend,
-            rbd_pool=str_setting(site, node, "rbd_pool", "volumes", NAME),
-            rbd_user=str_setting(site, node, "rbd_user", "cinder", NAME),
+            rbd_pool=settings.rbd_pool,
+            rbd_user=settings.rbd_user,
             **common,
         ),
         "storage/prepare-disks.sh": render(

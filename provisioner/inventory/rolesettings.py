@@ -1,0 +1,121 @@
+"""The grammar of ``roles.<role>.settings``: one typed model per role kind.
+
+A role's settings shape the HA bundle of its nodes (provisioner/roles/). They are
+checked when the site is loaded (``provisioner validate`` names the role and the field
+of an unknown or malformed setting), not first when a node's bundle is generated
+minutes into a deployment. Extra keys are refused: a misspelt setting would otherwise
+be ignored and its default used without a word.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from provisioner.errors import RoleConfigError
+from provisioner.inventory.secrets import SecretRef
+
+InterfaceName = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.-]{1,15}$")]
+AbsPath = Annotated[str, StringConstraints(strict=True, pattern=r"^/[\w./-]+$")]
+#: an absolute program path with plain arguments (no shell syntax: keepalived runs it)
+Command = Annotated[str, StringConstraints(strict=True, pattern=r"^/[\w./-]+( [\w./=-]+)*$")]
+#: an absolute path in which ``{node}`` stands for the fenced controller's name
+FenceScript = Annotated[str, StringConstraints(strict=True, pattern=r"^/[\w./{}-]+$")]
+UnitName = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9@._-]+$")]
+CephName = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.-]{1,63}$")]
+BridgeMappings = Annotated[
+    str,
+    StringConstraints(strict=True, pattern=r"^[\w.-]+:[\w.-]+(,[\w.-]+:[\w.-]+)*$"),
+    Field(description="physnet:bridge pairs, comma separated (Open vSwitch agent)"),
+]
+Count = Annotated[int, Field(strict=True, ge=1)]
+
+DEFAULT_VRRP_SECRET = SecretRef(file="secrets/neutron-l3-ha-vrrp-password", generate="password")
+
+
+class RoleSettings(BaseModel):
+    """What every role kind's settings share: strict, frozen, no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ControllerSettings(RoleSettings):
+    vrrp_interface: InterfaceName | None = Field(
+        None, description="The VIP's interface for every controller (default: each node's own)"
+    )
+    vrrp_check_script: Command = "/usr/bin/pgrep -x haproxy"
+    corosync_keyfile: AbsPath = "/etc/corosync/authkey"
+    fence_password_script: FenceScript = Field(
+        "/etc/provisioner/fence/{node}.password",
+        description="Prints a controller's BMC password; {node} is the fenced controller",
+    )
+    pacemaker_services: list[UnitName] | None = Field(
+        None,
+        description="systemd units without native HA that Pacemaker runs on one controller "
+        "(default: the OS family's cinder-backup unit)",
+    )
+    memcached_memory_mb: Annotated[int, Field(strict=True, ge=64)] = 1024
+    galera_new_cluster: bool = Field(
+        False, description="Full rebuild: the first controller bootstraps a new Galera cluster"
+    )
+    rabbitmq_default_queue_type: Literal["", "quorum", "classic", "stream"] = ""
+    glance_store: Literal["swift", "rbd", "file"] | None = Field(
+        None,
+        description="Where Glance keeps images: swift or rbd (replicated), or file on "
+        "glance_shared_path (a filesystem every controller mounts); unset: each controller's "
+        "local disk (validate warns)",
+    )
+    glance_shared_path: AbsPath | None = Field(
+        None, description="The shared filesystem of glance_store: file (NFS, CephFS...)"
+    )
+    glance_rbd_pool: CephName = "images"
+    glance_rbd_user: CephName = "glance"
+    octavia: bool = Field(False, description="Octavia API, worker and housekeeping here")
+
+
+class NetworkSettings(RoleSettings):
+    max_l3_agents_per_router: Count | None = Field(None, description="Default min(3, nodes)")
+    dhcp_agents_per_network: Count | None = Field(None, description="Default min(3, nodes)")
+    l3_ha_net_cidr: IPv4Network = IPv4Network("169.254.192.0/18")
+    ha_vrrp_auth_password: SecretRef = Field(
+        DEFAULT_VRRP_SECRET, description="The HA routers' VRRP password (a secret reference)"
+    )
+    bridge_mappings: BridgeMappings = "physnet1:br-ex"
+    vpnaas: bool = Field(True, description="VPN as a service (neutron-vpnaas) L3 extension")
+    fwaas: bool = Field(True, description="Firewall as a service (neutron-fwaas v2) extension")
+    octavia_health_manager: bool = Field(False, description="Octavia's health manager here")
+
+
+class StorageSettings(RoleSettings):
+    cinder_backend: Literal["lvm", "rbd"] = "lvm"
+    volume_group: CephName = "cinder-volumes"
+    rbd_pool: CephName = "volumes"
+    rbd_user: CephName = "cinder"
+
+
+class ComputeSettings(RoleSettings):
+    bridge_mappings: BridgeMappings = "physnet1:br-ex"
+
+
+SETTINGS_MODELS: dict[str, type[RoleSettings]] = {
+    "controller": ControllerSettings,
+    "network": NetworkSettings,
+    "storage": StorageSettings,
+    "compute": ComputeSettings,
+}
+
+
+def parse_settings(kind: str, raw: dict[str, Any]) -> RoleSettings:
+    """``raw`` as the kind's model; raises pydantic's ValidationError (the loader turns it
+    into problems with the field and its line)."""
+    return SETTINGS_MODELS[kind].model_validate(raw)
+
+
+def settings_error(role: str, exc: ValidationError) -> RoleConfigError:
+    """The first problem of ``exc`` as an error naming the role and the field."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"])
+    what = "unknown setting (misspelt?)" if err["type"] == "extra_forbidden" else err["msg"]
+    return RoleConfigError(f"role {role} settings.{field}: {what}")

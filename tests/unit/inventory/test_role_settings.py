@@ -1,0 +1,104 @@
+"""Role settings have a grammar per role kind: `validate` refuses an unknown or malformed
+setting, naming the role, the field and its line, and the role modules read typed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from provisioner.errors import RoleConfigError
+from provisioner.inventory import Problem, load_site
+from provisioner.inventory.loader import validate_site_file
+from provisioner.inventory.rolesettings import ControllerSettings, StorageSettings
+from provisioner.roles import DeployFacts, generate
+
+STORAGE = "    settings: {cinder_backend: lvm}\n"
+
+
+def _validate(site_dir: Path, text: str) -> list[Problem]:
+    (site_dir / "site.yaml").write_text(text)
+    return validate_site_file(site_dir / "site.yaml")[1]
+
+
+def _with_settings(text: str, role: str, settings: str) -> str:
+    """The example with ``settings`` (a YAML flow mapping) on ``role``."""
+    anchor = f"  {role}:\n    layout: {role}\n"
+    assert anchor in text
+    text = text.replace(STORAGE, "") if role == "storage" else text
+    return text.replace(anchor, f"{anchor}    settings: {settings}\n", 1)
+
+
+@pytest.mark.parametrize(
+    ("role", "settings", "field", "message"),
+    [
+        ("controller", "{memcached_memroy_mb: 512}", "settings.memcached_memroy_mb", "unknown"),
+        (
+            "controller",
+            "{memcached_memory_mb: 8}",
+            "settings.memcached_memory_mb",
+            "greater than or equal to 64",
+        ),
+        ("controller", "{memcached_memory_mb: '512'}", "settings.memcached_memory_mb", "integer"),
+        (
+            "controller",
+            "{vrrp_check_script: 'pgrep haproxy; rm -rf /'}",
+            "settings.vrrp_check_script",
+            "pattern",
+        ),
+        ("controller", "{glance_store: nfs}", "settings.glance_store", "'swift', 'rbd' or 'file'"),
+        (
+            "network",
+            "{l3_ha_net_cidr: 10.0.0.1/8}",
+            "settings.l3_ha_net_cidr",
+            "not a valid IPv4 network",
+        ),
+        ("network", "{ha_vrrp_auth_password: plain}", "settings.ha_vrrp_auth_password", ""),
+        (
+            "network",
+            "{dhcp_agents_per_network: 0}",
+            "settings.dhcp_agents_per_network",
+            "greater than or equal to 1",
+        ),
+        ("storage", "{cinder_backend: nfs}", "settings.cinder_backend", "'lvm' or 'rbd'"),
+        ("compute", "{bridge_mappings: 'physnet1 br-ex'}", "settings.bridge_mappings", "pattern"),
+        # a setting of another kind is unknown here: compute nodes have no Galera
+        ("compute", "{galera_new_cluster: true}", "settings.galera_new_cluster", "unknown"),
+    ],
+)
+def test_validate_refuses_a_bad_setting_naming_role_field_and_line(
+    site_dir: Path, example_text: str, role: str, settings: str, field: str, message: str
+) -> None:
+    text = _with_settings(example_text, role, settings)
+    problems = [p for p in _validate(site_dir, text) if p.severity == "error"]
+    assert [(p.where, p.field) for p in problems] == [(f"role {role}", field)]
+    assert message in problems[0].message
+    line = next(
+        i
+        for i, t in enumerate(text.splitlines(), 1)
+        if t.startswith("    settings: {") and settings in t
+    )
+    assert problems[0].line == line
+
+
+def test_the_example_settings_are_typed(site_dir: Path) -> None:
+    site = load_site(site_dir / "site.yaml")
+    storage = site.role_settings("storage")
+    assert isinstance(storage, StorageSettings) and storage.cinder_backend == "lvm"
+    ctl = site.role_settings("controller")
+    assert isinstance(ctl, ControllerSettings) and ctl.memcached_memory_mb == 1024
+
+
+def test_a_site_built_without_validate_still_gets_the_error_at_generation(
+    site_dir: Path,
+) -> None:
+    site = load_site(site_dir / "site.yaml")
+    roles = dict(site.roles)
+    roles["controller"] = roles["controller"].model_copy(
+        update={"settings": {"corosync_keyfile": "relative/key"}}
+    )
+    broken = site.model_copy(update={"roles": roles})
+    with pytest.raises(RoleConfigError, match=r"role controller settings\.corosync_keyfile"):
+        generate(broken, "ctl1", DeployFacts())
+    # the unedited site is untouched by the copy's settings
+    assert "authkey" in generate(site, "ctl1", DeployFacts())["corosync/corosync.conf"]
