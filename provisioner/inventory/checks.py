@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address
 from typing import Any
 
+from provisioner.errors import RoleConfigError
 from provisioner.inventory.fields import tsig_secret_problem
 from provisioner.inventory.models import Node, Site
 from provisioner.inventory.problems import Problem, Severity
@@ -310,6 +311,60 @@ def check_redundancy(site: Site, report: _Report) -> None:
         )
 
 
+def _typed_settings(site: Site, kind: str) -> Iterator[tuple[str, Any]]:
+    """(role name, typed settings) of each role of ``kind`` whose settings parse (the
+    loader reports the ones that do not)."""
+    for name in sorted(site.roles):
+        if site.role_kind(name) != kind:
+            continue
+        try:
+            yield name, site.role_settings(name)
+        except RoleConfigError:
+            continue
+
+
+def check_role_settings(site: Site, report: _Report) -> None:
+    """What a setting means for the cloud's HA, said before a deployment: state shared
+    by nothing, or lost with a node."""
+    for name, ctl in _typed_settings(site, "controller"):
+        where, loc = f"role {name}", ("roles", name)
+        if ctl.glance_store is None:
+            report.section(
+                where,
+                "settings.glance_store",
+                "not set: Glance keeps images on each controller's own disk, so an image "
+                "uploaded through one controller is missing behind the others; set swift, "
+                "rbd, or file with glance_shared_path",
+                "warning",
+                loc=loc,
+            )
+        elif ctl.glance_store == "file" and ctl.glance_shared_path is None:
+            report.section(
+                where,
+                "settings.glance_shared_path",
+                "required with glance_store: file (the filesystem every controller mounts)",
+                loc=(*loc, "settings"),
+            )
+        elif ctl.glance_store == "swift" and not site.nodes_of_kind("storage"):
+            report.section(
+                where,
+                "settings.glance_store",
+                "swift, but the site has no storage nodes to run Swift",
+                loc=(*loc, "settings"),
+            )
+    for name, sto in _typed_settings(site, "storage"):
+        if sto.cinder_backend == "lvm":
+            report.section(
+                f"role {name}",
+                "settings.cinder_backend",
+                "lvm: each volume lives on one storage node's disks, not replicated; while "
+                "that node is down its volumes are unreachable, and they are lost with its "
+                "disks (use rbd for volumes that survive a node)",
+                "warning",
+                loc=("roles", name, "settings"),
+            )
+
+
 def check_dns(site: Site, report: _Report) -> None:
     domain = site.site.domain.rstrip(".")
     zone = site.dns.forward_zone.rstrip(".")
@@ -347,5 +402,6 @@ CHECKS: tuple[Callable[[Site, _Report], None], ...] = (
     check_vips,
     check_controllers,
     check_redundancy,
+    check_role_settings,
     check_dns,
 )

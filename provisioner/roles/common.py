@@ -101,14 +101,48 @@ def node_context(site: Site, node: Node) -> dict[str, Any]:
     ``url.<service>`` / ``port.<service>`` from the services table (provisioner.roles.services):
     a template names a service, never a port."""
     vip = controller_vip(site, node.name)
+    ctls = controllers(site)
     return {
         "node": node,
-        "controllers": controllers(site),
+        "controllers": ctls,
         "vip": vip,
         "os": os_family(site, node),
         "url": services.urls(vip),
         "port": services.ports(),
+        "ha": ha_endpoints(vip, ctls),
     }
+
+
+def ha_endpoints(vip: IPv4Address, ctls: list[Node]) -> dict[str, Any]:
+    """What every OpenStack service's HA settings name, built once here so no file can list
+    fewer RabbitMQ or memcached nodes than another:
+
+    - ``transport_url``: every controller's RabbitMQ (the client fails over between them);
+    - ``memcached_servers``: every controller's memcached (oslo.cache and keystonemiddleware
+      hash keys over all of them; a lost one costs cache misses, not errors);
+    - ``db(name)``: the database through the VIP (HAProxy sends it to one Galera writer).
+      The URL carries no password: PyMySQL reads it from the ``[client]`` section of
+      ``/etc/provisioner/db/<name>.cnf`` on the node (``read_default_file``), so a bundle
+      holds no database secret."""
+    rabbit, memcached, galera = (
+        services.BY_NAME[n].port for n in ("rabbitmq", "memcached", "galera")
+    )
+
+    def db(name: str) -> str:
+        return (
+            f"mysql+pymysql://{name}@{vip}:{galera}/{name}"
+            f"?read_default_file={DB_CLIENT_DIR}/{name}.cnf"
+        )
+
+    return {
+        "transport_url": "rabbit://" + ",".join(f"openstack@{c.ip}:{rabbit}" for c in ctls) + "/",
+        "memcached_servers": ",".join(f"{c.ip}:{memcached}" for c in ctls),
+        "db": db,
+    }
+
+
+#: where each node keeps the database password files the connection URLs point at
+DB_CLIENT_DIR = "/etc/provisioner/db"
 
 
 def node_interface(site: Site, node: Node) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
 from provisioner.inventory.rolesettings import ControllerSettings
-from provisioner.roles import services
+from provisioner.roles import network, services
 from provisioner.roles.common import (
     Bundle,
     DeployFacts,
@@ -107,6 +107,74 @@ def haproxy_frontends(site: Site) -> list[dict[str, Any]]:
     return frontends
 
 
+GLANCE_LOCAL = "/var/lib/glance/images"
+
+
+def glance_store(node: Node, settings: ControllerSettings) -> dict[str, str]:
+    """Glance's store as the role's settings state it: Swift or RBD (replicated), or a file
+    store on a path every controller mounts. Unset, images stay on each controller's own
+    disk: an image uploaded through one controller is missing on the others (validate
+    warns)."""
+    store = settings.glance_store
+    if store == "file" and not settings.glance_shared_path:
+        raise RoleConfigError(
+            f"node {node.name}: role {node.role} settings.glance_store is file but "
+            "settings.glance_shared_path (the filesystem every controller mounts) is not set"
+        )
+    notes = {
+        "swift": "Swift (replicated across the storage nodes)",
+        "rbd": f"Ceph RBD pool {settings.glance_rbd_pool} (replicated by Ceph)",
+        "file": f"{settings.glance_shared_path}, a filesystem every controller mounts",
+        None: f"{GLANCE_LOCAL} on this controller only: NOT shared (set glance_store)",
+    }
+    return {
+        "store": store or "file",
+        "store_note": notes[store],
+        "datadir": settings.glance_shared_path or GLANCE_LOCAL,
+        "rbd_pool": settings.glance_rbd_pool,
+        "rbd_user": settings.glance_rbd_user,
+    }
+
+
+def api_files(
+    site: Site, node: Node, settings: ControllerSettings, common: dict[str, Any]
+) -> Bundle:
+    """The APIs' own HA settings: database through the VIP, every controller's memcached
+    and RabbitMQ, keystone_authtoken through the VIP, listening on the node's address."""
+    net_nodes, net = network.network_settings(site)
+    max_l3, dhcp = network.agent_counts(len(net_nodes)) if net_nodes else (1, 1)
+    memcached = [f"{c.ip}:{services.BY_NAME['memcached'].port}" for c in common["controllers"]]
+    return {
+        "keystone/keystone.conf": render(KIND, "keystone.conf.j2", site, **common),
+        "glance/glance-api.conf": render(
+            KIND, "glance-api.conf.j2", site, **glance_store(node, settings), **common
+        ),
+        "heat/heat.conf": render(KIND, "heat.conf.j2", site, **common),
+        "nova/nova.conf": render(KIND, "nova.conf.j2", site, **common),
+        "placement/placement.conf": render(KIND, "placement.conf.j2", site, **common),
+        "neutron/neutron.conf": render(
+            KIND,
+            "neutron-server.conf.j2",
+            site,
+            service_plugins=network.server_plugins(net),
+            max_l3_agents=net.max_l3_agents_per_router or max_l3,
+            dhcp_agents=net.dhcp_agents_per_network or dhcp,
+            **common,
+        ),
+        "horizon/local_settings.py": render(
+            KIND,
+            "horizon-local_settings.py.j2",
+            site,
+            allowed_hosts=[str(common["vip"]), str(node.ip), site.fqdn(node)],
+            memcached_locations=memcached,
+            **common,
+        ),
+        "apache/openstack-listen.conf": render(
+            KIND, "apache-listen.conf.j2", site, wsgi=services.wsgi_services(KIND), **common
+        ),
+    }
+
+
 def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     ctls = controllers(site)
     if node.name not in [c.name for c in ctls]:
@@ -174,6 +242,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             password_scripts=fence_password_scripts(site, node, ctls),
             **common,
         ),
+        **api_files(site, node, settings, common),
         "galera/decision.json": json.dumps(
             {"node": node.name, "bootstrap": bootstrap, "why": decision}, indent=2
         )

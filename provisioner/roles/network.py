@@ -9,6 +9,7 @@ from provisioner.roles.common import (
     Bundle,
     DeployFacts,
     members,
+    members_of_kind,
     node_context,
     render,
     settings_of,
@@ -24,6 +25,29 @@ def agent_counts(n_nodes: int) -> tuple[int, int]:
     if n_nodes < 1:
         raise RoleConfigError("role network: no network nodes")
     return min(3, n_nodes), min(3, n_nodes)
+
+
+def network_settings(site: Site) -> tuple[list[Node], NetworkSettings]:
+    """The network nodes and their role's settings (the first network-kind role in name
+    order): what Neutron server on the controllers schedules agents and extensions by."""
+    nodes = members_of_kind(site, KIND)
+    for name in sorted(site.roles):
+        if site.role_kind(name) == KIND:
+            settings = site.role_settings(name)
+            assert isinstance(settings, NetworkSettings)
+            return nodes, settings
+    return nodes, NetworkSettings()
+
+
+def server_plugins(settings: NetworkSettings) -> list[str]:
+    """Neutron server's service plugins: HA routers, and the VPN and firewall services the
+    network nodes' L3 agents carry as extensions."""
+    plugins = ["router"]
+    if settings.vpnaas:
+        plugins.append("vpnaas")
+    if settings.fwaas:
+        plugins.append("firewall_v2")
+    return plugins
 
 
 def vrrp_auth_password(site: Site, node: Node) -> str:

@@ -27,6 +27,9 @@ class OsFamily:
     memcached_user: str
     #: the systemd unit of cinder-backup (Pacemaker's default resource)
     cinder_backup_unit: str
+    #: Horizon's local settings (Python), and where the web server's Listen lines go
+    horizon_settings: str
+    apache_ports_file: str
 
 
 FAMILIES: dict[str, OsFamily] = {
@@ -39,6 +42,8 @@ FAMILIES: dict[str, OsFamily] = {
         memcached_target="/etc/sysconfig/memcached",
         memcached_user="memcached",
         cinder_backup_unit="openstack-cinder-backup",
+        horizon_settings="/etc/openstack-dashboard/local_settings",
+        apache_ports_file="/etc/httpd/conf.d/openstack-listen.conf, and no Listen in httpd.conf",
     ),
     "debian": OsFamily(
         name="debian",
@@ -49,6 +54,8 @@ FAMILIES: dict[str, OsFamily] = {
         memcached_target="/etc/memcached.conf",
         memcached_user="memcache",
         cinder_backup_unit="cinder-backup",
+        horizon_settings="/etc/openstack-dashboard/local_settings.py",
+        apache_ports_file="/etc/apache2/ports.conf, replacing it",
     ),
 }
 

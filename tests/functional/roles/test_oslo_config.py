@@ -37,10 +37,29 @@ NAMESPACES: dict[str, tuple[str, ...]] = {
     "nova/nova-compute.conf": ("nova.conf", AUTH, "oslo.concurrency", *MESSAGING),
     "neutron/neutron.conf.d/l2-agent.conf": ("neutron", "neutron.agent", AUTH, *MESSAGING),
     "neutron/openvswitch_agent.ini": ("neutron.ml2.ovs.agent", "neutron.base.agent"),
+    "keystone/keystone.conf": ("keystone", "oslo.db", "oslo.cache", *MESSAGING),
+    "glance/glance-api.conf": (
+        *("glance.api", "glance.multi_store", "glance.store", AUTH, "oslo.db", *MESSAGING),
+    ),
+    "heat/heat.conf": (
+        *("heat.common.config", "heat.common.wsgi", "heat.engine.clients", AUTH),
+        *("heat.common.context", "heat.engine.clients.os.keystone.heat_keystoneclient"),
+        *("oslo.db", "oslo.cache", *MESSAGING),
+    ),
+    "nova/nova.conf": ("nova.conf", AUTH, "oslo.concurrency", *MESSAGING),
+    "placement/placement.conf": ("placement.conf", AUTH),
+    "neutron/neutron.conf": (
+        *("neutron", "neutron.db", "nova.auth", AUTH, "oslo.db", "oslo.concurrency", *MESSAGING),
+    ),
 }
 #: where a bundle keeps OpenStack files (every file under these must be listed above)
-OPENSTACK_DIRS = {"openstack", "nova", "neutron", "cinder", "glance", "keystone", "heat"}
-PROJECTS = ("nova.conf", "neutron", "cinder", "keystone", "glance", "heat.common.config")
+OPENSTACK_DIRS = {
+    *("openstack", "nova", "neutron", "cinder", "glance", "keystone", "heat", "placement"),
+}
+PROJECTS = (
+    *("nova.conf", "neutron", "cinder", "keystone", "glance", "heat.common.config"),
+    "placement.conf",
+)
 
 
 def installed_namespaces() -> set[str]:
@@ -64,12 +83,16 @@ def is_openstack_file(rel: str) -> bool:
 
 
 def for_validator(text: str) -> str:
-    """Cinder's dynamic backend sections renamed to [backend_defaults]."""
+    """The dynamic backend sections renamed to where their options are declared: Cinder's
+    to [backend_defaults], Glance's stores to [glance_store]."""
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     parser.read_string(text)
     backends = parser.get("DEFAULT", "enabled_backends", fallback="")
-    for name in filter(None, (b.strip() for b in backends.split(","))):
-        text = re.sub(rf"^\[{re.escape(name)}\]$", "[backend_defaults]", text, flags=re.M)
+    for backend in filter(None, (b.strip() for b in backends.split(","))):
+        # Glance names its stores "name:type" and declares their options in [glance_store]
+        name, glance = backend.split(":", 1)[0], ":" in backend
+        known = "glance_store" if glance else "backend_defaults"
+        text = re.sub(rf"^\[{re.escape(name)}\]$", f"[{known}]", text, flags=re.M)
     return text
 
 
@@ -119,6 +142,28 @@ def test_every_openstack_file_passes_oslo_config_validator(
                 failures.append(f"{node}:{rel}: {errors(result) or result.stderr[-2000:]}")
     assert not failures, "\n".join(failures)
     assert set(checked) == set(NAMESPACES)  # every listed file is still rendered and checked
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"glance_store": "rbd"},
+        {"glance_store": "file", "glance_shared_path": "/srv/glance"},
+        {"glance_store": None},  # each controller's own disk
+    ],
+)
+def test_every_glance_store_passes_the_validator(
+    lab_site: Site, tmp_path: Path, settings: dict[str, str | None]
+) -> None:
+    tool = validator()
+    roles = dict(lab_site.roles)
+    ctl = roles["controller"]
+    roles["controller"] = ctl.model_copy(update={"settings": {**ctl.settings, **settings}})
+    site = lab_site.model_copy(update={"roles": roles})
+    path = tmp_path / "glance-api.conf"
+    path.write_text(for_validator(generate(site, "ctl1", DeployFacts())["glance/glance-api.conf"]))
+    result = validate(tool, path, NAMESPACES["glance/glance-api.conf"])
+    assert result.returncode == 0, errors(result) or result.stderr[-2000:]
 
 
 def test_the_validator_rejects_an_option_the_project_does_not_have(

@@ -3,6 +3,7 @@ setting, naming the role, the field and its line, and the role modules read type
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,6 @@ from provisioner.inventory.loader import validate_site_file
 from provisioner.inventory.rolesettings import ControllerSettings, StorageSettings
 from provisioner.roles import DeployFacts, generate
 
-STORAGE = "    settings: {cinder_backend: lvm}\n"
-
 
 def _validate(site_dir: Path, text: str) -> list[Problem]:
     (site_dir / "site.yaml").write_text(text)
@@ -23,10 +22,13 @@ def _validate(site_dir: Path, text: str) -> list[Problem]:
 
 def _with_settings(text: str, role: str, settings: str) -> str:
     """The example with ``settings`` (a YAML flow mapping) on ``role``."""
-    anchor = f"  {role}:\n    layout: {role}\n"
-    assert anchor in text
-    text = text.replace(STORAGE, "") if role == "storage" else text
-    return text.replace(anchor, f"{anchor}    settings: {settings}\n", 1)
+    head = f"\n  {role}:\n"
+    start = text.index(head) + len(head)
+    match = re.compile(r"\n(?!    )").search(text, start)
+    assert match is not None
+    end = match.start()
+    block = re.sub(r"(?m)^    settings: .*\n", "", text[start:end] + "\n")
+    return text[:start] + block + f"    settings: {settings}" + text[end:]
 
 
 @pytest.mark.parametrize(

@@ -146,7 +146,10 @@ def test_storage_bundle_follows_the_cinder_backend_setting(site: Site) -> None:
             }
         }
     )
-    with pytest.raises(RoleConfigError, match=r"node sto1: role storage settings\.cinder_backend: Input should be 'lvm' or 'rbd'"):
+    with pytest.raises(
+        RoleConfigError,
+        match=r"node sto1: role storage settings\.cinder_backend: Input should be 'lvm' or 'rbd'",
+    ):
         generate(bad, "sto1", DeployFacts())
 
 
