@@ -352,6 +352,22 @@ def check_role_settings(site: Site, report: _Report) -> None:
                 "swift, but the site has no storage nodes to run Swift",
                 loc=(*loc, "settings"),
             )
+    octavia = [name for name, ctl in _typed_settings(site, "controller") if ctl.octavia]
+    managers = [n for n, net in _typed_settings(site, "network") if net.octavia_health_manager]
+    if bool(octavia) != bool(managers):
+        name, field, other = (
+            (octavia[0], "settings.octavia", "no network role has octavia_health_manager")
+            if octavia
+            else (managers[0], "settings.octavia_health_manager", "no controller role has octavia")
+        )
+        report.section(
+            f"role {name}",
+            field,
+            f"Octavia placed by halves: {other}; amphorae would fail over with no one "
+            "hearing their heartbeats, or heartbeats would reach no API",
+            "warning",
+            loc=("roles", name),
+        )
     for name, sto in _typed_settings(site, "storage"):
         if sto.cinder_backend == "lvm":
             report.section(

@@ -7,6 +7,7 @@ import json
 import re
 from ipaddress import IPv4Network
 from typing import Any
+from urllib.parse import urlsplit
 
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
@@ -84,15 +85,50 @@ def fence_password_scripts(site: Site, node: Node, ctls: list[Node]) -> dict[str
     return {c.name: pattern.replace("{node}", c.name) for c in ctls}
 
 
+def fence_devices(site: Site, node: Node, ctls: list[Node]) -> list[dict[str, Any]]:
+    """One Pacemaker fence device per controller, with the agent of its BMC's protocol:
+    ``fence_redfish`` for a Redfish BMC (TLS unless its address is an http:// URL,
+    certificate checks as ``bmc.verify_tls`` says), ``fence_ipmilan`` (IPMI over LAN+)
+    for the others. The password never appears: each device runs its own script."""
+    scripts = fence_password_scripts(site, node, ctls)
+    devices = []
+    for c in ctls:
+        bmc = c.bmc
+        host = urlsplit(bmc.address).hostname if "://" in bmc.address else bmc.address
+        attributes: list[tuple[str, str]] = [
+            ("ip", str(host)),
+            ("ipport", str(bmc.effective_port)),
+            ("username", bmc.user),
+            ("password_script", scripts[c.name]),
+        ]
+        if bmc.driver == "redfish":
+            agent = "fence_redfish"
+            if not bmc.address.startswith("http://"):
+                attributes.append(("ssl", "1"))
+                if not bmc.verify_tls:
+                    attributes.append(("ssl_insecure", "1"))
+        else:
+            agent = "fence_ipmilan"
+            attributes.append(("lanplus", "1"))
+        attributes.append(("pcmk_host_list", c.name))
+        devices.append(
+            {"node": c.name, "driver": bmc.driver, "agent": agent, "attributes": attributes}
+        )
+    return devices
+
+
 def _pacemaker_resources(units: list[str]) -> list[dict[str, str]]:
     return [{"id": re.sub(r"[^A-Za-z0-9-]", "-", unit), "service": unit} for unit in units]
 
 
-def haproxy_frontends(site: Site) -> list[dict[str, Any]]:
+def haproxy_frontends(site: Site, settings: ControllerSettings) -> list[dict[str, Any]]:
     """One frontend per service of the table behind the VIP, its backends the nodes of the
-    service's placement (a placement without nodes leaves the service out)."""
+    service's placement (a placement without nodes, or a service the site does not place,
+    leaves the service out)."""
     frontends = []
     for svc in services.vip_services():
+        if svc.enabled_by and not getattr(settings, svc.enabled_by):
+            continue
         servers = members_of_kind(site, svc.placement)
         if not servers:
             continue
@@ -136,6 +172,22 @@ def glance_store(node: Node, settings: ControllerSettings) -> dict[str, str]:
     }
 
 
+def octavia_files(site: Site, settings: ControllerSettings, common: dict[str, Any]) -> Bundle:
+    """Octavia's API, worker and housekeeping when the site places them here
+    (``settings.octavia``); their health managers are on the network nodes."""
+    if not settings.octavia:
+        return {}
+    return {
+        "octavia/octavia.conf": render(
+            KIND,
+            "octavia.conf.j2",
+            site,
+            health_managers=network.health_managers(site),
+            **common,
+        )
+    }
+
+
 def api_files(
     site: Site, node: Node, settings: ControllerSettings, common: dict[str, Any]
 ) -> Bundle:
@@ -169,6 +221,14 @@ def api_files(
             memcached_locations=memcached,
             **common,
         ),
+        **octavia_files(site, settings, common),
+        "neutron/neutron.conf.d/service-providers.conf": render(
+            KIND,
+            "neutron-service-providers.conf.j2",
+            site,
+            providers=network.service_providers(net),
+            **common,
+        ),
         "apache/openstack-listen.conf": render(
             KIND, "apache-listen.conf.j2", site, wsgi=services.wsgi_services(KIND), **common
         ),
@@ -187,7 +247,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     bootstrap, decision = galera_bootstraps(site, node, facts)
     files: Bundle = {
         "haproxy/haproxy.cfg": render(
-            KIND, "haproxy.cfg.j2", site, frontends=haproxy_frontends(site), **common
+            KIND, "haproxy.cfg.j2", site, frontends=haproxy_frontends(site, settings), **common
         ),
         "keepalived/keepalived.conf": render(
             KIND,
@@ -239,7 +299,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
                 if settings.pacemaker_services is None
                 else settings.pacemaker_services
             ),
-            password_scripts=fence_password_scripts(site, node, ctls),
+            fence_devices=fence_devices(site, node, ctls),
             **common,
         ),
         **api_files(site, node, settings, common),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
 from provisioner.inventory.rolesettings import NetworkSettings
+from provisioner.roles import services
 from provisioner.roles.common import (
     Bundle,
     DeployFacts,
@@ -50,6 +51,34 @@ def server_plugins(settings: NetworkSettings) -> list[str]:
     return plugins
 
 
+VPN_PROVIDER = "VPN:strongswan:neutron_vpnaas.services.vpn.service_drivers.ipsec.IPsecVPNDriver"
+FW_PROVIDER = (
+    "FIREWALL_V2:fwaas_db:neutron_fwaas.services.firewall.service_drivers.agents.agents."
+    "FirewallAgentDriver"
+)
+
+
+def service_providers(settings: NetworkSettings) -> list[str]:
+    """Neutron server's drivers for the extensions the L3 agents carry (the default ones)."""
+    providers = []
+    if settings.vpnaas:
+        providers.append(f"{VPN_PROVIDER}:default")
+    if settings.fwaas:
+        providers.append(f"{FW_PROVIDER}:default")
+    return providers
+
+
+def l3_extensions(settings: NetworkSettings) -> list[str]:
+    return [name for name, on in (("vpnaas", settings.vpnaas), ("fwaas_v2", settings.fwaas)) if on]
+
+
+def health_managers(site: Site) -> list[str]:
+    """``ip:port`` of every network node running Octavia's health manager."""
+    nodes, settings = network_settings(site)
+    port = services.BY_NAME["octavia-health-manager"].port
+    return [f"{n.ip}:{port}" for n in nodes] if settings.octavia_health_manager else []
+
+
 def vrrp_auth_password(site: Site, node: Node) -> str:
     """The password of the HA routers' VRRP (``ha_vrrp_auth_type = PASS``), shared by every
     network node: role setting ``ha_vrrp_auth_password`` (a secret reference), by default
@@ -71,7 +100,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
         "members": nodes,
         "dhcp_agents": settings.dhcp_agents_per_network or dhcp,
     }
-    return {
+    files = {
         "neutron/neutron.conf.d/l3-ha.conf": render(
             KIND,
             "neutron-l3-ha.conf.j2",
@@ -80,7 +109,24 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             l3_ha_net_cidr=str(settings.l3_ha_net_cidr),
             **common,
         ),
-        "neutron/l3_agent.ini": render(KIND, "l3_agent.ini.j2", site, **common),
+        "neutron/l3_agent.ini": render(
+            KIND,
+            "l3_agent.ini.j2",
+            site,
+            settings=settings,
+            extensions=l3_extensions(settings),
+            **common,
+        ),
+        "neutron/neutron.conf.d/l2-agent.conf": render(
+            "compute", "neutron-l2.conf.j2", site, **common
+        ),
+        "neutron/openvswitch_agent.ini": render(
+            "compute",
+            "openvswitch_agent.ini.j2",
+            site,
+            bridge_mappings=settings.bridge_mappings,
+            **common,
+        ),
         "neutron/dhcp_agent.ini": render(KIND, "dhcp_agent.ini.j2", site, **common),
         "neutron/metadata_agent.ini": render(KIND, "metadata_agent.ini.j2", site, **common),
         "secrets/neutron-l3-ha-vrrp.conf": render(
@@ -91,3 +137,12 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             **common,
         ),
     }
+    if settings.octavia_health_manager:
+        files["octavia/octavia-health-manager.conf"] = render(
+            KIND,
+            "octavia-health-manager.conf.j2",
+            site,
+            health_managers=health_managers(site),
+            **common,
+        )
+    return files

@@ -30,7 +30,11 @@ class OsFamily:
     #: Horizon's local settings (Python), and where the web server's Listen lines go
     horizon_settings: str
     apache_ports_file: str
+    #: the IPsec implementation the distribution packages for neutron-vpnaas
+    vpn_device_driver: str
 
+
+VPN_DRIVERS = "neutron_vpnaas.services.vpn.device_drivers"
 
 FAMILIES: dict[str, OsFamily] = {
     "rhel": OsFamily(
@@ -44,6 +48,7 @@ FAMILIES: dict[str, OsFamily] = {
         cinder_backup_unit="openstack-cinder-backup",
         horizon_settings="/etc/openstack-dashboard/local_settings",
         apache_ports_file="/etc/httpd/conf.d/openstack-listen.conf, and no Listen in httpd.conf",
+        vpn_device_driver=f"{VPN_DRIVERS}.libreswan_ipsec.LibreSwanDriver",
     ),
     "debian": OsFamily(
         name="debian",
@@ -56,6 +61,7 @@ FAMILIES: dict[str, OsFamily] = {
         cinder_backup_unit="cinder-backup",
         horizon_settings="/etc/openstack-dashboard/local_settings.py",
         apache_ports_file="/etc/apache2/ports.conf, replacing it",
+        vpn_device_driver=f"{VPN_DRIVERS}.strongswan_ipsec.StrongSwanDriver",
     ),
 }
 

@@ -40,6 +40,8 @@ class Service:
     #: run by the web server (WSGI): it listens on the node's address there, not in the
     #: service's own file (nova, neutron, glance, heat no longer have bind options)
     wsgi: bool = False
+    #: the controller setting that places the service ("" = always there)
+    enabled_by: str = ""
 
     @property
     def behind_vip(self) -> bool:
@@ -63,6 +65,9 @@ SERVICES: tuple[Service, ...] = (
     Service("heat-cfn", 8000, "controller", "haproxy", "/healthcheck", wsgi=True),
     Service("horizon", 80, "controller", "haproxy", "/dashboard/auth/login/", wsgi=True),
     Service("swift-proxy", 8080, "storage", "haproxy", "/healthcheck"),
+    Service("octavia", 9876, "controller", "haproxy", "/", enabled_by="octavia"),
+    # amphorae send heartbeats (UDP) to every health manager listed
+    Service("octavia-health-manager", 5555, "network", "cluster", enabled_by="octavia"),
     Service("galera", 3306, "controller", "haproxy-one-writer"),
     Service("swift-account", 6202, "storage", "replication"),
     Service("swift-container", 6201, "storage", "replication"),

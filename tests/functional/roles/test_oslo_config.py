@@ -29,7 +29,13 @@ MESSAGING = ("oslo.messaging", "oslo.log")
 NAMESPACES: dict[str, tuple[str, ...]] = {
     "openstack/oslo-messaging.conf": ("oslo.messaging", "oslo.cache"),
     "neutron/neutron.conf.d/l3-ha.conf": ("neutron", "neutron.db", *MESSAGING),
-    "neutron/l3_agent.ini": ("neutron.l3.agent", "neutron.base.agent", "neutron.az.agent"),
+    "neutron/l3_agent.ini": (
+        *("neutron.l3.agent", "neutron.base.agent", "neutron.az.agent"),
+        *("neutron.vpnaas.agent", "firewall.agent"),
+    ),
+    "neutron/neutron.conf.d/service-providers.conf": ("neutron", "neutron.vpnaas", "neutron.fwaas"),
+    "octavia/octavia.conf": ("octavia", AUTH, "oslo.db", *MESSAGING),
+    "octavia/octavia-health-manager.conf": ("octavia", "oslo.db", *MESSAGING),
     "neutron/dhcp_agent.ini": ("neutron.dhcp.agent", "neutron.base.agent", "neutron.az.agent"),
     "neutron/metadata_agent.ini": ("neutron.metadata.agent",),
     "secrets/neutron-l3-ha-vrrp.conf": ("neutron.l3.agent",),
@@ -55,10 +61,11 @@ NAMESPACES: dict[str, tuple[str, ...]] = {
 #: where a bundle keeps OpenStack files (every file under these must be listed above)
 OPENSTACK_DIRS = {
     *("openstack", "nova", "neutron", "cinder", "glance", "keystone", "heat", "placement"),
+    "octavia",
 }
 PROJECTS = (
     *("nova.conf", "neutron", "cinder", "keystone", "glance", "heat.common.config"),
-    "placement.conf",
+    *("placement.conf", "neutron.vpnaas", "neutron.fwaas", "octavia"),
 )
 
 
@@ -110,8 +117,13 @@ def errors(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 def with_family(site: Site, family: str) -> Site:
+    """The site with ``family``'s profiles, and Octavia placed (its files rendered too)."""
     profiles = {n: p.model_copy(update={"os_family": family}) for n, p in site.profiles.items()}
-    return site.model_copy(update={"profiles": profiles})
+    roles = dict(site.roles)
+    for name, key in (("controller", "octavia"), ("network", "octavia_health_manager")):
+        role = roles[name]
+        roles[name] = role.model_copy(update={"settings": {**role.settings, key: True}})
+    return site.model_copy(update={"profiles": profiles, "roles": roles})
 
 
 def one_node_per_kind(site: Site) -> list[str]:

@@ -127,6 +127,56 @@ def test_crm_verify_accepts_the_pacemaker_cib(lab_site: Site, tmp_path: Path) ->
     assert run(["crm_verify", "--xml-file", str(broken)], check=False).returncode != 0
 
 
+def test_fence_devices_use_the_agent_of_each_bmc_and_only_its_parameters(
+    lab_site: Site, tmp_path: Path
+) -> None:
+    """ctl2 gets a Redfish BMC: its device is fence_redfish (TLS, certificate unchecked as
+    its bmc says), the others fence_ipmilan; every attribute is one the installed agent's
+    metadata declares, and crm_verify accepts the CIB."""
+    nodes = [
+        n.model_copy(
+            update={
+                "bmc": n.bmc.model_copy(
+                    update={
+                        "driver": "redfish",
+                        "address": "https://bmc-ctl2.example.test:8443",
+                        "port": None,
+                        "verify_tls": False,
+                    }
+                )
+            }
+        )
+        if n.name == "ctl2"
+        else n
+        for n in lab_site.nodes
+    ]
+    site = lab_site.model_copy(update={"nodes": nodes})
+    text = generate(site, "ctl1", DeployFacts())["pacemaker/cib.xml"]
+    devices = dict(re.findall(r'<primitive id="fence-(\w+)" class="stonith" type="(\w+)"', text))
+    assert devices == {"ctl1": "fence_ipmilan", "ctl2": "fence_redfish", "ctl3": "fence_ipmilan"}
+    for node, agent in devices.items():
+        declared = set(
+            re.findall(r'<parameter name="(\w+)"', run([agent, "-o", "metadata"]).stdout)
+        )
+        used = re.findall(rf'id="fence-{node}-[\w-]+" name="(\w+)" value="([^"]*)"', text)
+        # pcmk_* are the fencer's own attributes; the rest go to the agent
+        agent_params = {name for name, _ in used if not name.startswith("pcmk_")}
+        assert agent_params <= declared, (agent, used)
+        if agent == "fence_redfish":
+            assert dict(used) | {"password_script": ""} == {
+                "ip": "bmc-ctl2.example.test",
+                "ipport": "8443",
+                "username": "admin",
+                "password_script": "",
+                "ssl": "1",
+                "ssl_insecure": "1",
+                "pcmk_host_list": "ctl2",
+            }
+    cib = write(tmp_path, "ctl1", "cib.xml", _as_running_cluster(text, CONTROLLERS))
+    result = run(["crm_verify", "--xml-file", str(cib), "-V"], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def memcached_command(lab_site: Site, family: str, tmp_path: Path) -> list[str]:
     """memcached's command line as each family's packaging builds it from the bundle's file:
     Debian's init reads /etc/memcached.conf (one option a line), RHEL's memcached.service

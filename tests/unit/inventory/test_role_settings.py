@@ -104,3 +104,15 @@ def test_a_site_built_without_validate_still_gets_the_error_at_generation(
         generate(broken, "ctl1", DeployFacts())
     # the unedited site is untouched by the copy's settings
     assert "authkey" in generate(site, "ctl1", DeployFacts())["corosync/corosync.conf"]
+
+
+def test_octavia_placed_by_halves_is_a_warning(site_dir: Path, example_text: str) -> None:
+    text = example_text.replace(
+        "settings: {glance_store: swift}", "settings: {glance_store: swift, octavia: true}"
+    )
+    warnings = [p for p in _validate(site_dir, text) if p.severity == "warning"]
+    found = [(p.where, p.field) for p in warnings if "Octavia" in p.message]
+    assert found == [("role controller", "settings.octavia")]
+    assert "no network role has octavia_health_manager" in warnings[0].message
+    both = _with_settings(text, "network", "{octavia_health_manager: true}")
+    assert not [p for p in _validate(site_dir, both) if "Octavia" in p.message]
