@@ -9,10 +9,17 @@ be ignored and its default used without a word.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from provisioner.errors import RoleConfigError
 from provisioner.inventory.secrets import SecretRef
@@ -88,11 +95,88 @@ class NetworkSettings(RoleSettings):
     octavia_health_manager: bool = Field(False, description="Octavia's health manager here")
 
 
+DiskUse = Literal["cinder-lvm", "ceph-osd", "swift"]
+#: the order in which a node's data disks are handed out (in the installer's and the
+#: node's name order): Cinder's volume group first, then Ceph OSDs, then Swift
+DISK_USES: tuple[DiskUse, ...] = ("cinder-lvm", "ceph-osd", "swift")
+DiskCount = Annotated[int, Field(strict=True, ge=0)] | Literal["rest"]
+
+
+class DiskPlan(RoleSettings):
+    """Which data disk goes where: a count per use, one of them may be ``rest``.
+
+    The one source for the kickstart layout (the ``cinder-lvm`` disks become the volume
+    group at install, provisioner/install/partitioning.py) and the node's
+    ``prepare-disks.sh`` (the others: left for Ceph OSDs, formatted for Swift)."""
+
+    cinder_lvm: DiskCount = Field(0, alias="cinder-lvm")
+    ceph_osd: DiskCount = Field(0, alias="ceph-osd")
+    swift: DiskCount = 0
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_rest(self) -> DiskPlan:
+        if list(self.counts().values()).count("rest") > 1:
+            raise ValueError("only one use can take the rest of the disks")
+        return self
+
+    def counts(self) -> dict[DiskUse, int | Literal["rest"]]:
+        return {"cinder-lvm": self.cinder_lvm, "ceph-osd": self.ceph_osd, "swift": self.swift}
+
+    @property
+    def fixed(self) -> int:
+        """Disks the plan needs at least."""
+        return sum(n for n in self.counts().values() if n != "rest")
+
+    def assign(self, data_disks: int) -> tuple[DiskUse, ...] | None:
+        """The use of each of ``data_disks`` disks in order, or None when they are too few.
+        Without a ``rest`` use, disks beyond the plan stay unused."""
+        if data_disks < self.fixed:
+            return None
+        rest = data_disks - self.fixed
+        uses: list[DiskUse] = []
+        for use, n in self.counts().items():
+            uses += [use] * (rest if n == "rest" else n)
+        return tuple(uses)
+
+    def describe(self) -> str:
+        return ", ".join(f"{use}: {n}" for use, n in self.counts().items() if n)
+
+
 class StorageSettings(RoleSettings):
     cinder_backend: Literal["lvm", "rbd"] = "lvm"
     volume_group: CephName = "cinder-volumes"
     rbd_pool: CephName = "volumes"
     rbd_user: CephName = "cinder"
+    ceph_cluster: CephName = Field("ceph", description="The Ceph cluster's name (its conf file)")
+    ceph_monitors: list[IPv4Address] = Field(
+        default_factory=list, description="The Ceph monitors the RBD clients reach"
+    )
+    disk_plan: DiskPlan | None = Field(
+        None,
+        description="Data disks per use (cinder-lvm, ceph-osd, swift; one may be 'rest'); "
+        "default: lvm -> {cinder-lvm: 1, swift: rest}, rbd -> {ceph-osd: rest, swift: 1}",
+    )
+    swift_replicas: Annotated[int, Field(strict=True, ge=1, le=6)] = 3
+    swift_part_power: Annotated[int, Field(strict=True, ge=4, le=22)] = 10
+
+    @property
+    def plan(self) -> DiskPlan:
+        if self.disk_plan is not None:
+            return self.disk_plan
+        if self.cinder_backend == "lvm":
+            return DiskPlan(cinder_lvm=1, swift="rest")
+        return DiskPlan(ceph_osd="rest", swift=1)
+
+    @model_validator(mode="after")
+    def _plan_fits_backend(self) -> StorageSettings:
+        lvm = self.plan.cinder_lvm
+        if self.cinder_backend == "lvm" and lvm == 0:
+            raise ValueError("disk_plan gives no disk to cinder-lvm, but cinder_backend is lvm")
+        if self.cinder_backend == "rbd" and lvm != 0:
+            raise ValueError("disk_plan gives disks to cinder-lvm, but cinder_backend is rbd")
+        return self
 
 
 class ComputeSettings(RoleSettings):
