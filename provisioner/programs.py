@@ -231,6 +231,8 @@ TABLE: tuple[Program, ...] = (
     _p("corosync", "corosync", "test", "tests: corosync -t of the generated config"),
     _p("corosync-keygen", "corosync", "test", "tests: a corosync authkey"),
     _p("crm_verify", "pacemaker-cli-utils", "test", "tests: the generated CIB verified"),
+    _p("swift-ring-builder", "swift", "test",
+       "tests: Swift's rings built from the storage bundle's ring data"),
     _p("fence_redfish", "fence-agents", "test",
        "tests: the Redfish fence devices' attributes against the agent's metadata"),
     _p("fence_ipmilan", "fence-agents", "test",

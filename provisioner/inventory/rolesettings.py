@@ -58,10 +58,10 @@ class ControllerSettings(RoleSettings):
         "/etc/provisioner/fence/{node}.password",
         description="Prints a controller's BMC password; {node} is the fenced controller",
     )
-    pacemaker_services: list[UnitName] | None = Field(
-        None,
+    pacemaker_services: list[UnitName] = Field(
+        default_factory=list,
         description="systemd units without native HA that Pacemaker runs on one controller "
-        "(default: the OS family's cinder-backup unit)",
+        "(none by default: cinder-backup runs on every storage node, beside cinder-volume)",
     )
     memcached_memory_mb: Annotated[int, Field(strict=True, ge=64)] = 1024
     galera_new_cluster: bool = Field(
@@ -158,7 +158,9 @@ class StorageSettings(RoleSettings):
         description="Data disks per use (cinder-lvm, ceph-osd, swift; one may be 'rest'); "
         "default: lvm -> {cinder-lvm: 1, swift: rest}, rbd -> {ceph-osd: rest, swift: 1}",
     )
-    swift_replicas: Annotated[int, Field(strict=True, ge=1, le=6)] = 3
+    swift_replicas: Annotated[int, Field(strict=True, ge=1, le=6)] | None = Field(
+        None, description="Copies of each object; default 3, or fewer when Swift has fewer disks"
+    )
     swift_part_power: Annotated[int, Field(strict=True, ge=4, le=22)] = 10
 
     @property
@@ -176,6 +178,8 @@ class StorageSettings(RoleSettings):
             raise ValueError("disk_plan gives no disk to cinder-lvm, but cinder_backend is lvm")
         if self.cinder_backend == "rbd" and lvm != 0:
             raise ValueError("disk_plan gives disks to cinder-lvm, but cinder_backend is rbd")
+        if self.cinder_backend == "rbd" and not self.ceph_monitors:
+            raise ValueError("cinder_backend rbd needs ceph_monitors (the Ceph client's monitors)")
         return self
 
 

@@ -294,11 +294,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             KIND,
             "cib.xml.j2",
             site,
-            resources=_pacemaker_resources(
-                [family.cinder_backup_unit]
-                if settings.pacemaker_services is None
-                else settings.pacemaker_services
-            ),
+            resources=_pacemaker_resources(settings.pacemaker_services),
             fence_devices=fence_devices(site, node, ctls),
             **common,
         ),

@@ -25,7 +25,7 @@ class OsFamily:
     memcached_template: str
     memcached_target: str
     memcached_user: str
-    #: the systemd unit of cinder-backup (Pacemaker's default resource)
+    #: the systemd unit of cinder-backup (on the storage nodes, beside cinder-volume)
     cinder_backup_unit: str
     #: Horizon's local settings (Python), and where the web server's Listen lines go
     horizon_settings: str

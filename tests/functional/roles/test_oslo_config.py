@@ -188,3 +188,20 @@ def test_the_validator_rejects_an_option_the_project_does_not_have(
     result = validate(tool, path, NAMESPACES["neutron/neutron.conf.d/l3-ha.conf"])
     assert result.returncode != 0
     assert errors(result) == ["DEFAULT/min_l3_agents_per_router is not part of the sample config"]
+
+
+def test_cinder_with_rbd_and_ceph_backups_passes_the_validator(
+    lab_site: Site, tmp_path: Path
+) -> None:
+    tool = validator()
+    roles = dict(lab_site.roles)
+    sto = roles["storage"]
+    rbd = {"cinder_backend": "rbd", "ceph_monitors": ["203.0.113.30"]}
+    roles["storage"] = sto.model_copy(update={"settings": rbd})
+    site = lab_site.model_copy(update={"roles": roles})
+    text = generate(site, "sto1", DeployFacts())["cinder/cinder.conf"]
+    assert "backup_driver = cinder.backup.drivers.ceph.CephBackupDriver" in text
+    path = tmp_path / "cinder.conf"
+    path.write_text(for_validator(text))
+    result = validate(tool, path, NAMESPACES["cinder/cinder.conf"])
+    assert result.returncode == 0, errors(result) or result.stderr[-2000:]

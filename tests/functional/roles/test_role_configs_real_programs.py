@@ -113,11 +113,16 @@ def _as_running_cluster(cib: str, nodes: list[str]) -> str:
 
 
 def test_crm_verify_accepts_the_pacemaker_cib(lab_site: Site, tmp_path: Path) -> None:
-    text = generate(lab_site, "ctl1", DeployFacts())["pacemaker/cib.xml"]
+    roles = dict(lab_site.roles)  # a site's own unit without native HA, run by Pacemaker
+    ctl = roles["controller"]
+    settings = {**ctl.settings, "pacemaker_services": ["openstack-aodh-evaluator"]}
+    roles["controller"] = ctl.model_copy(update={"settings": settings})
+    site = lab_site.model_copy(update={"roles": roles})
+    text = generate(site, "ctl1", DeployFacts())["pacemaker/cib.xml"]
     cib = write(tmp_path, "ctl1", "cib.xml", _as_running_cluster(text, CONTROLLERS))
     result = run(["crm_verify", "--xml-file", str(cib), "-V"], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert 'type="fence_ipmilan"' in text and 'type="cinder-backup"' in text
+    assert 'type="fence_ipmilan"' in text and 'type="openstack-aodh-evaluator"' in text
     broken = write(
         tmp_path,
         "ctl1",

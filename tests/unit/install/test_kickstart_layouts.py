@@ -186,9 +186,15 @@ def test_the_disk_plan_decides_which_data_disks_become_the_volume_group(
     path.write_text(path.read_text().replace("{cinder_backend: lvm}", plan))
     sto = plan_for(load_site(path), load_site(path).node("sto1"))
     assert sto.data_disks == (1, 2)
-    path.write_text(path.read_text().replace(plan, "{cinder_backend: rbd}"))
+    path.write_text(
+        path.read_text().replace(plan, "{cinder_backend: rbd, ceph_monitors: [192.0.2.30]}")
+    )
     assert plan_for(load_site(path), load_site(path).node("sto1")).data_disks == ()
-    path.write_text(path.read_text().replace("{cinder_backend: rbd}", "{cinder_backend: nfs}"))
+    path.write_text(
+        path.read_text().replace(
+            "{cinder_backend: rbd, ceph_monitors: [192.0.2.30]}", "{cinder_backend: nfs}"
+        )
+    )
     with pytest.raises(InventoryInvalid) as err:
         load_site(path)
     assert [(p.where, p.field) for p in err.value.problems] == [
