@@ -345,6 +345,15 @@ def check_role_settings(site: Site, report: _Report) -> None:
                 "required with glance_store: file (the filesystem every controller mounts)",
                 loc=(*loc, "settings"),
             )
+        elif ctl.glance_store == "rbd" and not any(
+            sto.ceph_monitors for _n, sto in _typed_settings(site, "storage")
+        ):
+            report.section(
+                where,
+                "settings.glance_store",
+                "rbd, but no storage role states ceph_monitors (the Ceph client's monitors)",
+                loc=(*loc, "settings"),
+            )
         elif ctl.glance_store == "swift" and not site.nodes_of_kind("storage"):
             report.section(
                 where,

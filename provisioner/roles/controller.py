@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
-from provisioner.inventory.rolesettings import ControllerSettings
+from provisioner.inventory.rolesettings import ControllerSettings, StorageSettings
 from provisioner.roles import network, services
 from provisioner.roles.common import (
     Bundle,
@@ -146,7 +146,7 @@ def haproxy_frontends(site: Site, settings: ControllerSettings) -> list[dict[str
 GLANCE_LOCAL = "/var/lib/glance/images"
 
 
-def glance_store(node: Node, settings: ControllerSettings) -> dict[str, str]:
+def glance_store(node: Node, settings: ControllerSettings, ceph_cluster: str) -> dict[str, str]:
     """Glance's store as the role's settings state it: Swift or RBD (replicated), or a file
     store on a path every controller mounts. Unset, images stay on each controller's own
     disk: an image uploaded through one controller is missing on the others (validate
@@ -169,6 +169,7 @@ def glance_store(node: Node, settings: ControllerSettings) -> dict[str, str]:
         "datadir": settings.glance_shared_path or GLANCE_LOCAL,
         "rbd_pool": settings.glance_rbd_pool,
         "rbd_user": settings.glance_rbd_user,
+        "ceph_cluster": ceph_cluster,
     }
 
 
@@ -188,6 +189,38 @@ def octavia_files(site: Site, settings: ControllerSettings, common: dict[str, An
     }
 
 
+def _ceph_cluster(site: Site) -> str:
+    for name in sorted(site.roles):
+        storage = site.role_settings(name)
+        if isinstance(storage, StorageSettings) and storage.ceph_monitors:
+            return storage.ceph_cluster
+    return "ceph"
+
+
+def glance_ceph_client(site: Site, node: Node, settings: ControllerSettings) -> Bundle:
+    """With ``glance_store: rbd``, the controllers' Ceph client: the monitors and cluster
+    name the storage role states (one source for every Ceph client of the site)."""
+    if settings.glance_store != "rbd":
+        return {}
+    for name in sorted(site.roles):
+        storage = site.role_settings(name)
+        if isinstance(storage, StorageSettings) and storage.ceph_monitors:
+            text = render(
+                "storage",
+                "ceph.conf.j2",
+                site,
+                **node_context(site, node),
+                cluster=storage.ceph_cluster,
+                monitors=[str(m) for m in storage.ceph_monitors],
+                user=settings.glance_rbd_user,
+            )
+            return {f"ceph/{storage.ceph_cluster}.conf": text}
+    raise RoleConfigError(
+        f"node {node.name}: role {node.role} settings.glance_store is rbd, but no storage "
+        "role states ceph_monitors"
+    )
+
+
 def api_files(
     site: Site, node: Node, settings: ControllerSettings, common: dict[str, Any]
 ) -> Bundle:
@@ -199,8 +232,13 @@ def api_files(
     return {
         "keystone/keystone.conf": render(KIND, "keystone.conf.j2", site, **common),
         "glance/glance-api.conf": render(
-            KIND, "glance-api.conf.j2", site, **glance_store(node, settings), **common
+            KIND,
+            "glance-api.conf.j2",
+            site,
+            **glance_store(node, settings, _ceph_cluster(site)),
+            **common,
         ),
+        **glance_ceph_client(site, node, settings),
         "heat/heat.conf": render(KIND, "heat.conf.j2", site, **common),
         "nova/nova.conf": render(KIND, "nova.conf.j2", site, **common),
         "placement/placement.conf": render(KIND, "placement.conf.j2", site, **common),

@@ -171,6 +171,8 @@ def test_every_glance_store_passes_the_validator(
     roles = dict(lab_site.roles)
     ctl = roles["controller"]
     roles["controller"] = ctl.model_copy(update={"settings": {**ctl.settings, **settings}})
+    ceph = {"cinder_backend": "rbd", "ceph_monitors": ["203.0.113.30"]}
+    roles["storage"] = roles["storage"].model_copy(update={"settings": ceph})
     site = lab_site.model_copy(update={"roles": roles})
     path = tmp_path / "glance-api.conf"
     path.write_text(for_validator(generate(site, "ctl1", DeployFacts())["glance/glance-api.conf"]))

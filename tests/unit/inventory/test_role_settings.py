@@ -116,3 +116,12 @@ def test_octavia_placed_by_halves_is_a_warning(site_dir: Path, example_text: str
     assert "no network role has octavia_health_manager" in warnings[0].message
     both = _with_settings(text, "network", "{octavia_health_manager: true}")
     assert not [p for p in _validate(site_dir, both) if "Octavia" in p.message]
+
+
+def test_glance_on_rbd_without_ceph_monitors_is_refused(site_dir: Path, example_text: str) -> None:
+    text = example_text.replace("settings: {glance_store: swift}", "settings: {glance_store: rbd}")
+    errors = [p for p in _validate(site_dir, text) if p.severity == "error"]
+    assert [(p.where, p.field) for p in errors] == [("role controller", "settings.glance_store")]
+    assert "ceph_monitors" in errors[0].message
+    fixed = _with_settings(text, "storage", "{cinder_backend: rbd, ceph_monitors: [192.0.2.30]}")
+    assert not [p for p in _validate(site_dir, fixed) if p.severity == "error"]

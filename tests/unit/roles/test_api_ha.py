@@ -105,8 +105,19 @@ def test_glance_store_is_the_one_the_settings_state(site: Site) -> None:
     assert swift.get("DEFAULT", "enabled_backends") == "swift:swift"
     assert swift.get("swift", "swift_store_auth_address") == f"http://{VIP}:5000/v3"
     rbd = with_controller_settings(site, glance_store="rbd", glance_rbd_pool="img")
-    conf = ini(generate(rbd, "ctl1", DeployFacts())["glance/glance-api.conf"])
+    with pytest.raises(RoleConfigError, match="no storage role states ceph_monitors"):
+        generate(rbd, "ctl1", DeployFacts())
+    sto = rbd.roles["storage"].model_copy(
+        update={"settings": {"cinder_backend": "rbd", "ceph_monitors": ["192.0.2.30"]}}
+    )
+    rbd = rbd.model_copy(update={"roles": {**rbd.roles, "storage": sto}})
+    bundle = generate(rbd, "ctl1", DeployFacts())
+    conf = ini(bundle["glance/glance-api.conf"])
     assert conf.get("rbd", "rbd_store_pool") == "img"
+    assert conf.get("rbd", "rbd_store_ceph_conf") == "/etc/ceph/ceph.conf"
+    ceph = ini(bundle["ceph/ceph.conf"])
+    assert ceph.get("global", "mon_host") == "192.0.2.30"
+    assert ceph.get("client.glance", "keyring") == "/etc/ceph/ceph.client.glance.keyring"
     shared = with_controller_settings(site, glance_store="file", glance_shared_path="/srv/glance")
     conf = ini(generate(shared, "ctl1", DeployFacts())["glance/glance-api.conf"])
     assert conf.get("file", "filesystem_store_datadir") == "/srv/glance"
