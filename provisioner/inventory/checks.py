@@ -378,13 +378,14 @@ def check_role_settings(site: Site, report: _Report) -> None:
             loc=("roles", name),
         )
     for name, sto in _typed_settings(site, "storage"):
-        if sto.cinder_backend == "lvm":
+        if sto.cinder_backend == "lvm" and not sto.cinder_lvm_loss_accepted:
             report.section(
                 f"role {name}",
                 "settings.cinder_backend",
                 "lvm: each volume lives on one storage node's disks, not replicated; while "
                 "that node is down its volumes are unreachable, and they are lost with its "
-                "disks (use rbd for volumes that survive a node)",
+                "disks (use rbd for volumes that survive a node, or set "
+                "cinder_lvm_loss_accepted: true to say you know)",
                 "warning",
                 loc=("roles", name, "settings"),
             )

@@ -146,6 +146,11 @@ class DiskPlan(RoleSettings):
 
 class StorageSettings(RoleSettings):
     cinder_backend: Literal["lvm", "rbd"] = "lvm"
+    cinder_lvm_loss_accepted: bool = Field(
+        False,
+        description="The operator knows LVM volumes live on one node (unreachable while it is "
+        "down, lost with its disks): validate stops warning",
+    )
     volume_group: CephName = "cinder-volumes"
     rbd_pool: CephName = "volumes"
     rbd_user: CephName = "cinder"

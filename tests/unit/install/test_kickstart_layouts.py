@@ -183,7 +183,9 @@ def test_the_disk_plan_decides_which_data_disks_become_the_volume_group(
 ) -> None:
     path = site_dir / "site.yaml"
     plan = "{cinder_backend: lvm, disk_plan: {cinder-lvm: 2, swift: rest}}"
-    path.write_text(path.read_text().replace("{cinder_backend: lvm}", plan))
+    path.write_text(
+        path.read_text().replace("{cinder_backend: lvm, cinder_lvm_loss_accepted: true}", plan)
+    )
     sto = plan_for(load_site(path), load_site(path).node("sto1"))
     assert sto.data_disks == (1, 2)
     path.write_text(

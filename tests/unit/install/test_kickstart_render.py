@@ -129,7 +129,10 @@ def test_storage_disks_untouched_without_cinder_lvm(site_dir: Path) -> None:
     text = (
         (site_dir / "site.yaml")
         .read_text()
-        .replace("{cinder_backend: lvm}", "{cinder_backend: rbd, ceph_monitors: [192.0.2.30]}")
+        .replace(
+            "{cinder_backend: lvm, cinder_lvm_loss_accepted: true}",
+            "{cinder_backend: rbd, ceph_monitors: [192.0.2.30]}",
+        )
     )
     (site_dir / "site.yaml").write_text(text)
     site = load_site(site_dir / "site.yaml")

@@ -125,3 +125,13 @@ def test_glance_on_rbd_without_ceph_monitors_is_refused(site_dir: Path, example_
     assert "ceph_monitors" in errors[0].message
     fixed = _with_settings(text, "storage", "{cinder_backend: rbd, ceph_monitors: [192.0.2.30]}")
     assert not [p for p in _validate(site_dir, fixed) if p.severity == "error"]
+
+
+def test_cinder_lvm_is_a_warning_until_the_operator_says_they_know(
+    site_dir: Path, example_text: str
+) -> None:
+    assert not [p for p in _validate(site_dir, example_text) if p.severity == "warning"]
+    text = _with_settings(example_text, "storage", "{cinder_backend: lvm}")
+    (warning,) = [p for p in _validate(site_dir, text) if p.severity == "warning"]
+    assert (warning.where, warning.field) == ("role storage", "settings.cinder_backend")
+    assert "unreachable" in warning.message and "lost with its disks" in warning.message
