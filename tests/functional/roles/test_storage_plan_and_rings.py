@@ -25,9 +25,24 @@ def storage_site(site: Site, **settings: object) -> Site:
     return site.model_copy(update={"roles": roles})
 
 
-def test_swift_rings_are_built_by_swifts_own_ring_builder(lab_site: Site, tmp_path: Path) -> None:
+def build_rings(bundle: dict[str, str], folder: Path) -> None:
+    """Run the bundle's build-rings.sh in ``folder`` (swift-ring-builder does the work)."""
     if programs.find("swift-ring-builder") is None:
         pytest.skip("swift-ring-builder not installed (Debian package swift)")
+    script = folder / "build-rings.sh"
+    script.write_text(bundle["swift/build-rings.sh"])
+    built = subprocess.run(
+        programs.command(["sh", str(script)]),
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+
+
+def test_swift_rings_are_built_by_swifts_own_ring_builder(lab_site: Site, tmp_path: Path) -> None:
     bundle = generate(lab_site, "sto1", DeployFacts())
     data = json.loads(bundle["swift/rings.json"])
     script = tmp_path / "build-rings.sh"
@@ -100,3 +115,35 @@ def test_prepare_disks_hands_out_disks_by_the_plan(lab_site: Site, tmp_path: Pat
     assert "ceph-osd 2, swift 0, unused 0" in (state / "done").read_text()
     again = prepare(script, state, "/dev/fake-b")  # a rerun of the hook changes nothing
     assert again.returncode == 0 and "already prepared" in again.stdout
+
+
+LOAD = """
+import sys
+from swift.common.wsgi import loadapp
+app = loadapp(sys.argv[1], allow_modify_pipeline=False)
+print(type(app).__name__)
+"""
+
+
+@pytest.mark.parametrize("server", ["account", "container", "object", "proxy"])
+def test_swift_loads_each_servers_pipeline(lab_site: Site, tmp_path: Path, server: str) -> None:
+    """Swift's own WSGI loader (Debian's python3-swift, on the system Python) builds every
+    filter and app of the pipeline: a misspelt egg, filter or section fails here."""
+    needed = ["swift.common.wsgi"] + (["keystonemiddleware"] if server == "proxy" else [])
+    missing = [name for name in needed if programs.find(name) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(programs.entry(n).package for n in missing)}")
+    bundle = generate(lab_site, "sto1", DeployFacts())
+    conf = tmp_path / f"{server}-server.conf"
+    text = bundle[f"swift/{server}-server.conf"]
+    if server == "proxy":  # the proxy opens the rings: the ones the bundle's script builds
+        build_rings(bundle, tmp_path)
+        assert "swift_dir = /etc/swift\n" in text
+        text = text.replace("swift_dir = /etc/swift\n", f"swift_dir = {tmp_path}\n")
+    conf.write_text(text)
+    result = run(["python3", "-c", LOAD, str(conf)])
+    outermost = "CatchErrorMiddleware" if server == "proxy" else "HealthCheckMiddleware"
+    assert result.stdout.strip() == outermost
+    broken = tmp_path / "broken.conf"
+    broken.write_text(conf.read_text().replace("egg:swift#healthcheck", "egg:swift#healthchek"))
+    assert run(["python3", "-c", LOAD, str(broken)], check=False).returncode != 0
