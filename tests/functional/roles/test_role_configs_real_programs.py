@@ -182,6 +182,42 @@ def test_fence_devices_use_the_agent_of_each_bmc_and_only_its_parameters(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+APACHE_MAIN = """ServerRoot {root}
+ServerName {node}
+LoadModule mpm_event_module {mpm}
+PidFile {root}/apache2.pid
+ErrorLog {root}/error.log
+Include {listen}
+"""
+
+
+@pytest.mark.parametrize("node", CONTROLLERS)
+def test_apache_accepts_the_wsgi_listen_lines(lab_site: Site, tmp_path: Path, node: str) -> None:
+    """The web server's own syntax check (apache2 -t) over the Listen file: an address it
+    cannot parse, or the same address:port twice, fails it."""
+    for name in ("apache2", "mod_mpm_event.so"):
+        if programs.find(name) is None:
+            pytest.skip(f"not installed: {programs.entry(name).package}")
+    text = generate(lab_site, node, DeployFacts())["apache/openstack-listen.conf"]
+    listen = write(tmp_path, node, "openstack-listen.conf", text)
+
+    def check(path: Path) -> subprocess.CompletedProcess[str]:
+        main = path.parent / "apache2.conf"
+        main.write_text(
+            APACHE_MAIN.format(
+                root=path.parent, node=node, mpm=programs.path("mod_mpm_event.so"), listen=path
+            )
+        )
+        return run(["apache2", "-t", "-f", str(main)], check=False)
+
+    result = check(listen)
+    assert result.returncode == 0, result.stderr
+    assert "Syntax OK" in result.stderr
+    first = text.splitlines()[-1]
+    twice = write(tmp_path, f"{node}-twice", "openstack-listen.conf", f"{text}{first}\n")
+    assert "Cannot define multiple Listeners" in check(twice).stderr
+
+
 def memcached_command(lab_site: Site, family: str, tmp_path: Path) -> list[str]:
     """memcached's command line as each family's packaging builds it from the bundle's file:
     Debian's init reads /etc/memcached.conf (one option a line), RHEL's memcached.service
