@@ -240,6 +240,7 @@ def api_files(
         ),
         **glance_ceph_client(site, node, settings),
         "heat/heat.conf": render(KIND, "heat.conf.j2", site, **common),
+        "cinder/cinder.conf": render(KIND, "cinder-api.conf.j2", site, **common),
         "nova/nova.conf": render(KIND, "nova.conf.j2", site, **common),
         "placement/placement.conf": render(KIND, "placement.conf.j2", site, **common),
         "neutron/neutron.conf": render(

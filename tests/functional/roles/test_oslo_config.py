@@ -39,7 +39,7 @@ NAMESPACES: dict[str, tuple[str, ...]] = {
     "neutron/dhcp_agent.ini": ("neutron.dhcp.agent", "neutron.base.agent", "neutron.az.agent"),
     "neutron/metadata_agent.ini": ("neutron.metadata.agent",),
     "secrets/neutron-l3-ha-vrrp.conf": ("neutron.l3.agent",),
-    "cinder/cinder.conf": ("cinder", AUTH, *MESSAGING),
+    "cinder/cinder.conf": ("cinder", AUTH, "oslo.db", "oslo.concurrency", *MESSAGING),
     "nova/nova-compute.conf": ("nova.conf", AUTH, "oslo.concurrency", *MESSAGING),
     "neutron/neutron.conf.d/l2-agent.conf": ("neutron", "neutron.agent", AUTH, *MESSAGING),
     "neutron/openvswitch_agent.ini": ("neutron.ml2.ovs.agent", "neutron.base.agent"),

@@ -26,6 +26,7 @@ API_FILES = {
     "nova/nova.conf": ([("database", "nova"), ("api_database", "nova_api")], True),
     "placement/placement.conf": ([("placement_database", "placement")], True),
     "neutron/neutron.conf": ([("database", "neutron")], True),
+    "cinder/cinder.conf": ([("database", "cinder")], True),
 }
 
 
