@@ -135,3 +135,17 @@ def test_cinder_lvm_is_a_warning_until_the_operator_says_they_know(
     (warning,) = [p for p in _validate(site_dir, text) if p.severity == "warning"]
     assert (warning.where, warning.field) == ("role storage", "settings.cinder_backend")
     assert "unreachable" in warning.message and "lost with its disks" in warning.message
+
+
+def test_the_published_schema_knows_the_settings(example_text: str) -> None:
+    """Editors using schema/site.schema.json see a misspelt setting too."""
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    from provisioner.inventory.schema import site_schema
+
+    schema = site_schema()
+    jsonschema.validate(yaml.safe_load(example_text), schema)
+    bad = yaml.safe_load(_with_settings(example_text, "controller", "{memcached_memroy_mb: 1}"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
