@@ -76,7 +76,11 @@ class Volume(_Data):
 
 
 class DataDisks(_Data):
-    use: Literal["untouched", "lvm"] = "untouched"
+    use: Literal["untouched", "lvm", "plan"] = Field(
+        "untouched",
+        description="plan: the storage role's disk_plan decides (its cinder-lvm disks "
+        "become volume_group, the others stay untouched)",
+    )
     use_from_setting: str | None = Field(
         None, description="Role setting whose value 'lvm' or 'untouched' overrides `use`"
     )

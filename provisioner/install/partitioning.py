@@ -20,6 +20,7 @@ from provisioner.content import ContentPaths
 from provisioner.errors import LayoutError
 from provisioner.install.layouts import Layout, load_layout
 from provisioner.inventory.models import BootMode, Node, Site
+from provisioner.inventory.rolesettings import DiskPlan, StorageSettings
 
 __all__ = ["Layout", "LayoutError", "PartitionPlan", "check_plan", "load_layout", "plan_for"]
 
@@ -114,12 +115,15 @@ def plan_for(site: Site, node: Node, content: ContentPaths | None = None) -> Par
     if role is None:
         raise LayoutError(f"node {node.name}: role '{node.role}' is not defined")
     layout = load_layout(content or site.content_paths(), role.layout, node.name)
+    settings = site.role_settings(node.role) if layout.data_disks.use == "plan" else None
     return plan_partitions(
         layout,
         node,
         boot_mode=site.boot_mode_of(node),
         layout_name=role.layout,
         role_settings=role.settings,
+        disk_plan=settings.plan if isinstance(settings, StorageSettings) else None,
+        data_volume_group=settings.volume_group if isinstance(settings, StorageSettings) else None,
     )
 
 
@@ -130,6 +134,8 @@ def plan_partitions(
     boot_mode: BootMode,
     layout_name: str = "",
     role_settings: dict[str, Any] | None = None,
+    disk_plan: DiskPlan | None = None,
+    data_volume_group: str | None = None,
 ) -> PartitionPlan:
     """Pure: a layout and a node's disk hints -> a checked partition plan."""
     where = f"node {node.name}: layout '{layout_name or '?'}'"
@@ -154,6 +160,8 @@ def plan_partitions(
 
     data_use = _data_use(layout, role_settings or {}, where)
     data_disks = tuple(range(n_os, hints.count)) if data_use == "lvm" else ()
+    if data_use == "plan":
+        data_disks = _planned_lvm_disks(disk_plan, n_os, hints.count, where)
     if data_use == "lvm" and not data_disks:
         raise LayoutError(
             f"{where}: data disks become volume group '{layout.data_disks.volume_group}' "
@@ -213,7 +221,7 @@ def plan_partitions(
         partitions += [
             PlannedPartition(pv, d, 1, grow=True) for pv, d in zip(pvs, data_disks, strict=True)
         ]
-        vgs.append(PlannedVolumeGroup(layout.data_disks.volume_group, pvs))
+        vgs.append(PlannedVolumeGroup(data_volume_group or layout.data_disks.volume_group, pvs))
 
     os_min = fw_size + layout.boot.size + pv_min + ALIGNMENT_MIB
     plan = PartitionPlan(
@@ -236,9 +244,23 @@ def plan_partitions(
     return plan
 
 
+def _planned_lvm_disks(plan: DiskPlan | None, n_os: int, count: int, where: str) -> tuple[int, ...]:
+    """The data disks the storage role's disk plan gives to Cinder's volume group (made at
+    install); the ones for Ceph OSDs and Swift stay untouched for prepare-disks.sh."""
+    if plan is None:
+        raise LayoutError(f"{where}: data_disks.use is plan, but the role has no disk plan")
+    uses = plan.assign(count - n_os)
+    if uses is None:
+        raise LayoutError(
+            f"{where}: the disk plan ({plan.describe()}) needs {plan.fixed} data disk(s), "
+            f"but disks.count {count} leaves {count - n_os} besides the OS disk(s)"
+        )
+    return tuple(n_os + i for i, use in enumerate(uses) if use == "cinder-lvm")
+
+
 def _data_use(layout: Layout, settings: dict[str, Any], where: str) -> str:
     key = layout.data_disks.use_from_setting
-    if key is None or key not in settings:
+    if layout.data_disks.use == "plan" or key is None or key not in settings:
         return layout.data_disks.use
     value = settings[key]
     if value == "lvm":

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address
 from typing import Any
 
+from provisioner.errors import RoleConfigError
 from provisioner.inventory.fields import tsig_secret_problem
 from provisioner.inventory.models import Node, Site
 from provisioner.inventory.problems import Problem, Severity
@@ -331,6 +332,86 @@ def check_vrrp_interfaces(site: Site, report: _Report) -> None:
             )
 
 
+def _typed_settings(site: Site, kind: str) -> Iterator[tuple[str, Any]]:
+    """(role name, typed settings) of each role of ``kind`` whose settings parse (the
+    loader reports the ones that do not)."""
+    for name in sorted(site.roles):
+        if site.role_kind(name) != kind:
+            continue
+        try:
+            yield name, site.role_settings(name)
+        except RoleConfigError:
+            continue
+
+
+def check_role_settings(site: Site, report: _Report) -> None:
+    """What a setting means for the cloud's HA, said before a deployment: state shared
+    by nothing, or lost with a node."""
+    for name, ctl in _typed_settings(site, "controller"):
+        where, loc = f"role {name}", ("roles", name)
+        if ctl.glance_store is None:
+            report.section(
+                where,
+                "settings.glance_store",
+                "not set: Glance keeps images on each controller's own disk, so an image "
+                "uploaded through one controller is missing behind the others; set swift, "
+                "rbd, or file with glance_shared_path",
+                "warning",
+                loc=loc,
+            )
+        elif ctl.glance_store == "file" and ctl.glance_shared_path is None:
+            report.section(
+                where,
+                "settings.glance_shared_path",
+                "required with glance_store: file (the filesystem every controller mounts)",
+                loc=(*loc, "settings"),
+            )
+        elif ctl.glance_store == "rbd" and not any(
+            sto.ceph_monitors for _n, sto in _typed_settings(site, "storage")
+        ):
+            report.section(
+                where,
+                "settings.glance_store",
+                "rbd, but no storage role states ceph_monitors (the Ceph client's monitors)",
+                loc=(*loc, "settings"),
+            )
+        elif ctl.glance_store == "swift" and not site.nodes_of_kind("storage"):
+            report.section(
+                where,
+                "settings.glance_store",
+                "swift, but the site has no storage nodes to run Swift",
+                loc=(*loc, "settings"),
+            )
+    octavia = [name for name, ctl in _typed_settings(site, "controller") if ctl.octavia]
+    managers = [n for n, net in _typed_settings(site, "network") if net.octavia_health_manager]
+    if bool(octavia) != bool(managers):
+        name, field, other = (
+            (octavia[0], "settings.octavia", "no network role has octavia_health_manager")
+            if octavia
+            else (managers[0], "settings.octavia_health_manager", "no controller role has octavia")
+        )
+        report.section(
+            f"role {name}",
+            field,
+            f"Octavia placed by halves: {other}; amphorae would fail over with no one "
+            "hearing their heartbeats, or heartbeats would reach no API",
+            "warning",
+            loc=("roles", name),
+        )
+    for name, sto in _typed_settings(site, "storage"):
+        if sto.cinder_backend == "lvm" and not sto.cinder_lvm_loss_accepted:
+            report.section(
+                f"role {name}",
+                "settings.cinder_backend",
+                "lvm: each volume lives on one storage node's disks, not replicated; while "
+                "that node is down its volumes are unreachable, and they are lost with its "
+                "disks (use rbd for volumes that survive a node, or set "
+                "cinder_lvm_loss_accepted: true to say you know)",
+                "warning",
+                loc=("roles", name, "settings"),
+            )
+
+
 def check_dns(site: Site, report: _Report) -> None:
     domain = site.site.domain.rstrip(".")
     zone = site.dns.forward_zone.rstrip(".")
@@ -427,6 +508,7 @@ CHECKS: tuple[Callable[[Site, _Report], None], ...] = (
     check_controllers,
     check_redundancy,
     check_vrrp_interfaces,
+    check_role_settings,
     check_dns,
     check_discovery,
 )

@@ -17,6 +17,7 @@ from provisioner.errors import InventoryInvalid, SiteFileError
 from provisioner.inventory.checks import check_site
 from provisioner.inventory.models import Node, Site
 from provisioner.inventory.problems import Problem
+from provisioner.inventory.rolesettings import parse_settings
 from provisioner.inventory.yamlload import LineDict, line_of, load_yaml_file, load_yaml_text
 
 _SECTIONS_BY_NAME = ("roles", "profiles")
@@ -103,8 +104,25 @@ def parse_site(raw: Any, path: Path) -> tuple[Site | None, list[Problem]]:
         return None, problems
     site = site.model_copy(update={"nodes": nodes})
     site._base_dir = path.resolve().parent
+    problems += _settings_problems(site, raw)
     problems += check_site(site, raw, raw_index)
     return site, problems
+
+
+def _settings_problems(site: Site, raw: Any) -> list[Problem]:
+    """Each role's settings against its kind's model (inventory/rolesettings.py)."""
+    problems: list[Problem] = []
+    for name, role in site.roles.items():
+        try:
+            parse_settings(site.role_kind(name), role.settings)
+        except ValidationError as exc:
+            problems += _problems_from(
+                exc,
+                raw,
+                lambda loc, n=name: (f"role {n}", ("settings", *loc)),
+                ("roles", name, "settings"),
+            )
+    return problems
 
 
 def validate_site_file(path: Path) -> tuple[Site | None, list[Problem]]:

@@ -15,6 +15,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     StringConstraints,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -44,6 +45,7 @@ from provisioner.inventory.fields import (
 )
 from provisioner.inventory.index import SiteIndex
 from provisioner.inventory.macs import nic_mac
+from provisioner.inventory.rolesettings import RoleSettings, parse_settings, settings_error
 from provisioner.inventory.secrets import SecretRef
 
 RoleKind = Literal["controller", "network", "storage", "compute"]
@@ -247,7 +249,10 @@ class Role(Model):
         default_factory=list, description="Debian packages the role adds to an image profile's"
     )
     ha: RoleHA = Field(default_factory=RoleHA)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Per role kind (provisioner/inventory/rolesettings.py); unknown keys refused",
+    )
 
 
 class Bmc(Model):
@@ -476,6 +481,9 @@ class Site(Model):
     _index: SiteIndex | None = PrivateAttr(default=None)
     #: secrets resolved for this generation of the site: (reference, base dir) -> value
     _secrets: dict[tuple[SecretRef, Path], SecretStr] = PrivateAttr(default_factory=dict)
+    #: each role's settings as its kind's typed model, parsed on first use (keyed by the
+    #: Role object: a model_copy with other roles parses its own)
+    _settings: dict[str, tuple[Role, RoleSettings]] = PrivateAttr(default_factory=dict)
 
     @field_validator("roles")
     @classmethod
@@ -521,6 +529,22 @@ class Site(Model):
     def role_kind(self, role_name: str) -> str:
         role = self.roles[role_name]
         return role.kind or role_name
+
+    def role_settings(self, role_name: str) -> RoleSettings:
+        """The role's ``settings`` as the typed model of its kind (rolesettings.py).
+
+        ``validate`` reports a malformed setting with its line; a site built another way
+        gets the same check here, as an error naming the role and the field."""
+        role = self.roles[role_name]
+        cached = self._settings.get(role_name)
+        if cached is not None and cached[0] is role:
+            return cached[1]
+        try:
+            typed = parse_settings(self.role_kind(role_name), role.settings)
+        except ValidationError as exc:
+            raise settings_error(role_name, exc) from None
+        self._settings[role_name] = (role, typed)
+        return typed
 
     def nodes_of_kind(self, kind: str) -> list[Node]:
         return [n for n in self.nodes if n.role in self.roles and self.role_kind(n.role) == kind]

@@ -7,13 +7,13 @@ hooks/<kind>/templates/ (a site's own copy of a template takes precedence).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, TypeVar
 
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
+from provisioner.inventory.rolesettings import ControllerSettings, RoleSettings
 from provisioner.roles import services
 from provisioner.roles.osfamily import os_family
 from provisioner.templating import environment
@@ -40,29 +40,22 @@ class DeployFacts:
         return cls(bool(context.get("first_deployment", True)), running)
 
 
-def role_settings(site: Site, node: Node) -> dict[str, Any]:
-    return dict(site.roles[node.role].settings)
+S = TypeVar("S", bound=RoleSettings)
 
 
-def int_setting(site: Site, node: Node, key: str, default: int, minimum: int = 0) -> int:
-    """A whole-number role setting, or a clear error naming the node, role and field."""
-    value = site.roles[node.role].settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def settings_of(site: Site, node: Node, model: type[S]) -> S:
+    """The node's role settings as ``model`` (the typed model of the role's kind,
+    provisioner/inventory/rolesettings.py): checked once, by ``validate`` or here."""
+    try:
+        settings = site.role_settings(node.role)
+    except RoleConfigError as exc:
+        raise RoleConfigError(f"node {node.name}: {exc}") from None
+    if not isinstance(settings, model):
         raise RoleConfigError(
-            f"node {node.name}: role {node.role} settings.{key} must be a whole number "
-            f">= {minimum}, not {value!r}"
+            f"node {node.name}: role {node.role} is of kind {site.role_kind(node.role)}, "
+            f"not the kind whose settings are {model.__name__}"
         )
-    return value
-
-
-def str_setting(site: Site, node: Node, key: str, default: str, pattern: str = r"\S+") -> str:
-    """A text role setting matching ``pattern``, or a clear error naming node and field."""
-    value = site.roles[node.role].settings.get(key, default)
-    if not isinstance(value, str) or not re.fullmatch(pattern, value):
-        raise RoleConfigError(
-            f"node {node.name}: role {node.role} settings.{key}: {value!r} is not valid"
-        )
-    return value
+    return settings
 
 
 def members(site: Site, node: Node) -> list[Node]:
@@ -108,28 +101,60 @@ def node_context(site: Site, node: Node) -> dict[str, Any]:
     ``url.<service>`` / ``port.<service>`` from the services table (provisioner.roles.services):
     a template names a service, never a port."""
     vip = controller_vip(site, node.name)
+    ctls = controllers(site)
     return {
         "node": node,
-        "controllers": controllers(site),
+        "controllers": ctls,
         "vip": vip,
         "os": os_family(site, node),
         "url": services.urls(vip),
         "port": services.ports(),
+        "ha": ha_endpoints(vip, ctls),
     }
 
 
-IFNAME = r"[A-Za-z0-9_.-]{1,15}"
+def ha_endpoints(vip: IPv4Address, ctls: list[Node]) -> dict[str, Any]:
+    """What every OpenStack service's HA settings name, built once here so no file can list
+    fewer RabbitMQ or memcached nodes than another:
+
+    - ``transport_url``: every controller's RabbitMQ (the client fails over between them);
+    - ``memcached_servers``: every controller's memcached (oslo.cache and keystonemiddleware
+      hash keys over all of them; a lost one costs cache misses, not errors);
+    - ``db(name)``: the database through the VIP (HAProxy sends it to one Galera writer).
+      The URL carries no password: PyMySQL reads it from the ``[client]`` section of
+      ``/etc/provisioner/db/<name>.cnf`` on the node (``read_default_file``), so a bundle
+      holds no database secret."""
+    rabbit, memcached, galera = (
+        services.BY_NAME[n].port for n in ("rabbitmq", "memcached", "galera")
+    )
+
+    def db(name: str) -> str:
+        return (
+            f"mysql+pymysql://{name}@{vip}:{galera}/{name}"
+            f"?read_default_file={DB_CLIENT_DIR}/{name}.cnf"
+        )
+
+    return {
+        "transport_url": "rabbit://" + ",".join(f"openstack@{c.ip}:{rabbit}" for c in ctls) + "/",
+        "memcached_servers": ",".join(f"{c.ip}:{memcached}" for c in ctls),
+        "db": db,
+    }
+
+
+#: where each node keeps the database password files the connection URLs point at
+DB_CLIENT_DIR = "/etc/provisioner/db"
 
 
 def node_interface(site: Site, node: Node) -> str:
-    """The interface holding the node's address: the role's ``settings.vrrp_interface`` when
-    an operator set one for the whole role, else from the site's node (node.network: the
-    bond, else ``interface``; with ``.VLAN`` when tagged).
+    """The interface holding the node's address: the controller role's
+    ``settings.vrrp_interface`` when an operator set one for the whole role, else from the
+    site's node (node.network: the bond, else ``interface``; with ``.VLAN`` when tagged).
 
     Never a guessed default: a VRRP instance on the wrong interface would take the VIP
     nowhere, so a node without either is an error naming both fields."""
-    if "vrrp_interface" in site.roles[node.role].settings:
-        return str_setting(site, node, "vrrp_interface", "", IFNAME)
+    settings = site.role_settings(node.role)
+    if isinstance(settings, ControllerSettings) and settings.vrrp_interface:
+        return settings.vrrp_interface
     net = node.network
     base = net.bond.name if net.bond else net.interface
     if base is None:

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 from provisioner.inventory import Node, Site
-from provisioner.roles.common import (
-    Bundle,
-    DeployFacts,
-    node_context,
-    render,
-    str_setting,
-)
+from provisioner.inventory.rolesettings import ComputeSettings
+from provisioner.roles.common import Bundle, DeployFacts, node_context, render, settings_of
 
 KIND = "compute"
 
@@ -23,13 +18,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             KIND,
             "openvswitch_agent.ini.j2",
             site,
-            bridge_mappings=str_setting(
-                site,
-                node,
-                "bridge_mappings",
-                "physnet1:br-ex",
-                r"[\w.-]+:[\w.-]+(,[\w.-]+:[\w.-]+)*",
-            ),
+            bridge_mappings=settings_of(site, node, ComputeSettings).bridge_mappings,
             **common,
         ),
     }

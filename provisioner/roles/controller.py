@@ -7,32 +7,28 @@ import json
 import re
 from ipaddress import IPv4Network
 from typing import Any
+from urllib.parse import urlsplit
 
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
-from provisioner.roles import services
+from provisioner.inventory.rolesettings import ControllerSettings, StorageSettings
+from provisioner.roles import network, services
 from provisioner.roles.common import (
     Bundle,
     DeployFacts,
     controller_vip,
     controllers,
-    int_setting,
     members_of_kind,
     node_context,
     node_interface,
     render,
-    role_settings,
-    str_setting,
+    settings_of,
     vrrp_router_id,
 )
 
 KIND = "controller"
 PRIORITY_TOP = 150
 PRIORITY_STEP = 10
-DEFAULT_FENCE_PASSWORD_SCRIPT = "/etc/provisioner/fence/{node}.password"
-FENCE_SCRIPT = r"/[\w./{}-]+"
-ABS_PATH = r"/[\w./-]+"
-COMMAND = r"/[\w./-]+( [\w./=-]+)*"
 
 
 def vrrp_priority(site: Site, node: Node) -> int:
@@ -52,7 +48,7 @@ def galera_bootstraps(site: Site, node: Node, facts: DeployFacts) -> tuple[bool,
     never bootstraps while another controller is active.
     """
     first = controllers(site)[0].name
-    rebuild = bool(role_settings(site, node).get("galera_new_cluster", False))
+    rebuild = settings_of(site, node, ControllerSettings).galera_new_cluster
     if facts.cluster_running:
         running = ", ".join(facts.running_members)
         return False, f"cluster running on {running}: joins it"
@@ -79,9 +75,7 @@ def fence_password_scripts(site: Site, node: Node, ctls: list[Node]) -> dict[str
 
     A path without ``{node}`` is one script for every device: accepted only while every
     controller's ``bmc.password`` is the same secret, else an error naming the field."""
-    pattern = str_setting(
-        site, node, "fence_password_script", DEFAULT_FENCE_PASSWORD_SCRIPT, FENCE_SCRIPT
-    )
+    pattern = settings_of(site, node, ControllerSettings).fence_password_script
     if "{node}" not in pattern and len({c.bmc.password for c in ctls}) > 1:
         raise RoleConfigError(
             f"node {node.name}: role {node.role} settings.fence_password_script {pattern!r} is "
@@ -91,26 +85,50 @@ def fence_password_scripts(site: Site, node: Node, ctls: list[Node]) -> dict[str
     return {c.name: pattern.replace("{node}", c.name) for c in ctls}
 
 
-def _pacemaker_resources(
-    node: Node, settings: dict[str, Any], default: tuple[str, ...]
-) -> list[dict[str, str]]:
-    services = settings.get("pacemaker_services", list(default))
-    resources = []
-    for service in services:
-        if not isinstance(service, str) or not re.fullmatch(r"[A-Za-z0-9@._-]+", service):
-            raise RoleConfigError(
-                f"node {node.name}: role {node.role} settings.pacemaker_services: "
-                f"{service!r} is not a unit name"
-            )
-        resources.append({"id": re.sub(r"[^A-Za-z0-9-]", "-", service), "service": service})
-    return resources
+def fence_devices(site: Site, node: Node, ctls: list[Node]) -> list[dict[str, Any]]:
+    """One Pacemaker fence device per controller, with the agent of its BMC's protocol:
+    ``fence_redfish`` for a Redfish BMC (TLS unless its address is an http:// URL,
+    certificate checks as ``bmc.verify_tls`` says), ``fence_ipmilan`` (IPMI over LAN+)
+    for the others. The password never appears: each device runs its own script."""
+    scripts = fence_password_scripts(site, node, ctls)
+    devices = []
+    for c in ctls:
+        bmc = c.bmc
+        host = urlsplit(bmc.address).hostname if "://" in bmc.address else bmc.address
+        attributes: list[tuple[str, str]] = [
+            ("ip", str(host)),
+            ("ipport", str(bmc.effective_port)),
+            ("username", bmc.user),
+            ("password_script", scripts[c.name]),
+        ]
+        if bmc.driver == "redfish":
+            agent = "fence_redfish"
+            if not bmc.address.startswith("http://"):
+                attributes.append(("ssl", "1"))
+                if not bmc.verify_tls:
+                    attributes.append(("ssl_insecure", "1"))
+        else:
+            agent = "fence_ipmilan"
+            attributes.append(("lanplus", "1"))
+        attributes.append(("pcmk_host_list", c.name))
+        devices.append(
+            {"node": c.name, "driver": bmc.driver, "agent": agent, "attributes": attributes}
+        )
+    return devices
 
 
-def haproxy_frontends(site: Site) -> list[dict[str, Any]]:
+def _pacemaker_resources(units: list[str]) -> list[dict[str, str]]:
+    return [{"id": re.sub(r"[^A-Za-z0-9-]", "-", unit), "service": unit} for unit in units]
+
+
+def haproxy_frontends(site: Site, settings: ControllerSettings) -> list[dict[str, Any]]:
     """One frontend per service of the table behind the VIP, its backends the nodes of the
-    service's placement (a placement without nodes leaves the service out)."""
+    service's placement (a placement without nodes, or a service the site does not place,
+    leaves the service out)."""
     frontends = []
     for svc in services.vip_services():
+        if svc.enabled_by and not getattr(settings, svc.enabled_by):
+            continue
         servers = members_of_kind(site, svc.placement)
         if not servers:
             continue
@@ -125,11 +143,142 @@ def haproxy_frontends(site: Site) -> list[dict[str, Any]]:
     return frontends
 
 
+GLANCE_LOCAL = "/var/lib/glance/images"
+
+
+def glance_store(node: Node, settings: ControllerSettings, ceph_cluster: str) -> dict[str, str]:
+    """Glance's store as the role's settings state it: Swift or RBD (replicated), or a file
+    store on a path every controller mounts. Unset, images stay on each controller's own
+    disk: an image uploaded through one controller is missing on the others (validate
+    warns)."""
+    store = settings.glance_store
+    if store == "file" and not settings.glance_shared_path:
+        raise RoleConfigError(
+            f"node {node.name}: role {node.role} settings.glance_store is file but "
+            "settings.glance_shared_path (the filesystem every controller mounts) is not set"
+        )
+    notes = {
+        "swift": "Swift (replicated across the storage nodes)",
+        "rbd": f"Ceph RBD pool {settings.glance_rbd_pool} (replicated by Ceph)",
+        "file": f"{settings.glance_shared_path}, a filesystem every controller mounts",
+        None: f"{GLANCE_LOCAL} on this controller only: NOT shared (set glance_store)",
+    }
+    return {
+        "store": store or "file",
+        "store_note": notes[store],
+        "datadir": settings.glance_shared_path or GLANCE_LOCAL,
+        "rbd_pool": settings.glance_rbd_pool,
+        "rbd_user": settings.glance_rbd_user,
+        "ceph_cluster": ceph_cluster,
+    }
+
+
+def octavia_files(site: Site, settings: ControllerSettings, common: dict[str, Any]) -> Bundle:
+    """Octavia's API, worker and housekeeping when the site places them here
+    (``settings.octavia``); their health managers are on the network nodes."""
+    if not settings.octavia:
+        return {}
+    return {
+        "octavia/octavia.conf": render(
+            KIND,
+            "octavia.conf.j2",
+            site,
+            health_managers=network.health_managers(site),
+            **common,
+        )
+    }
+
+
+def _ceph_cluster(site: Site) -> str:
+    for name in sorted(site.roles):
+        storage = site.role_settings(name)
+        if isinstance(storage, StorageSettings) and storage.ceph_monitors:
+            return storage.ceph_cluster
+    return "ceph"
+
+
+def glance_ceph_client(site: Site, node: Node, settings: ControllerSettings) -> Bundle:
+    """With ``glance_store: rbd``, the controllers' Ceph client: the monitors and cluster
+    name the storage role states (one source for every Ceph client of the site)."""
+    if settings.glance_store != "rbd":
+        return {}
+    for name in sorted(site.roles):
+        storage = site.role_settings(name)
+        if isinstance(storage, StorageSettings) and storage.ceph_monitors:
+            text = render(
+                "storage",
+                "ceph.conf.j2",
+                site,
+                **node_context(site, node),
+                cluster=storage.ceph_cluster,
+                monitors=[str(m) for m in storage.ceph_monitors],
+                user=settings.glance_rbd_user,
+            )
+            return {f"ceph/{storage.ceph_cluster}.conf": text}
+    raise RoleConfigError(
+        f"node {node.name}: role {node.role} settings.glance_store is rbd, but no storage "
+        "role states ceph_monitors"
+    )
+
+
+def api_files(
+    site: Site, node: Node, settings: ControllerSettings, common: dict[str, Any]
+) -> Bundle:
+    """The APIs' own HA settings: database through the VIP, every controller's memcached
+    and RabbitMQ, keystone_authtoken through the VIP, listening on the node's address."""
+    net_nodes, net = network.network_settings(site)
+    max_l3, dhcp = network.agent_counts(len(net_nodes)) if net_nodes else (1, 1)
+    memcached = [f"{c.ip}:{services.BY_NAME['memcached'].port}" for c in common["controllers"]]
+    return {
+        "keystone/keystone.conf": render(KIND, "keystone.conf.j2", site, **common),
+        "glance/glance-api.conf": render(
+            KIND,
+            "glance-api.conf.j2",
+            site,
+            **glance_store(node, settings, _ceph_cluster(site)),
+            **common,
+        ),
+        **glance_ceph_client(site, node, settings),
+        "heat/heat.conf": render(KIND, "heat.conf.j2", site, **common),
+        "cinder/cinder.conf": render(KIND, "cinder-api.conf.j2", site, **common),
+        "nova/nova.conf": render(KIND, "nova.conf.j2", site, **common),
+        "placement/placement.conf": render(KIND, "placement.conf.j2", site, **common),
+        "neutron/neutron.conf": render(
+            KIND,
+            "neutron-server.conf.j2",
+            site,
+            service_plugins=network.server_plugins(net),
+            max_l3_agents=net.max_l3_agents_per_router or max_l3,
+            dhcp_agents=net.dhcp_agents_per_network or dhcp,
+            **common,
+        ),
+        "horizon/local_settings.py": render(
+            KIND,
+            "horizon-local_settings.py.j2",
+            site,
+            allowed_hosts=[str(common["vip"]), str(node.ip), site.fqdn(node)],
+            memcached_locations=memcached,
+            **common,
+        ),
+        **octavia_files(site, settings, common),
+        "neutron/neutron.conf.d/service-providers.conf": render(
+            KIND,
+            "neutron-service-providers.conf.j2",
+            site,
+            providers=network.service_providers(net),
+            **common,
+        ),
+        "apache/openstack-listen.conf": render(
+            KIND, "apache-listen.conf.j2", site, wsgi=services.wsgi_services(KIND), **common
+        ),
+    }
+
+
 def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     ctls = controllers(site)
     if node.name not in [c.name for c in ctls]:
         raise RoleConfigError(f"node {node.name}: not a controller")
-    settings = role_settings(site, node)
+    settings = settings_of(site, node, ControllerSettings)
     vip = controller_vip(site, node.name)
     cluster_name = f"{site.site.name}-controllers"
     common = {**node_context(site, node), "cluster_name": cluster_name}
@@ -137,7 +286,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
     bootstrap, decision = galera_bootstraps(site, node, facts)
     files: Bundle = {
         "haproxy/haproxy.cfg": render(
-            KIND, "haproxy.cfg.j2", site, frontends=haproxy_frontends(site), **common
+            KIND, "haproxy.cfg.j2", site, frontends=haproxy_frontends(site, settings), **common
         ),
         "keepalived/keepalived.conf": render(
             KIND,
@@ -149,9 +298,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             priority=vrrp_priority(site, node),
             peers=[c for c in ctls if c.name != node.name],
             prefix=_prefix(site, node.name, vip),
-            check_script=str_setting(
-                site, node, "vrrp_check_script", "/usr/bin/pgrep -x haproxy", COMMAND
-            ),
+            check_script=settings.vrrp_check_script,
             check_weight=PRIORITY_STEP * len(ctls) + 10,
             **common,
         ),
@@ -164,9 +311,7 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             KIND,
             "rabbitmq.conf.j2",
             site,
-            default_queue_type=str_setting(
-                site, node, "rabbitmq_default_queue_type", "", r"|quorum|classic|stream"
-            ),
+            default_queue_type=settings.rabbitmq_default_queue_type,
             **common,
         ),
         "openstack/oslo-messaging.conf": render(KIND, "oslo-messaging.conf.j2", site, **common),
@@ -174,24 +319,25 @@ def bundle(site: Site, node: Node, facts: DeployFacts) -> Bundle:
             KIND,
             family.memcached_template,
             site,
-            memory_mb=int_setting(site, node, "memcached_memory_mb", 1024, minimum=64),
+            memory_mb=settings.memcached_memory_mb,
             **common,
         ),
         "corosync/corosync.conf": render(
             KIND,
             "corosync.conf.j2",
             site,
-            keyfile=str_setting(site, node, "corosync_keyfile", "/etc/corosync/authkey", ABS_PATH),
+            keyfile=settings.corosync_keyfile,
             **common,
         ),
         "pacemaker/cib.xml": render(
             KIND,
             "cib.xml.j2",
             site,
-            resources=_pacemaker_resources(node, settings, (family.cinder_backup_unit,)),
-            password_scripts=fence_password_scripts(site, node, ctls),
+            resources=_pacemaker_resources(settings.pacemaker_services),
+            fence_devices=fence_devices(site, node, ctls),
             **common,
         ),
+        **api_files(site, node, settings, common),
         "galera/decision.json": json.dumps(
             {"node": node.name, "bootstrap": bootstrap, "why": decision}, indent=2
         )

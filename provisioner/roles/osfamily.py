@@ -25,9 +25,16 @@ class OsFamily:
     memcached_template: str
     memcached_target: str
     memcached_user: str
-    #: the systemd unit of cinder-backup (Pacemaker's default resource)
+    #: the systemd unit of cinder-backup (on the storage nodes, beside cinder-volume)
     cinder_backup_unit: str
+    #: Horizon's local settings (Python), and where the web server's Listen lines go
+    horizon_settings: str
+    apache_ports_file: str
+    #: the IPsec implementation the distribution packages for neutron-vpnaas
+    vpn_device_driver: str
 
+
+VPN_DRIVERS = "neutron_vpnaas.services.vpn.device_drivers"
 
 FAMILIES: dict[str, OsFamily] = {
     "rhel": OsFamily(
@@ -39,6 +46,9 @@ FAMILIES: dict[str, OsFamily] = {
         memcached_target="/etc/sysconfig/memcached",
         memcached_user="memcached",
         cinder_backup_unit="openstack-cinder-backup",
+        horizon_settings="/etc/openstack-dashboard/local_settings",
+        apache_ports_file="/etc/httpd/conf.d/openstack-listen.conf, and no Listen in httpd.conf",
+        vpn_device_driver=f"{VPN_DRIVERS}.libreswan_ipsec.LibreSwanDriver",
     ),
     "debian": OsFamily(
         name="debian",
@@ -49,6 +59,9 @@ FAMILIES: dict[str, OsFamily] = {
         memcached_target="/etc/memcached.conf",
         memcached_user="memcache",
         cinder_backup_unit="cinder-backup",
+        horizon_settings="/etc/openstack-dashboard/local_settings.py",
+        apache_ports_file="/etc/apache2/ports.conf, replacing it",
+        vpn_device_driver=f"{VPN_DRIVERS}.strongswan_ipsec.StrongSwanDriver",
     ),
 }
 

@@ -37,6 +37,11 @@ class Service:
     check: str = ""
     #: URL path clients append to the base URL ("/v3" for keystone's auth_url, ...)
     path: str = ""
+    #: run by the web server (WSGI): it listens on the node's address there, not in the
+    #: service's own file (nova, neutron, glance, heat no longer have bind options)
+    wsgi: bool = False
+    #: the controller setting that places the service ("" = always there)
+    enabled_by: str = ""
 
     @property
     def behind_vip(self) -> bool:
@@ -48,18 +53,21 @@ class Service:
 
 
 SERVICES: tuple[Service, ...] = (
-    Service("keystone", 5000, "controller", "haproxy", "/v3"),
-    Service("glance", 9292, "controller", "haproxy", "/healthcheck"),
-    Service("nova", 8774, "controller", "haproxy", "/"),
-    Service("nova-metadata", 8775, "controller", "haproxy", "/"),
-    Service("placement", 8778, "controller", "haproxy", "/"),
+    Service("keystone", 5000, "controller", "haproxy", "/v3", wsgi=True),
+    Service("glance", 9292, "controller", "haproxy", "/healthcheck", wsgi=True),
+    Service("nova", 8774, "controller", "haproxy", "/", wsgi=True),
+    Service("nova-metadata", 8775, "controller", "haproxy", "/", wsgi=True),
+    Service("placement", 8778, "controller", "haproxy", "/", wsgi=True),
     Service("novncproxy", 6080, "controller", "haproxy", "/vnc_auto.html"),
-    Service("neutron", 9696, "controller", "haproxy", "/"),
-    Service("cinder", 8776, "controller", "haproxy", "/healthcheck"),
-    Service("heat", 8004, "controller", "haproxy", "/healthcheck"),
-    Service("heat-cfn", 8000, "controller", "haproxy", "/healthcheck"),
-    Service("horizon", 80, "controller", "haproxy", "/dashboard/auth/login/"),
+    Service("neutron", 9696, "controller", "haproxy", "/", wsgi=True),
+    Service("cinder", 8776, "controller", "haproxy", "/healthcheck", wsgi=True),
+    Service("heat", 8004, "controller", "haproxy", "/healthcheck", wsgi=True),
+    Service("heat-cfn", 8000, "controller", "haproxy", "/healthcheck", wsgi=True),
+    Service("horizon", 80, "controller", "haproxy", "/dashboard/auth/login/", wsgi=True),
     Service("swift-proxy", 8080, "storage", "haproxy", "/healthcheck"),
+    Service("octavia", 9876, "controller", "haproxy", "/", enabled_by="octavia"),
+    # amphorae send heartbeats (UDP) to every health manager listed
+    Service("octavia-health-manager", 5555, "network", "cluster", enabled_by="octavia"),
     Service("galera", 3306, "controller", "haproxy-one-writer"),
     Service("swift-account", 6202, "storage", "replication"),
     Service("swift-container", 6201, "storage", "replication"),
@@ -85,6 +93,11 @@ def vip_services() -> list[Service]:
 def urls(vip: IPv4Address | str) -> dict[str, str]:
     """``http://VIP:PORT`` of every service behind the VIP, by template identifier."""
     return {ident(s.name): f"http://{vip}:{s.port}" for s in vip_services()}
+
+
+def wsgi_services(placement: str) -> list[Service]:
+    """The services the web server of a node of ``placement`` runs (its Listen lines)."""
+    return [s for s in SERVICES if s.wsgi and s.placement == placement]
 
 
 def ports() -> dict[str, int]:

@@ -78,7 +78,7 @@ def test_controller_mirrors_the_first_two_usable_disks(site: Site, tmp_path: Pat
     assert calls[0].body["message"] == "installer fetched its kickstart"
 
 
-def test_storage_node_takes_the_smallest_disk_and_gives_the_rest_to_cinder(
+def test_storage_node_takes_the_smallest_disk_and_follows_the_disk_plan(
     site: Site, tmp_path: Path
 ) -> None:
     disks = {name: (100 * GB, 0) for name in ("sda", "sdc", "sdd", "sde")}
@@ -86,10 +86,12 @@ def test_storage_node_takes_the_smallest_disk_and_gives_the_rest_to_cinder(
     result, storage, _ = run_pre(site, "sto1", disks, tmp_path)
     assert result.returncode == 0, result.stderr
     assert storage is not None
-    assert "ignoredisk --only-use=sdb,sda,sdc,sdd\n" in storage
+    # the default plan with LVM: one data disk for cinder-volumes, the others (sdc, sdd) left
+    # untouched for Swift, as prepare-disks.sh expects them
+    assert "ignoredisk --only-use=sdb,sda\n" in storage
     assert "part pv.os --size=11296 --grow --ondisk=sdb\n" in storage
-    assert "volgroup cinder-volumes pv.data1 pv.data2 pv.data3\n" in storage
-    assert "sde" not in storage  # a fifth disk the inventory did not count stays untouched
+    assert "volgroup cinder-volumes pv.data1\n" in storage
+    assert "sdc" not in storage and "sdd" not in storage and "sde" not in storage
 
 
 def test_too_few_disks_fails_the_install_and_says_why(site: Site, tmp_path: Path) -> None:

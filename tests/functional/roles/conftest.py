@@ -54,6 +54,7 @@ def lab_site_dir(site_dir: Path) -> Path:
             "vrrp_interface": "pv7eth",
             "vrrp_check_script": "/bin/true",
             "corosync_keyfile": str(site_dir / "corosync-authkey"),
+            "glance_store": "swift",
         }
 
     edit_site(site_dir, settings)

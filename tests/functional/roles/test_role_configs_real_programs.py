@@ -113,11 +113,16 @@ def _as_running_cluster(cib: str, nodes: list[str]) -> str:
 
 
 def test_crm_verify_accepts_the_pacemaker_cib(lab_site: Site, tmp_path: Path) -> None:
-    text = generate(lab_site, "ctl1", DeployFacts())["pacemaker/cib.xml"]
+    roles = dict(lab_site.roles)  # a site's own unit without native HA, run by Pacemaker
+    ctl = roles["controller"]
+    settings = {**ctl.settings, "pacemaker_services": ["openstack-aodh-evaluator"]}
+    roles["controller"] = ctl.model_copy(update={"settings": settings})
+    site = lab_site.model_copy(update={"roles": roles})
+    text = generate(site, "ctl1", DeployFacts())["pacemaker/cib.xml"]
     cib = write(tmp_path, "ctl1", "cib.xml", _as_running_cluster(text, CONTROLLERS))
     result = run(["crm_verify", "--xml-file", str(cib), "-V"], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert 'type="fence_ipmilan"' in text and 'type="cinder-backup"' in text
+    assert 'type="fence_ipmilan"' in text and 'type="openstack-aodh-evaluator"' in text
     broken = write(
         tmp_path,
         "ctl1",
@@ -125,6 +130,92 @@ def test_crm_verify_accepts_the_pacemaker_cib(lab_site: Site, tmp_path: Path) ->
         _as_running_cluster(text.replace('class="systemd"', 'class="nosuchclass"'), CONTROLLERS),
     )
     assert run(["crm_verify", "--xml-file", str(broken)], check=False).returncode != 0
+
+
+def test_fence_devices_use_the_agent_of_each_bmc_and_only_its_parameters(
+    lab_site: Site, tmp_path: Path
+) -> None:
+    """ctl2 gets a Redfish BMC: its device is fence_redfish (TLS, certificate unchecked as
+    its bmc says), the others fence_ipmilan; every attribute is one the installed agent's
+    metadata declares, and crm_verify accepts the CIB."""
+    nodes = [
+        n.model_copy(
+            update={
+                "bmc": n.bmc.model_copy(
+                    update={
+                        "driver": "redfish",
+                        "address": "https://bmc-ctl2.example.test:8443",
+                        "port": None,
+                        "verify_tls": False,
+                    }
+                )
+            }
+        )
+        if n.name == "ctl2"
+        else n
+        for n in lab_site.nodes
+    ]
+    site = lab_site.model_copy(update={"nodes": nodes})
+    text = generate(site, "ctl1", DeployFacts())["pacemaker/cib.xml"]
+    devices = dict(re.findall(r'<primitive id="fence-(\w+)" class="stonith" type="(\w+)"', text))
+    assert devices == {"ctl1": "fence_ipmilan", "ctl2": "fence_redfish", "ctl3": "fence_ipmilan"}
+    for node, agent in devices.items():
+        declared = set(
+            re.findall(r'<parameter name="(\w+)"', run([agent, "-o", "metadata"]).stdout)
+        )
+        used = re.findall(rf'id="fence-{node}-[\w-]+" name="(\w+)" value="([^"]*)"', text)
+        # pcmk_* are the fencer's own attributes; the rest go to the agent
+        agent_params = {name for name, _ in used if not name.startswith("pcmk_")}
+        assert agent_params <= declared, (agent, used)
+        if agent == "fence_redfish":
+            assert dict(used) | {"password_script": ""} == {
+                "ip": "bmc-ctl2.example.test",
+                "ipport": "8443",
+                "username": "admin",
+                "password_script": "",
+                "ssl": "1",
+                "ssl_insecure": "1",
+                "pcmk_host_list": "ctl2",
+            }
+    cib = write(tmp_path, "ctl1", "cib.xml", _as_running_cluster(text, CONTROLLERS))
+    result = run(["crm_verify", "--xml-file", str(cib), "-V"], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+APACHE_MAIN = """ServerRoot {root}
+ServerName {node}
+LoadModule mpm_event_module {mpm}
+PidFile {root}/apache2.pid
+ErrorLog {root}/error.log
+Include {listen}
+"""
+
+
+@pytest.mark.parametrize("node", CONTROLLERS)
+def test_apache_accepts_the_wsgi_listen_lines(lab_site: Site, tmp_path: Path, node: str) -> None:
+    """The web server's own syntax check (apache2 -t) over the Listen file: an address it
+    cannot parse, or the same address:port twice, fails it."""
+    for name in ("apache2", "mod_mpm_event.so"):
+        if programs.find(name) is None:
+            pytest.skip(f"not installed: {programs.entry(name).package}")
+    text = generate(lab_site, node, DeployFacts())["apache/openstack-listen.conf"]
+    listen = write(tmp_path, node, "openstack-listen.conf", text)
+
+    def check(path: Path) -> subprocess.CompletedProcess[str]:
+        main = path.parent / "apache2.conf"
+        main.write_text(
+            APACHE_MAIN.format(
+                root=path.parent, node=node, mpm=programs.path("mod_mpm_event.so"), listen=path
+            )
+        )
+        return run(["apache2", "-t", "-f", str(main)], check=False)
+
+    result = check(listen)
+    assert result.returncode == 0, result.stderr
+    assert "Syntax OK" in result.stderr
+    first = text.splitlines()[-1]
+    twice = write(tmp_path, f"{node}-twice", "openstack-listen.conf", f"{text}{first}\n")
+    assert "Cannot define multiple Listeners" in check(twice).stderr
 
 
 def memcached_command(lab_site: Site, family: str, tmp_path: Path) -> list[str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.errors import InventoryInvalid
 from provisioner.install.kickstart import render_kickstart
 from provisioner.install.partitioning import (
     Layout,
@@ -50,7 +51,7 @@ def test_example_plans(site: Site) -> None:
     net2 = plan_for(site, site.node("net2"))
     assert net2.boot_mode == "bios" and net2.partitions[0].name == "biosboot"
     sto = plan_for(site, site.node("sto1"))
-    assert sto.select == "smallest" and sto.os_disks == (0,) and sto.data_disks == (1, 2, 3)
+    assert sto.select == "smallest" and sto.os_disks == (0,) and sto.data_disks == (1,)
 
 
 def test_uefi_and_bios_from_the_same_layout(site: Site) -> None:
@@ -169,16 +170,38 @@ def test_unknown_layout_names_the_node(site_dir: Path) -> None:
 
 def test_cinder_lvm_without_spare_disks(site: Site) -> None:
     node = with_disks(site.node("sto2"), count=1)
-    with pytest.raises(LayoutError, match=r"^node sto2: layout 'storage': data disks become"):
+    with pytest.raises(
+        LayoutError,
+        match=r"^node sto2: layout 'storage': the disk plan \(cinder-lvm: 1, swift: rest\) "
+        r"needs 1 data disk\(s\), but disks.count 1 leaves 0",
+    ):
         plan_for(site, node)
 
 
-def test_unknown_cinder_backend_setting(site_dir: Path) -> None:
+def test_the_disk_plan_decides_which_data_disks_become_the_volume_group(
+    site_dir: Path,
+) -> None:
     path = site_dir / "site.yaml"
-    path.write_text(path.read_text().replace("cinder_backend: lvm", "cinder_backend: nfs"))
-    site = load_site(path)
-    with pytest.raises(LayoutError, match="role setting cinder_backend: 'nfs' is not one of"):
-        plan_for(site, site.node("sto1"))
+    plan = "{cinder_backend: lvm, disk_plan: {cinder-lvm: 2, swift: rest}}"
+    path.write_text(
+        path.read_text().replace("{cinder_backend: lvm, cinder_lvm_loss_accepted: true}", plan)
+    )
+    sto = plan_for(load_site(path), load_site(path).node("sto1"))
+    assert sto.data_disks == (1, 2)
+    path.write_text(
+        path.read_text().replace(plan, "{cinder_backend: rbd, ceph_monitors: [192.0.2.30]}")
+    )
+    assert plan_for(load_site(path), load_site(path).node("sto1")).data_disks == ()
+    path.write_text(
+        path.read_text().replace(
+            "{cinder_backend: rbd, ceph_monitors: [192.0.2.30]}", "{cinder_backend: nfs}"
+        )
+    )
+    with pytest.raises(InventoryInvalid) as err:
+        load_site(path)
+    assert [(p.where, p.field) for p in err.value.problems] == [
+        ("role storage", "settings.cinder_backend")
+    ]
 
 
 def test_sizes_accept_units() -> None:

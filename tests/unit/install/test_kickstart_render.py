@@ -116,9 +116,9 @@ def test_role_layouts_as_an_ha_cloud_needs_them(site: Site) -> None:
     net2 = storage("net2")  # legacy BIOS: biosboot, no ESP
     assert "part biosboot --fstype=biosboot --size=1 --ondisk=sda" in net2
     assert "/boot/efi" not in net2 and "raid " not in net2
-    sto = storage("sto1")  # cinder_backend: lvm -> the other three disks form cinder-volumes
-    assert "ignoredisk --only-use=sda,sdb,sdc,sdd\n" in sto
-    assert "volgroup cinder-volumes pv.data1 pv.data2 pv.data3" in sto
+    sto = storage("sto1")  # the disk plan: one disk forms cinder-volumes, two left for Swift
+    assert "ignoredisk --only-use=sda,sdb\n" in sto
+    assert "volgroup cinder-volumes pv.data1\n" in sto
     cmp1 = storage("cmp1")
     assert "logvol /var/lib/nova --vgname=vg_os --name=nova --fstype=xfs --size=8192 --grow\n" in (
         cmp1
@@ -126,7 +126,14 @@ def test_role_layouts_as_an_ha_cloud_needs_them(site: Site) -> None:
 
 
 def test_storage_disks_untouched_without_cinder_lvm(site_dir: Path) -> None:
-    text = (site_dir / "site.yaml").read_text().replace("{cinder_backend: lvm}", "{}")
+    text = (
+        (site_dir / "site.yaml")
+        .read_text()
+        .replace(
+            "{cinder_backend: lvm, cinder_lvm_loss_accepted: true}",
+            "{cinder_backend: rbd, ceph_monitors: [192.0.2.30]}",
+        )
+    )
     (site_dir / "site.yaml").write_text(text)
     site = load_site(site_dir / "site.yaml")
     ks = render_kickstart(site, site.node("sto1"), token="t", base_url=BASE_URL, disks=SAMPLE_DISKS)

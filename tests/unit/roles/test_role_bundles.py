@@ -61,7 +61,7 @@ def test_galera_config_lists_every_controller(site: Site) -> None:
 def test_haproxy_fronts_every_api_on_the_vip_with_checked_backends(site: Site) -> None:
     cfg = generate(site, "ctl2", DeployFacts())["haproxy/haproxy.cfg"]
     for svc in vip_services():
-        if svc.placement != "controller" or svc.ha != "haproxy":
+        if svc.placement != "controller" or svc.ha != "haproxy" or svc.enabled_by:
             continue
         name = ident(svc.name)
         assert f"frontend {name}_api\n    bind 192.0.2.10:{svc.port}\n" in cfg
@@ -120,22 +120,31 @@ def test_storage_bundle_follows_the_cinder_backend_setting(site: Site) -> None:
     bundle = generate(site, "sto1", DeployFacts())
     assert "enabled_backends = lvm" in bundle["cinder/cinder.conf"]
     assert "volume_group = cinder-volumes" in bundle["cinder/cinder.conf"]
-    assert "(expected 3)" in bundle["storage/prepare-disks.sh"]  # 4 disks, 1 for the OS
+    script = bundle["storage/prepare-disks.sh"]
+    assert "CINDER_LVM=1\nCEPH_OSD=0\nSWIFT=rest\n" in script  # the default plan of lvm
+    assert "cinder.backup.drivers.swift.SwiftBackupDriver" in bundle["cinder/cinder.conf"]
     assert {"swift/object-server.conf", "swift/container-server.conf"} <= set(bundle)
     rbd = site.model_copy(
         update={
             "roles": {
                 **site.roles,
                 "storage": site.roles["storage"].model_copy(
-                    update={"settings": {"cinder_backend": "rbd"}}
+                    update={"settings": {"cinder_backend": "rbd", "ceph_monitors": ["192.0.2.30"]}}
                 ),
             }
         }
     )
+    rbd_bundle = generate(rbd, "sto1", DeployFacts())
+    assert "volume_driver = cinder.volume.drivers.rbd.RBDDriver" in rbd_bundle["cinder/cinder.conf"]
     assert (
-        "volume_driver = cinder.volume.drivers.rbd.RBDDriver"
-        in (generate(rbd, "sto1", DeployFacts())["cinder/cinder.conf"])
+        "backup_driver = cinder.backup.drivers.ceph.CephBackupDriver"
+        in rbd_bundle["cinder/cinder.conf"]
     )
+    ceph = rbd_bundle["ceph/ceph.conf"]
+    assert "mon_host = 192.0.2.30\n" in ceph
+    assert "keyring = /etc/ceph/ceph.client.cinder.keyring\n" in ceph
+    assert "key =" not in ceph  # the key itself stays on the node
+    assert "CINDER_LVM=0\nCEPH_OSD=rest\nSWIFT=1\n" in rbd_bundle["storage/prepare-disks.sh"]
     bad = rbd.model_copy(
         update={
             "roles": {
@@ -146,7 +155,10 @@ def test_storage_bundle_follows_the_cinder_backend_setting(site: Site) -> None:
             }
         }
     )
-    with pytest.raises(RoleConfigError, match=r"node sto1: .*cinder_backend is 'nfs'"):
+    with pytest.raises(
+        RoleConfigError,
+        match=r"node sto1: role storage settings\.cinder_backend: Input should be 'lvm' or 'rbd'",
+    ):
         generate(bad, "sto1", DeployFacts())
 
 
@@ -243,8 +255,9 @@ def test_controller_files_follow_the_os_family_of_the_profile(
     assert user in bundle[memcached]
     other = {"memcached/memcached", "memcached/memcached.conf"} - {memcached}
     assert not other & set(bundle)
-    unit = "openstack-cinder-backup" if family == "rhel" else "cinder-backup"
-    assert f'type="{unit}"' in bundle["pacemaker/cib.xml"]
+    # cinder-backup is no Pacemaker resource: it runs on every storage node (kolla agrees)
+    assert 'class="systemd"' not in bundle["pacemaker/cib.xml"]
+    assert "backup_driver = " in generate(site, "sto1", DeployFacts())["cinder/cinder.conf"]
 
 
 def test_vrrp_interface_comes_from_the_node_never_a_guess(site: Site) -> None:
@@ -334,3 +347,11 @@ def test_bmc_location_never_appends_a_port_to_a_url(
         {"driver": driver, "address": address, "port": port, "user": "u", "password": {"env": "X"}}
     )
     assert bmc.location == shown
+
+
+def test_the_storage_bundle_counts_the_os_disks_of_the_storage_layout(site: Site) -> None:
+    """The Swift ring data counts the data disks as the kickstart does: same OS disk count."""
+    from provisioner.install.layouts import load_layout
+    from provisioner.roles.storage import STORAGE_OS_DISKS
+
+    assert load_layout(site.content_paths(), "storage").os_disks.count == STORAGE_OS_DISKS
