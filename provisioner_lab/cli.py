@@ -250,17 +250,25 @@ def _state(state: str | None) -> str:
 
 @lab.command()
 @_lab_dir_option
+@click.argument("nodes", nargs=-1)
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
-def rebuild(app: App, lab_dir: Path | None, as_json: bool) -> None:
-    """`provisioner rebuild --all --yes` in the lab, then a table of every node."""
+def rebuild(app: App, lab_dir: Path | None, nodes: tuple[str, ...], as_json: bool) -> None:
+    """`provisioner rebuild --all --yes` in the lab (or only NODES), then a table of them."""
     root = _lab_dir(app, lab_dir)
     paths = orchestrate.LabPaths(root.resolve())
     record = _record(root)
-    argv = orchestrate.lab_command(paths, record, "rebuild", "--all", "--yes", "--json")
+    unknown = sorted(set(nodes) - set(record.nodes))
+    if unknown:
+        raise orchestrate.LabError(
+            f"lab rebuild: no node {', '.join(unknown)} in the lab (nodes: "
+            f"{', '.join(record.nodes)})"
+        )
+    chosen = list(nodes) or ["--all"]
+    argv = orchestrate.lab_command(paths, record, "rebuild", *chosen, "--yes", "--json")
     if not as_json:
         console().print(
-            f"rebuilding {len(record.nodes)} lab nodes (qemu under TCG: minutes); "
+            f"rebuilding {len(nodes) or len(record.nodes)} lab nodes (qemu under TCG: minutes); "
             f"serial consoles in {paths.root / 'serial'}",
             markup=False,
         )
@@ -277,6 +285,8 @@ def rebuild(app: App, lab_dir: Path | None, as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     network_boot = orchestrate.network_boot_of(paths)
     for node in site.nodes:
+        if nodes and node.name not in nodes:
+            continue
         r = results.get(node.name, {})
         rows.append(
             {

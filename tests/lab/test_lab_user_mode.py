@@ -46,15 +46,17 @@ def test_user_mode_lab_rebuild(tmp_path: Path) -> None:
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert "network mode: user" in up.stdout
-        rebuild = _lab(root, "rebuild", "--json", timeout=1800)
+        # two of the four (a BIOS RAID1 controller, a UEFI compute node): the netns e2e
+        # test rebuilds them all; this one shows the user-mode paths in half the time
+        rebuild = _lab(root, "rebuild", "ctl2", "cmp1", "--json", timeout=1800)
         rows = {r["name"]: r for r in json.loads(rebuild.stdout)}
-        assert set(rows) == {"ctl1", "ctl2", "ctl3", "cmp1"}
+        assert set(rows) == {"ctl2", "cmp1"}
         for name, row in rows.items():
             assert row["state"] == "active", row
             assert row["dns_name"] == f"{name}.lab.example.test"  # PTR read back from BIND
         status = json.loads(_lab(root, "status", "--json").stdout)
         assert status["mode"] == "user" and set(status["qemu"]) == set(rows)
-        for node in status["node_status"]:
+        for node in [n for n in status["node_status"] if n["name"] in rows]:
             assert node["os"] == "Debian GNU/Linux 12 (bookworm)", node  # over SSH
             assert node["kernel"].endswith("-cloud-amd64"), node  # the booted callback
             fqdn = _lab(root, "ssh", node["name"], "--", "hostname", "-f")
