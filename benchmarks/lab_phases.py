@@ -18,7 +18,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provisioner.state.store import Store
-from provisioner_lab.report import Phases, image_transfer_seconds, latest_deployment, phases
+from provisioner_lab.report import (
+    Phases,
+    batch_starts,
+    image_transfer_seconds,
+    latest_deployment,
+    phases,
+)
 
 COLUMNS = ("firmware", "installer", "image", "first_boot", "pipeline", "total")
 
@@ -30,13 +36,13 @@ def _s(value: float | None) -> str:
 def main(lab_dir: Path) -> None:
     store = Store.open(lab_dir)
     try:
+        deployments = {r.name: latest_deployment(store.events(r.name)) for r in store.all()}
+        batches = batch_starts(list(deployments.values()))
         rows: dict[str, Phases] = {}
-        for record in store.all():
-            console = lab_dir / "serial" / f"{record.name}.log"
+        for name, d in deployments.items():
+            console = lab_dir / "serial" / f"{name}.log"
             text = console.read_text(errors="replace") if console.exists() else ""
-            rows[record.name] = phases(
-                latest_deployment(store.events(record.name)), image_transfer_seconds(text)
-            )
+            rows[name] = phases(d, image_transfer_seconds(text), batches.get(d.started))
     finally:
         store.close()
     print(f"lab {lab_dir}: seconds per phase of each node's latest deployment")

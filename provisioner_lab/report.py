@@ -104,14 +104,17 @@ class Phases:
     image: float | None  # image download and unpack (the installer's console)
     first_boot: float | None  # installed callback -> booted callback (reboot, GRUB, systemd)
     pipeline: float | None  # waiting for a fan-out slot before the cycle + hooks after booted
-    total: float | None  # -> provisioning to -> active
+    total: float | None  # the batch's (or the node's) -> provisioning to -> active
 
 
-def phases(d: Deployment, image_s: float | None) -> Phases:
+def phases(d: Deployment, image_s: float | None, batch_started: datetime | None = None) -> Phases:
+    """``batch_started``: when the rebuild that deployed this node began (its first
+    node's move to ``provisioning``): the pipeline moves a node there only when a
+    fan-out slot frees, so the wait for one counts from the batch's start."""
     installer = _between(d.boot_script, d.installed)
     if installer is not None and image_s is not None:
         installer -= image_s
-    queued = _between(d.started, d.power_cycle)
+    queued = _between(batch_started or d.started, d.power_cycle)
     hooks = _between(d.booted or d.installed, d.active)
     pipeline = queued + hooks if queued is not None and hooks is not None else queued
     return Phases(
@@ -120,5 +123,28 @@ def phases(d: Deployment, image_s: float | None) -> Phases:
         image=image_s,
         first_boot=_between(d.installed, d.booted),
         pipeline=pipeline,
-        total=_between(d.started, d.active),
+        total=_between(batch_started or d.started, d.active),
     )
+
+
+def batch_starts(
+    deployments: Sequence[Deployment], gap_s: float = 10.0
+) -> dict[datetime, datetime]:
+    """Each deployment's start -> the start of its batch (one rebuild or reprovision).
+
+    A rebuild moves the next node to provisioning as a fan-out slot frees, i.e.
+    when another node of it turns active; a deployment that starts more than
+    ``gap_s`` after every earlier one of the batch became active begins a new
+    batch (e.g. a reprovision on the running lab). One that never became active
+    keeps its batch open."""
+    out: dict[datetime, datetime] = {}
+    current: list[Deployment] = []
+    for d in sorted((d for d in deployments if d.started), key=lambda d: str(d.started)):
+        start = d.started
+        assert start is not None
+        busy = any(p.active is None or (start - p.active).total_seconds() <= gap_s for p in current)
+        if not busy:
+            current = []
+        current.append(d)
+        out[start] = current[0].started or start
+    return out

@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 from provisioner.state.machine import EventKind
 from provisioner.state.store import EventRecord
-from provisioner_lab.report import image_transfer_seconds, latest_deployment, phases
+from provisioner_lab.report import (
+    Deployment,
+    batch_starts,
+    image_transfer_seconds,
+    latest_deployment,
+    phases,
+)
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -55,3 +61,17 @@ def test_image_transfer_from_the_latest_install_on_the_console() -> None:
     assert image_transfer_seconds(one) == 58
     assert image_transfer_seconds(one + "...\n" + two) == 45
     assert image_transfer_seconds("no installer here") is None
+
+
+def test_a_rebuild_is_one_batch_and_a_later_reprovision_its_own() -> None:
+    def deployment(start: float, end: float | None) -> Deployment:
+        active = T0 + timedelta(seconds=end) if end is not None else None
+        return Deployment(started=T0 + timedelta(seconds=start), active=active)
+
+    ctl1, ctl2, cmp1 = deployment(0, 200), deployment(201, 500), deployment(501, 700)
+    again = deployment(2000, None)  # a reprovision long after, still running
+    batches = batch_starts([cmp1, ctl2, again, ctl1])
+    assert batches[T0 + timedelta(seconds=501)] == T0  # waited for ctl1 and ctl2
+    assert batches[T0 + timedelta(seconds=2000)] == T0 + timedelta(seconds=2000)
+    p = phases(ctl2, None, batches[T0 + timedelta(seconds=201)])
+    assert p.total == 500
