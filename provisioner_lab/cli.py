@@ -254,7 +254,8 @@ def _state(state: str | None) -> str:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def rebuild(app: App, lab_dir: Path | None, nodes: tuple[str, ...], as_json: bool) -> None:
-    """`provisioner rebuild --all --yes` in the lab (or only NODES), then a table of them."""
+    """`provisioner rebuild --all --yes` in the lab (or `provision NODES`: only those, on a
+    fresh lab), then a table of them."""
     root = _lab_dir(app, lab_dir)
     paths = orchestrate.LabPaths(root.resolve())
     record = _record(root)
@@ -264,8 +265,9 @@ def rebuild(app: App, lab_dir: Path | None, nodes: tuple[str, ...], as_json: boo
             f"lab rebuild: no node {', '.join(unknown)} in the lab (nodes: "
             f"{', '.join(record.nodes)})"
         )
-    chosen = list(nodes) or ["--all"]
-    argv = orchestrate.lab_command(paths, record, "rebuild", *chosen, "--yes", "--json")
+    # named nodes: `provision` (a fresh lab's nodes; `lab run reprovision` an installed one)
+    command = ["provision", *nodes] if nodes else ["rebuild", "--all", "--yes"]
+    argv = orchestrate.lab_command(paths, record, *command, "--json")
     if not as_json:
         console().print(
             f"rebuilding {len(nodes) or len(record.nodes)} lab nodes (qemu under TCG: minutes); "
