@@ -62,6 +62,12 @@ class StateDir:
         return self.root / "boot-files"
 
     @property
+    def last_good_site(self) -> Path:
+        """The site serve runs with, as JSON (no secrets): what its HTTP side starts from
+        when it restarts while site.yaml is broken (inventory/source.py)."""
+        return self.root / "site.last-good.json"
+
+    @property
     def tftp(self) -> Path:
         """The TFTP root: iPXE binaries staged from the distribution's package."""
         return self.root / "tftp"

@@ -1,4 +1,4 @@
-"""`provisioner lab up|down|status|rebuild|run`: the built-in virtual lab.
+"""`provisioner lab up|down|status|rebuild|run|add-unknown`: the built-in virtual lab.
 
 The lab lives in its own state dir (default: <state dir>/lab) with its own
 site.yaml; `lab run ARGS` runs any provisioner command against it (inside the
@@ -231,6 +231,37 @@ def run(app: App, lab_dir: Path | None, args: tuple[str, ...]) -> None:
     root = _lab_dir(app, lab_dir)
     argv = orchestrate.lab_command(orchestrate.LabPaths(root.resolve()), _record(root), *args)
     raise SystemExit(subprocess.run(programs.command(argv)).returncode)
+
+
+@lab.command("add-unknown")
+@_lab_dir_option
+@click.argument("count", type=click.IntRange(1, 8))
+@click.option("--disks", type=click.IntRange(1, 6), default=1, show_default=True)
+@click.option("--serial", "serials", multiple=True, help="DMI serial of each machine, in order.")
+@click.option("--boot-mode", type=click.Choice(["uefi", "bios"]), default="uefi", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def add_unknown(
+    app: App,
+    lab_dir: Path | None,
+    count: int,
+    disks: int,
+    serials: tuple[str, ...],
+    boot_mode: str,
+    as_json: bool,
+) -> None:
+    """Rack COUNT new machines the site does not know: they boot, discover themselves and
+    wait for `provisioner enroll` (see `provisioner lab run discovered`)."""
+    from provisioner_lab.unknown import add_unknown as rack
+
+    app.setup_logging()
+    machines = rack(_lab_dir(app, lab_dir), count, disks, serials, boot_mode)
+    if as_json:
+        print_json([m.as_dict() for m in machines])
+        return
+    rows = [[m.name, m.mac, m.serial, ", ".join(m.disk_serials), m.as_dict()["bmc"]]
+            for m in machines]  # fmt: skip
+    console().print(table("racked", ["MACHINE", "MAC", "SERIAL", "DISK SERIALS", "BMC"], rows))
 
 
 def _dig(prefix: list[str], server: str, port: int, *query: str) -> str:

@@ -42,6 +42,8 @@ class LabSiteError(ProvisionerError):
 #: the interface name lab nodes declare for their one NIC (the VIP's VRRP interface in
 #: their HA bundles; every HA role needs one)
 LAB_NIC = "enp1s0"
+#: the lab installer's kernel arguments: serial console; a panic ends the qemu run
+LAB_KERNEL_ARGS = "console=ttyS0,115200 panic=-1 no_timer_check"
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,9 @@ def lab_site_data(spec: LabSpec, ssh_public_key: str | None = None) -> dict[str,
             "dhcp_pool": {"start": "192.0.2.200", "end": "192.0.2.250"},
             "dns_servers": ["192.0.2.3"],
             "provisioner": endpoint,
-            "unknown_macs": "ignore",
+            # netns mode: machines added with `lab add-unknown` boot the lab installer in
+            # discovery mode (no DHCP of ours in user mode: they could not boot)
+            "unknown_macs": "discover" if spec.mode == "netns" else "ignore",
             # user mode: every node reaches serve through slirp, i.e. from 127.0.0.1
             "boot_addresses": "fixed" if spec.mode == "netns" else "dynamic",
         },
@@ -195,7 +199,7 @@ def lab_site_data(spec: LabSpec, ssh_public_key: str | None = None) -> dict[str,
                 # Debian bookworm, this machine's apt sources, the base package set
                 "image": {},
                 "kickstart": "default.ks.j2",
-                "kernel_args": "console=ttyS0,115200 panic=-1 no_timer_check",
+                "kernel_args": LAB_KERNEL_ARGS,
             }
         },
         "roles": {
@@ -218,8 +222,22 @@ def lab_site_data(spec: LabSpec, ssh_public_key: str | None = None) -> dict[str,
             "compute": {"layout": "compute"},
         },
         "nodes": nodes,
+        **({"discovery": LAB_DISCOVERY} if spec.mode == "netns" else {}),
         **spec.extra,
     }
+
+
+#: Unknown machines (`lab add-unknown`) boot the lab installer in discovery mode
+#: (provisioner.discovery= on its command line: installer_files/discover.sh); enrolled
+#: ones get addresses from .60 up.
+LAB_DISCOVERY: dict[str, Any] = {
+    "environment": {
+        "kernel": f"{INSTALLER_DIR}/vmlinuz",
+        "initrd": f"{INSTALLER_DIR}/initrd.img",
+        "kernel_args": LAB_KERNEL_ARGS,
+    },
+    "addresses": {"start": "192.0.2.60", "end": "192.0.2.99"},
+}
 
 
 #: The lab's secrets: file under the lab's state dir -> what is generated there.

@@ -95,6 +95,11 @@ def decide(
         initrd_url=initrd_url,
         initrd_name=PurePosixPath(initrd_url.split("?", 1)[0]).name,
         ks_url=f"{base_url}/ks/{node.name}?token={token}",
+        # dracut's ifname=NAME:MAC: the installed system names its NIC as the site does
+        # (keepalived's VRRP interface); a bond's members are named by the kickstart
+        ifname=f"{node.network.interface}:{node.primary_mac}"
+        if node.network.interface and node.network.bond is None
+        else None,
     )
     return BootDecision(BootScript.INSTALL, mac, node, common)
 

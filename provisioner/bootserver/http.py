@@ -15,6 +15,8 @@ parses. Only what cannot cross a fork is made in each worker: its store
 connections. Nothing here starts a thread before the fork (SiteSource holds a
 lock, never a thread). After an edit of site.yaml each worker's SiteSource
 reloads on its next request (the serve process follows it for DHCP as well).
+Started again by serve while site.yaml is broken, it starts from serve's
+snapshot of its last good site instead of refusing to start.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class Preloaded:
 
     @classmethod
     def load(cls, site_path: Path, state_dir: Path) -> Preloaded:
-        sites = SiteSource(site_path)
+        sites = SiteSource.open(site_path, StateDir(state_dir).last_good_site)
         site = sites.current()
         with contextlib.suppress(SecretError):  # a kickstart request reports it, not the start
             site.secret(site.defaults.root_password_hash, "defaults: root_password_hash")

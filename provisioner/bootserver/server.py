@@ -29,7 +29,7 @@ from provisioner.bootserver.tftp import TftpService, stage_ipxe_binaries
 from provisioner.dhcp.files import our_dnsmasq
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.errors import ProvisionerError, ServeError
-from provisioner.inventory.source import SiteSource
+from provisioner.inventory.source import SiteSource, write_snapshot
 from provisioner.settings import StateDir
 
 
@@ -105,6 +105,7 @@ class BootServer:
         self.http_sock: socket.socket | None = None
         self.http_address: tuple[str, int] | None = None
         self._generation = -1
+        self._snapshot_generation = -1
         self.stop_event = threading.Event()
         #: started after the boot server's own services, stopped before them
         self.companions: list[Companion] = []
@@ -154,6 +155,18 @@ class BootServer:
         self.tftp.start()
 
     # -- HTTP ------------------------------------------------------------------
+    def save_site(self) -> None:
+        """Keep the site this server runs with where a restarted HTTP side finds it,
+        should site.yaml be broken at that moment (inventory/source.py)."""
+        site = self.sites.current()
+        if self.sites.generation == self._snapshot_generation:
+            return
+        self._snapshot_generation = self.sites.generation  # tried once per generation
+        try:
+            write_snapshot(site, StateDir(self.opts.state_dir).last_good_site)
+        except OSError as exc:
+            log.warning("serve: cannot keep the last good site: %s", exc)
+
     def _start_http(self) -> None:
         prov = self.sites.current().network.provisioner
         host, port = split_bind(
@@ -171,6 +184,7 @@ class BootServer:
             self.http_sock = sock
             self.http_address = sock.getsockname()[:2]
         self.opts.boot_files.mkdir(parents=True, exist_ok=True)
+        self.save_site()
         fd = self.http_sock.fileno()
         argv = [
             sys.executable,
@@ -232,7 +246,7 @@ class BootServer:
     def run(self) -> None:
         """Until stop_event: follow site.yaml edits, keep the HTTP side alive."""
         while not self.stop_event.wait(self.opts.poll_interval):
-            self.sites.current()
+            self.save_site()
             if self.sites.generation != self._generation:
                 try:
                     self.sync_dhcp()

@@ -49,6 +49,7 @@ def _changes_json(changes: ChangeSet) -> dict[str, object]:
             {"owner": c.owner, "name": c.name, "message": c.message} for c in changes.conflicts
         ],
         "orphans": changes.orphans,
+        "left": [{"owner": c.owner, "name": c.name, "message": c.message} for c in changes.left],
     }
 
 
@@ -66,6 +67,8 @@ def _print_changes(changes: ChangeSet) -> None:
         )
     for conflict in changes.conflicts:
         out.print(f"CONFLICT {conflict}", markup=False)
+    for item in changes.left:
+        out.print(f"LEFT {item}", markup=False)
     if changes.changes:
         out.print(f"{len(changes.changes)} name(s) to change")
 
@@ -122,13 +125,23 @@ def apply(app: App, names: tuple[str, ...], prune: bool, retry_for: float) -> No
 @retry_option
 @pass_app
 def unpublish(app: App, names: tuple[str, ...], retry_for: float) -> None:
-    """Remove nodes' A, PTR and ownership records (decommission); idempotent."""
+    """Remove nodes' A, PTR and ownership records (decommission); idempotent.
+
+    A record another writer made (a PTR to the node, or at its address) is left in
+    place and listed; the command then exits 5 (partial): the rest is done."""
     app.setup_logging()
     site = app.site()
     server = DnsServer.from_site(site)
+    left = 0
     for name in names:
         report = unpublish_node(site, name, server, retry_for)
         console().print(f"{name}: {report.changes} DNS change(s)")
+        for item in report.left:
+            console().print(f"LEFT {item}", markup=False)
+        left += len(report.left)
+    if left:
+        console().print(f"{left} record(s) not published by provisioner left in place")
+        raise SystemExit(EXIT_PARTIAL)
 
 
 @dns.command()

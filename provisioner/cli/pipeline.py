@@ -65,7 +65,13 @@ def _run(
 ) -> None:
     results = run_operation(app, action, names, selection, force, as_json)
     _report(results, as_json)
-    if any(r["state"] not in ("active", "decommissioned") for r in results):
+    # a node decommissioned with a reason left something behind (a DNS record that is not
+    # the site's): done, but partly; the reason says what
+    if any(
+        r["state"] not in ("active", "decommissioned")
+        or (r["state"] == "decommissioned" and r["reason"])
+        for r in results
+    ):
         raise SystemExit(EXIT_PARTIAL)
 
 

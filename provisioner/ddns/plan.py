@@ -92,6 +92,10 @@ class ChangeSet:
     changes: list[NameChange] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)  # our names no longer in the site
+    #: records a retirement leaves in place because this site cannot prove it wrote them
+    #: (a PTR to the retired name, or at its address, with no ownership of ours): not
+    #: errors, nothing of theirs is touched, but the operator is told (see ``left_in_place``)
+    left: list[Conflict] = field(default_factory=list)
 
     def for_zone(self, zone: str) -> list[NameChange]:
         return [c for c in self.changes if c.zone == zone]
@@ -122,6 +126,8 @@ class _Planner:
         self.ptr_wanted: dict[str, tuple[str, str]] = {}  # ptr name -> (owner label, target)
         self.ptr_ttl: dict[str, int] = {}
         self.conflicts: list[Conflict] = []
+        self.left: list[Conflict] = []
+        self.retired: dict[str, str] = {}  # retired name -> owner label
         self.holders: dict[str, list[str]] = {}  # address -> names with that A, as read
         for name, records in forward.names.items():
             for address in records["A"].values if "A" in records else ():
@@ -241,6 +247,8 @@ class _Planner:
                 mine = value != want and self.wrote_ptr(value, address)
                 if mine and not self.holds(value, address):
                     values.discard(value)  # our old PTR: the name moved or is retired
+            if not want:
+                self.left_in_place(ptr, address, values)
             if want:
                 others = values - {want}
                 for other in sorted(others):
@@ -260,6 +268,31 @@ class _Planner:
                 label = owner or self._owner_of_ptr(before_set)
                 changes.append(NameChange(self.reverse.zone, ptr, label, before, after))
         return changes
+
+    def left_in_place(self, ptr: str, address: str, values: set[str]) -> None:
+        """Note each PTR value that stays although it names a retired name or sits at a
+        retired name's address: someone else wrote it (no marker of ours proves otherwise),
+        so it is left alone, and the owner of the retirement is told which record stays."""
+        for value in sorted(values):
+            if self.wrote_ptr(value, address) and self.holds(value, address):
+                continue  # ours, and still right
+            whose = self.retired.get(value) or next(
+                (
+                    label
+                    for name, label in sorted(self.retired.items())
+                    if address in self.forward.values(name, "A")
+                ),
+                None,
+            )
+            if whose is not None:
+                self.left.append(
+                    Conflict(
+                        whose,
+                        ptr,
+                        f"(address {address}) PTR {value} left in place: not published by "
+                        "provisioner (remove it by hand if it is stale)",
+                    )
+                )
 
     def _owner_of_ptr(self, rrset: RRset | None) -> str:
         for value in sorted(rrset.values if rrset else ()):
@@ -296,8 +329,9 @@ def plan(
         for name, records in pub.forward.items():
             if "A" in records:
                 planner.after_a[name] = records["A"].values
-    for _owner, name in retire:
+    for owner, name in retire:
         planner.after_a[absolute(name)] = frozenset()
+        planner.retired[absolute(name)] = owner.label
     for pub in publish:
         planner.publish(pub)
     for owner, name in retire:
@@ -309,7 +343,7 @@ def plan(
         for name, records in forward.names.items()
         if (m := _marker(records)) is not None and m.site == site_name and name not in known_names
     )
-    return ChangeSet(changes, planner.conflicts, orphans)
+    return ChangeSet(changes, planner.conflicts, orphans, planner.left)
 
 
 def orphan_owners(

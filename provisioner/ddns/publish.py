@@ -7,6 +7,7 @@ change set before sending it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -97,7 +98,8 @@ def apply_plan(
         if planned.changes.conflicts:
             raise DnsConflict(planned.changes.conflicts)
         try:
-            return apply_changes(server, planned.changes, retry_for, max_bytes, max_names)
+            report = apply_changes(server, planned.changes, retry_for, max_bytes, max_names)
+            return dataclasses.replace(report, left=tuple(planned.changes.left))
         except DnsChanged:
             if attempt == MAX_REPLANS:
                 raise
@@ -149,7 +151,10 @@ def unpublish_node(
 ) -> ApplyReport:
     """Remove a node's A, marker and its PTR; nothing to do is fine.
 
-    A PTR naming the node at another address is not ours (see plan.wrote_ptr): left alone.
+    A PTR naming the node at another address, or another name's PTR at the node's
+    address, is not ours (see plan.wrote_ptr): left alone, logged, and listed in the
+    report's ``left`` (seen when the zone can be transferred: per-name reads only find
+    PTRs at the node's own address).
     """
     server = _server(site, server)
     name = node if isinstance(node, str) else node.name
@@ -157,6 +162,8 @@ def unpublish_node(
     scope = Scope([], [(Owner("node", name), fqdn)])
     report = apply_plan(site, server, make_plan(site, server, scope, retry_for), retry_for)
     log.info("node %s: DNS records removed (%d change(s))", name, report.changes)
+    for item in report.left:
+        log.warning("%s", item)
     return report
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.message
 import dns.name
@@ -19,7 +19,7 @@ import dns.rcode
 import dns.update
 
 from provisioner.ddns.client import DnsServer, rejected, with_retries
-from provisioner.ddns.plan import ChangeSet, NameChange
+from provisioner.ddns.plan import ChangeSet, Conflict, NameChange
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ MAX_MESSAGE_BYTES = 60_000  # below 65,535 with room for the TSIG record and com
 class ApplyReport:
     changes: int
     messages: int
+    #: records left alone that the operator should know about (ChangeSet.left)
+    left: tuple[Conflict, ...] = field(default=())
 
 
 def add_change(msg: dns.update.UpdateMessage, change: NameChange) -> None:

@@ -310,6 +310,27 @@ def check_redundancy(site: Site, report: _Report) -> None:
         )
 
 
+def check_vrrp_interfaces(site: Site, report: _Report) -> None:
+    """A controller's keepalived needs the interface holding its address for the API VIP.
+
+    Warned here, naming the node and the field (the controller bundle refuses to guess one
+    and fails at its hook otherwise); a warning, not an error, because a site that leaves the
+    HA configuration to its own hooks need not say it."""
+    for node in site.nodes_of_kind("controller"):
+        role = site.roles[node.role]
+        if not role.ha.vips or "vrrp_interface" in role.settings:
+            continue
+        if node.network.interface is None and node.network.bond is None:
+            report.node(
+                node,
+                "network.interface",
+                "no interface for the API VIP's VRRP: the controller bundle cannot be made; "
+                f"set network.interface (or network.bond), or role {node.role} "
+                "settings.vrrp_interface",
+                "warning",
+            )
+
+
 def check_dns(site: Site, report: _Report) -> None:
     domain = site.site.domain.rstrip(".")
     zone = site.dns.forward_zone.rstrip(".")
@@ -405,6 +426,7 @@ CHECKS: tuple[Callable[[Site, _Report], None], ...] = (
     check_vips,
     check_controllers,
     check_redundancy,
+    check_vrrp_interfaces,
     check_dns,
     check_discovery,
 )

@@ -130,6 +130,19 @@ DiskName = Annotated[
     StringConstraints(strict=True),
     _matcher(r"[a-z][a-z0-9]*(?:/[a-z0-9]+)?", "expected a kernel disk name like sda"),
 ]
+#: a network device name as the kernel takes it (what keepalived, the kickstart's network
+#: line and a bond's members name): at most 15 characters, no '/', ':' or blank ('eth0:1'
+#: is an old alias label, not a device), not starting with '.'
+KernelInterface = Annotated[
+    str,
+    StringConstraints(strict=True),
+    _matcher(
+        r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,14}",
+        "expected a network device name like enp1s0, bond0 or eth0.12 (at most 15 characters: "
+        "letters, digits, '_.-'; no ':' alias labels)",
+    ),
+    Field(json_schema_extra={"pattern": r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,14}$"}),
+]
 BondMode = Annotated[
     str,
     StringConstraints(strict=True),
@@ -143,6 +156,21 @@ BondOptions = Annotated[
         "expected bonding options as key=value,key=value",
     ),
 ]
+
+
+# -- addresses ------------------------------------------------------------------
+
+
+def _address_text(value: Any) -> Any:
+    """An address is written as text: pydantic would read YAML's ``true`` as 0.0.0.1 and a
+    number as the address it encodes, which no operator means."""
+    if isinstance(value, bool | int | float):
+        raise ValueError(f"expected an address written as text (like '192.0.2.10'), got {value!r}")
+    return value
+
+
+#: an IPv4 address or network field: text (or an ipaddress object from code), never a number
+AddressText = BeforeValidator(_address_text)
 
 
 # -- URLs and boot files -----------------------------------------------------
@@ -307,6 +335,7 @@ def tsig_secret_problem(value: str) -> str | None:
 
 
 __all__ = [
+    "AddressText",
     "BmcAddress",
     "BmcUser",
     "BondMode",
@@ -318,6 +347,7 @@ __all__ = [
     "DiskSerial",
     "DiskWwn",
     "KernelArgs",
+    "KernelInterface",
     "Locale",
     "PackageName",
     "RackName",

@@ -21,6 +21,7 @@ from pydantic import (
 
 from provisioner.content import ContentPaths
 from provisioner.inventory.fields import (
+    AddressText,
     BmcAddress,
     BmcUser,
     BondMode,
@@ -32,6 +33,7 @@ from provisioner.inventory.fields import (
     DiskSerial,
     DiskWwn,
     KernelArgs,
+    KernelInterface,
     Locale,
     PackageName,
     RackName,
@@ -65,6 +67,8 @@ MacAddress = Annotated[
     Field(description="A NIC's MAC address; quote it in YAML: '52:54:00:12:34:56'"),
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
+IPv4 = Annotated[IPv4Address, AddressText]
+IPv4Net = Annotated[IPv4Network, AddressText]
 InterfaceName = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.:-]{1,15}$")]
 
 
@@ -78,8 +82,8 @@ class SiteInfo(Model):
 
 
 class AddressRange(Model):
-    start: IPv4Address
-    end: IPv4Address
+    start: IPv4
+    end: IPv4
 
     @model_validator(mode="after")
     def _ordered(self) -> AddressRange:
@@ -92,7 +96,7 @@ class AddressRange(Model):
 
 
 class ProvisionerEndpoint(Model):
-    address: IPv4Address = Field(description="The provisioner's own address on this network")
+    address: IPv4 = Field(description="The provisioner's own address on this network")
     http_port: Port = 8080
     tftp_port: Port = 69
     interface: InterfaceName | None = Field(None, description="Interface dnsmasq listens on")
@@ -104,12 +108,12 @@ class ProvisionerEndpoint(Model):
 
 
 class Network(Model):
-    cidr: IPv4Network
-    gateway: IPv4Address | None = None
+    cidr: IPv4Net
+    gateway: IPv4 | None = None
     dhcp_pool: AddressRange | None = Field(
         None, description="Dynamic DHCP range for unknown machines (discovery); nodes get fixed IPs"
     )
-    dns_servers: list[IPv4Address] = Field(default_factory=list)
+    dns_servers: list[IPv4] = Field(default_factory=list)
     provisioner: ProvisionerEndpoint
     dhcp_mode: Literal["managed", "proxy"] = Field(
         "managed", description="'proxy' when another DHCP server hands out addresses"
@@ -139,7 +143,7 @@ class Tsig(Model):
 
 
 class Dns(Model):
-    server: IPv4Address
+    server: IPv4
     port: Port = 53
     forward_zone: DomainName
     reverse_zone: DomainName
@@ -219,7 +223,7 @@ class Profile(Model):
 
 class Vip(Model):
     name: Label
-    address: IPv4Address
+    address: IPv4
     aliases: list[Label] = Field(
         default_factory=list, description="Service names published as CNAMEs of the VIP"
     )
@@ -289,8 +293,8 @@ class DiskHints(Model):
 
 
 class Bond(Model):
-    name: InterfaceName = "bond0"
-    interfaces: Annotated[list[InterfaceName], Field(min_length=2)] = Field(
+    name: KernelInterface = "bond0"
+    interfaces: Annotated[list[KernelInterface], Field(min_length=2)] = Field(
         description="Member NICs by kernel name"
     )
     mode: BondMode = "802.3ad"
@@ -301,7 +305,7 @@ class NodeNetwork(Model):
     """How the node's static address sits on its NICs (default: untagged on the primary MAC)."""
 
     bond: Bond | None = None
-    interface: InterfaceName | None = Field(
+    interface: KernelInterface | None = Field(
         None,
         description="Kernel name of the NIC with the primary MAC (enp1s0); HA daemons bind "
         "to it (keepalived's VRRP), or to the bond when there is one",
@@ -315,7 +319,7 @@ class Node(Model):
     role: Label
     rack: RackName | None = None
     macs: Annotated[list[MacAddress], Field(min_length=1)]
-    ip: IPv4Address
+    ip: IPv4
     bmc: Bmc
     disks: DiskHints = Field(default_factory=DiskHints)
     profile: Label | None = None

@@ -64,6 +64,8 @@ class SecretRef(BaseModel):
             return None
         path = self.path(base_dir)
         if not path.is_file():
+            if path.exists():  # a FIFO or a device is never read: it could block or not end
+                return f"secret file {path} is not a regular file"
             return f"secret file {path} does not exist"
         if not os.access(path, os.R_OK):
             return f"secret file {path} is not readable"
@@ -94,7 +96,12 @@ class SecretRef(BaseModel):
                 return SecretStr(create_generated(self.path(base_dir), self.generate))
             except (OSError, SecretError) as exc:
                 raise SecretError(f"{owner}: cannot generate {self.describe()}: {exc}") from exc
-        return SecretStr(_read_secret(self.path(base_dir)))
+        try:
+            return SecretStr(_read_secret(self.path(base_dir)))
+        except ValueError as exc:  # changed since problem() looked at it
+            raise SecretError(f"{owner}: secret file {self.path(base_dir)} {exc}") from None
+        except OSError as exc:
+            raise SecretError(f"{owner}: cannot read {self.describe()}: {exc.strerror}") from None
 
 
 #: no secret is longer; a bigger file is a mistake (and is not read into memory)
@@ -103,7 +110,12 @@ _SECRET_MAX_BYTES = 64 * 1024
 
 def _read_secret(path: Path) -> str:
     """The stripped text of a secret file; ValueError (safe to print) when it is no secret."""
-    with path.open("rb") as handle:
+    # non-blocking and checked after opening: a FIFO swapped in after the is_file() check
+    # is refused, never waited on
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("is not a regular file")
         data = handle.read(_SECRET_MAX_BYTES + 1)
     if len(data) > _SECRET_MAX_BYTES:
         raise ValueError(f"is larger than {_SECRET_MAX_BYTES} bytes")

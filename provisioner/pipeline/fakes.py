@@ -70,6 +70,9 @@ class FakeBackends:
         self.calls: list[Call] = []
         self._faults: dict[tuple[str, str], _Fault] = {}
         self._lock = threading.Lock()
+        #: node -> DNS records its unpublish leaves in place (not the site's), as the real
+        #: backend reports them
+        self.dns_left: dict[str, list[str]] = {}
 
     # ---- scripting and inspection ---------------------------------------------
     def fail(
@@ -111,8 +114,9 @@ class FakeBackends:
     def publish_dns(self, site: Site, node: Node) -> None:
         self._call("publish_dns", node.name)
 
-    def unpublish_dns(self, site: Site, node: Node) -> None:
+    def unpublish_dns(self, site: Site, node: Node) -> list[str]:
         self._call("unpublish_dns", node.name)
+        return list(self.dns_left.get(node.name, []))
 
     def add_dhcp_host(self, site: Site, node: Node) -> None:
         self._call("add_dhcp_host", node.name)

@@ -14,6 +14,7 @@ state, with the step and the cause as reason; it never stops the other nodes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -137,9 +138,16 @@ class Pipeline:
                 raise IllegalTransition(name, state.value, "decommission", allowed_events(state))
             self.backends.power_off(site, node)
             self.backends.remove_dhcp_host(site, node)
-            self.backends.unpublish_dns(site, node)
+            left = self.backends.unpublish_dns(site, node)
+            for item in left:  # another writer's record: never deleted, always said
+                log.warning("node %s: DNS record left in place: %s", name, item)
+                self.store.add_event(name, f"DNS record left in place: {item}", actor=self.actor)
             self.store.end_build_mode(name, actor=self.actor, why="decommissioned")
-            return self.store.transition(name, "decommission", actor=self.actor)
+            rec = self.store.transition(name, "decommission", actor=self.actor)
+            if left:  # decommissioned, with something for the operator to do by hand
+                why = f"{len(left)} DNS record(s) not published by provisioner left in place"
+                return dataclasses.replace(rec, reason=f"{why}: {'; '.join(left)}")
+            return rec
 
     # ---- the steps -------------------------------------------------------------
     def _enter_provisioning(self, name: str, reprovision: bool) -> None:

@@ -56,8 +56,9 @@ class SiteBackends:
         if site.roles[node.role].ha.vips:  # the role's VIPs and service names go with it
             publish_vips(site, retry_for=self.dns_retry_for)
 
-    def unpublish_dns(self, site: Site, node: Node) -> None:
-        unpublish_node(site, node, retry_for=self.dns_retry_for)
+    def unpublish_dns(self, site: Site, node: Node) -> list[str]:
+        report = unpublish_node(site, node, retry_for=self.dns_retry_for)
+        return [str(item) for item in report.left]
 
     # -- DHCP (dhcp/files.py writes the file and tells dnsmasq) --------------------
     def add_dhcp_host(self, site: Site, node: Node) -> None:

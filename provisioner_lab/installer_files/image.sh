@@ -107,6 +107,18 @@ image_network() { # the kickstart's network lines as systemd-networkd config mat
 		for ns in $(echo "$NET_DNS" | tr , ' '); do echo "nameserver $ns"; done
 		[ -n "$domain" ] && echo "search $domain"
 	} >"$SYSROOT/etc/resolv.conf"
+	# dracut's ifname=NAME:MAC (the boot script passes the node's network.interface):
+	# the NIC keeps that name on the installed system, as Anaconda makes it do
+	for w in $(cat /proc/cmdline); do
+		case "$w" in
+		ifname=*:??:??:??:??:??:??)
+			name=${w#ifname=}; name=${name%%:*}; link_mac=${w#ifname=*:}
+			printf '# written by the provisioner lab installer from ifname= on its command line\n[Match]\nMACAddress=%s\n\n[Link]\nName=%s\n' \
+				"$link_mac" "$name" >"$SYSROOT/etc/systemd/network/10-provisioner-$name.link"
+			say "network: $link_mac is named $name"
+			;;
+		esac
+	done
 	say "network: $mac ${NET_IP:-dhcp}, hostname $host"
 }
 

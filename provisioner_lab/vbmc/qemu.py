@@ -57,6 +57,8 @@ class DiskSpec(BaseModel):
 
     path: Path
     format: Literal["qcow2", "raw"] = "qcow2"
+    #: what the guest reads as the disk's serial number (/sys/block/vdX/serial)
+    serial: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,20}$")
 
 
 class QemuSpec(BaseModel):
@@ -145,7 +147,8 @@ def build_qemu_argv(spec: QemuSpec, boot_device: str, qmp_socket: Path | None = 
             "-drive",
             f"file={disk.path},if=none,id=disk{i},format={disk.format}",
             "-device",
-            f"virtio-blk-pci,drive=disk{i},bootindex={index}",
+            f"virtio-blk-pci,drive=disk{i},bootindex={index}"
+            + (f",serial={disk.serial}" if disk.serial else ""),
         ]
     for i, (nic, index) in enumerate(zip(spec.nics, nic_idx, strict=True)):
         if nic.tap:

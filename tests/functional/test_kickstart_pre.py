@@ -26,7 +26,12 @@ def site(site_dir: Path) -> Site:
 
 
 def run_pre(
-    site: Site, node_name: str, disks: dict[str, tuple[int, int]], tmp_path: Path, **hints: object
+    site: Site,
+    node_name: str,
+    disks: dict[str, tuple[int, int]],
+    tmp_path: Path,
+    serials: dict[str, str] | None = None,
+    **hints: object,
 ) -> tuple[subprocess.CompletedProcess[str], str | None, list]:
     node = site.node(node_name)
     if hints:
@@ -38,6 +43,8 @@ def run_pre(
         script = tmp_path / "pre.sh"
         script.write_text(pre)
         sysfs = make_sysfs(tmp_path / "sys", disks)
+        for name, serial in (serials or {}).items():  # as virtio-blk shows it
+            (sysfs / "block" / name / "serial").write_text(serial + "\n")
         result = subprocess.run(
             [programs.path("bash"), str(script)],
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PROVISIONER_SYSFS": str(sysfs)},
@@ -99,6 +106,14 @@ def test_pinned_disk_comes_first(site: Site, tmp_path: Path) -> None:
     result, storage, _ = run_pre(site, "cmp1", disks, tmp_path, name="sdb")
     assert result.returncode == 0, result.stderr
     assert storage is not None and "ignoredisk --only-use=sdb\n" in storage
+
+
+def test_disk_pinned_by_serial_is_found_in_sysfs_without_udev(site: Site, tmp_path: Path) -> None:
+    disks = {"vda": (40 * GB, 0), "vdb": (40 * GB, 0)}
+    serials = {"vda": "NEW1-D0", "vdb": "NEW1-D1"}  # what `provisioner discovered` reported
+    result, storage, _ = run_pre(site, "cmp1", disks, tmp_path, serials, serial="NEW1-D1")
+    assert result.returncode == 0, result.stderr
+    assert storage is not None and "ignoredisk --only-use=vdb\n" in storage
 
 
 def test_pinned_disk_missing_fails(site: Site, tmp_path: Path) -> None:

@@ -207,7 +207,11 @@ def test_node_installs_the_image_and_boots_it_from_disk(
         # 1. the install: the lab installer with the kickstart's URL, as iPXE would start it
         console = tmp_path / "install.log"
         mac = node.primary_mac.replace(":", "-")
-        args = kernel_args(f"{base}/ks/{node_name}?token={seen.token}", extra=f"BOOTIF=01-{mac}")
+        # the boot script names the NIC as the site does (dracut's ifname=NAME:MAC)
+        ifname = f"ifname={node.network.interface}:{node.primary_mac}"
+        args = kernel_args(
+            f"{base}/ks/{node_name}?token={seen.token}", extra=f"BOOTIF=01-{mac} {ifname}"
+        )
         argv = qemu(node_name, lab, disks, uefi, vars_file, netdev)
         argv += ["-kernel", str(lab.installer.kernel), "-initrd", str(lab.installer.initrd)]
         argv += ["-append", args, "-serial", f"file:{console}"]
@@ -250,7 +254,8 @@ def test_node_installs_the_image_and_boots_it_from_disk(
             fqdn = lab.site.fqdn(node)
             assert ssh(lab, ssh_port, "hostname -f").strip() == fqdn
             assert ssh(lab, ssh_port, "uname -r").strip() == report["kernel"]
-            addr = ssh(lab, ssh_port, "ip -4 -o addr show scope global")
+            # on the NIC named as the site says (keepalived's VRRP interface)
+            addr = ssh(lab, ssh_port, f"ip -4 -o addr show dev {node.network.interface}")
             assert f"inet {node.ip}/24" in addr
             mdstat = ssh(lab, ssh_port, "cat /proc/mdstat")
             # /boot and the LVM PV mirrored; UEFI: the ESP too (metadata 1.0). md12x numbers:

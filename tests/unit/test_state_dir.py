@@ -17,6 +17,7 @@ LAYOUT = {
     "deploy_token_key": "deploy-token.key",
     "api_token": "api.token",
     "daemon_file": "daemon.json",
+    "last_good_site": "site.last-good.json",
     "boot_files": "boot-files",
     "images": "images",
     "tftp": "tftp",

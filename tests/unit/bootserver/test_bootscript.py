@@ -33,6 +33,15 @@ def test_build_mode_installs_with_kickstart_and_token(site) -> None:  # type: ig
     assert script.rstrip().endswith("boot")
 
 
+def test_the_nic_keeps_the_sites_interface_name(site) -> None:  # type: ignore[no-untyped-def]
+    """ctl1 says network.interface: enp1s0; dracut's ifname= makes the installed system
+    name the NIC of that MAC so (keepalived's VRRP interface must exist there)."""
+    script = render(site, "52:54:00:00:02:0b", True, "tok-ctl1")
+    assert " ip=dhcp ifname=enp1s0:52:54:00:00:02:0b " in script
+    net1 = render(site, "52:54:00:00:02:0e", True, "tok-net1")  # no interface: nothing named
+    assert "ifname=" not in net1
+
+
 def test_not_in_build_mode_exits_to_local_disk(site) -> None:  # type: ignore[no-untyped-def]
     script = render(site, "52:54:00:00:02:0b", False, None)
     assert "exit 1" in script and "kernel" not in script

@@ -159,3 +159,27 @@ def test_discovery_off_refuses_reports(site_dir: Path, tmp_path: Path) -> None:
         assert Discoveries(store).all() == []
     finally:
         store.close()
+
+
+def test_unmatched_machines_wait_or_power_off_as_the_site_says(
+    site_dir: Path, tmp_path: Path
+) -> None:
+    from tests.unit.discovery.disco import DISCOVERY
+
+    make_discovering(site_dir, {**DISCOVERY, "unmatched": "power_off"})
+    store = Store.open(tmp_path / "state")
+    tokens = DeployTokens.from_state_dir(tmp_path / "state")
+    ctx = ServerContext(SiteSource(site_dir / "site.yaml"), store, tokens, tmp_path / "boot")
+    try:
+        client = create_app(ctx).test_client()
+        other = "52:54:00:bb:00:09"
+        assert post(client, report())[0] == 202  # its serial has a rule: it waits to be enrolled
+        unmatched = report(
+            boot_mac=other, nics=[{"mac": other}], dmi={"serial": "NOT-ON-THE-SHEET"}
+        )
+        assert post(client, unmatched)[0] == 202
+        assert client.get(f"/api/v1/discovery/{NEW_MAC}/next").get_json() == {"action": "wait"}
+        assert client.get(f"/api/v1/discovery/{other}/next").get_json() == {"action": "poweroff"}
+        assert client.get("/api/v1/discovery/not-a-mac/next").status_code == 404
+    finally:
+        store.close()
