@@ -45,13 +45,15 @@ lint: venv
 	$(BIN)/mypy provisioner provisioner_lab
 
 # The main job on the built-in virtual lab: qemu nodes provisioned for real
-# (lab up: site, installer image, network, BIND, serve, BMCs; then a rebuild).
+# (lab up: site, lab installer, Debian images (cached), network, BIND, serve, BMCs;
+# then a rebuild that installs and boots Debian on every node; then where the time went).
 demo: deps-demo venv
 	$(BIN)/pip install --quiet .
 	$(BIN)/provisioner --state-dir $(DEMO_STATE) lab down
 	$(BIN)/provisioner --state-dir $(DEMO_STATE) lab up $(LAB_ARGS)
 	$(BIN)/provisioner --state-dir $(DEMO_STATE) lab rebuild
 	$(BIN)/provisioner --state-dir $(DEMO_STATE) lab status
+	$(BIN)/python benchmarks/lab_phases.py $(DEMO_STATE)/lab
 	@echo "the lab keeps running: $(BIN)/provisioner --state-dir $(DEMO_STATE) lab down"
 
 clean:

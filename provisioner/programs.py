@@ -256,7 +256,7 @@ TABLE: tuple[Program, ...] = (
     _p("rsync", "rsync", "test", "tests: Galera's state transfer (wsrep_sst_rsync)"),
     _p("memcached", "memcached", "test", "tests: memcached with the generated options"),
     _p("sshd", "openssh-server", "test", "tests: the SSH push target"),
-    _p("ssh-keygen", "openssh-client", "test", "tests: SSH keys for the push"),
+    _p("ssh-keygen", "openssh-client", "demo test", "lab up: the lab's SSH key; tests: push keys"),
     # tests: Python console scripts (pip install '.[test]'), from the running environment
     _s("ksvalidator", "pykickstart", "tests: generated kickstarts validated"),
     _s("ansible-inventory", "ansible-core", "tests: the generated Ansible inventory read"),

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from provisioner import programs
 from provisioner.cli.context import App
 from provisioner.cli.output import console, print_json, styled_state, table
 from provisioner.inventory import load_site
-from provisioner_lab import orchestrate
+from provisioner.state.store import Store
+from provisioner_lab import access, orchestrate, report
 from provisioner_lab.bind import render_bind_config
 from provisioner_lab.procs import LabRecord
 
@@ -62,6 +64,10 @@ def lab() -> None:
 @click.option("--http-port", default=8080, show_default=True)
 @click.option("--dns-port", type=int, help="Lab BIND port [default: 53 netns, 5353 user].")
 @click.option("--tftp-port", type=int, help="TFTP port [default: 69 netns, 6969 user].")
+@click.option(
+    "--ssh-base-port", default=2230, show_default=True,
+    help="User mode: first node's SSH port on 127.0.0.1 (lab ssh).",
+)  # fmt: skip
 @pass_app
 def up(
     app: App,
@@ -74,8 +80,10 @@ def up(
     http_port: int,
     dns_port: int | None,
     tftp_port: int | None,
+    ssh_base_port: int,
 ) -> None:
-    """Write the lab site, build the lab installer, start network, BIND, serve and BMCs."""
+    """Write the lab site, build the lab installer and the OS images (or reuse them from
+    the cache), start network, BIND, serve and BMCs."""
     app.setup_logging()
     root = _lab_dir(app, lab_dir)
     opts = orchestrate.LabOptions(
@@ -88,9 +96,10 @@ def up(
         http_port=http_port,
         dns_port=dns_port,
         tftp_port=tftp_port,
+        ssh_base_port=ssh_base_port,
     )
-    record = orchestrate.up(opts)
     out = console()
+    record = orchestrate.up(opts, say=lambda line: out.print(line, markup=False))
     out.print(f"lab up in {root.resolve()}: {len(record.nodes)} nodes", markup=False)
     out.print(f"network mode: {record.mode} ({record.reason})", markup=False)
     for proc in record.procs:
@@ -109,13 +118,60 @@ def down(app: App, lab_dir: Path | None) -> None:
     console().print(message, markup=False)
 
 
+def _os_of(paths: orchestrate.LabPaths, record: LabRecord, node: str) -> str | None:
+    """The installed system's PRETTY_NAME over SSH (None: not reachable now)."""
+    try:
+        done = access.run_ssh(
+            paths, record, node, [". /etc/os-release && echo \"$PRETTY_NAME\""],
+            timeout=30, connect_timeout=5,
+        )  # fmt: skip
+    except orchestrate.LabError:
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def node_rows(
+    paths: orchestrate.LabPaths, record: LabRecord, qemu: dict[str, int]
+) -> list[dict[str, Any]]:
+    """Per node: state, installed OS (SSH), kernel (booted callback), power cycle to booted."""
+    store = Store.open(paths.root)
+    try:
+        known = {r.name: r.state.value for r in store.all()}
+        deployments = {
+            n: report.latest_deployment(store.events(n)) if n in known else report.Deployment()
+            for n in record.nodes
+        }
+    finally:
+        store.close()
+    booted = [n for n in record.nodes if n in qemu and deployments[n].booted is not None]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        systems = dict(
+            zip(booted, pool.map(lambda n: _os_of(paths, record, n), booted), strict=True)
+        )
+    return [
+        {
+            "name": n,
+            "state": known.get(n),
+            "os": systems.get(n),
+            "kernel": deployments[n].kernel,
+            "seconds_to_booted": deployments[n].seconds_to_booted,
+            "qemu_pid": qemu.get(n),
+        }
+        for n in record.nodes
+    ]
+
+
 @lab.command()
 @_lab_dir_option
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def status(app: App, lab_dir: Path | None, as_json: bool) -> None:
-    """What runs: network mode, namespace, processes, qemu nodes."""
-    st = orchestrate.status(_lab_dir(app, lab_dir))
+    """What runs (network, processes, qemu nodes) and each node's state, installed OS
+    (read over SSH), kernel (from its first-boot callback) and power cycle to booted."""
+    root = _lab_dir(app, lab_dir)
+    st = orchestrate.status(root)
+    paths = orchestrate.LabPaths(root.resolve())
+    nodes = node_rows(paths, st.record, st.qemu) if paths.site.exists() else []
     data = {
         "mode": st.record.mode,
         "namespace": st.record.namespace if st.record.mode == "netns" else None,
@@ -125,6 +181,7 @@ def status(app: App, lab_dir: Path | None, as_json: bool) -> None:
                       for p in st.record.procs},
         "qemu": st.qemu,
         "nodes": st.record.nodes,
+        "node_status": nodes,
     }  # fmt: skip
     if as_json:
         print_json(data)
@@ -136,9 +193,33 @@ def status(app: App, lab_dir: Path | None, as_json: bool) -> None:
         out.print(f"namespace {st.record.namespace}: {up_word}", markup=False)
     rows = [[p.name, str(p.pid), "running" if st.running[p.name] else "stopped"]
             for p in st.record.procs]  # fmt: skip
-    rows += [[f"qemu {node}", str(st.qemu[node]) if node in st.qemu else "-",
-              "running" if node in st.qemu else "off"] for node in st.record.nodes]  # fmt: skip
     out.print(table("lab", ["PROCESS", "PID", "STATE"], rows))
+    out.print(
+        table(
+            "lab nodes",
+            ["NODE", "QEMU", "STATE", "INSTALLED OS", "KERNEL", "POWER CYCLE TO BOOTED"],
+            [[r["name"], str(r["qemu_pid"]) if r["qemu_pid"] else "off", _state(r["state"]),
+              r["os"] or "-", r["kernel"] or "-",
+              f"{r['seconds_to_booted']:.0f}s" if r["seconds_to_booted"] is not None else "-"]
+             for r in nodes],
+        )
+    )  # fmt: skip
+
+
+@lab.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@_lab_dir_option
+@click.argument("node")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_app
+def ssh(app: App, lab_dir: Path | None, node: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND on NODE as root over the lab network with the lab's SSH key
+    (`provisioner lab ssh ctl1 -- hostname -f`); exits with the command's status."""
+    root = _lab_dir(app, lab_dir)
+    paths = orchestrate.LabPaths(root.resolve())
+    record = _record(root)
+    target = access.ssh_target(paths, record, node)
+    argv = access.ssh_argv(paths, target, command)
+    raise SystemExit(subprocess.run(argv).returncode)
 
 
 @lab.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -200,17 +281,27 @@ def _state(state: str | None) -> str:
 
 @lab.command()
 @_lab_dir_option
+@click.argument("nodes", nargs=-1)
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
-def rebuild(app: App, lab_dir: Path | None, as_json: bool) -> None:
-    """`provisioner rebuild --all --yes` in the lab, then a table of every node."""
+def rebuild(app: App, lab_dir: Path | None, nodes: tuple[str, ...], as_json: bool) -> None:
+    """`provisioner rebuild --all --yes` in the lab (or `provision NODES`: only those, on a
+    fresh lab), then a table of them."""
     root = _lab_dir(app, lab_dir)
     paths = orchestrate.LabPaths(root.resolve())
     record = _record(root)
-    argv = orchestrate.lab_command(paths, record, "rebuild", "--all", "--yes", "--json")
+    unknown = sorted(set(nodes) - set(record.nodes))
+    if unknown:
+        raise orchestrate.LabError(
+            f"lab rebuild: no node {', '.join(unknown)} in the lab (nodes: "
+            f"{', '.join(record.nodes)})"
+        )
+    # named nodes: `provision` (a fresh lab's nodes; `lab run reprovision` an installed one)
+    command = ["provision", *nodes] if nodes else ["rebuild", "--all", "--yes"]
+    argv = orchestrate.lab_command(paths, record, *command, "--json")
     if not as_json:
         console().print(
-            f"rebuilding {len(record.nodes)} lab nodes (qemu under TCG: minutes); "
+            f"rebuilding {len(nodes) or len(record.nodes)} lab nodes (qemu under TCG: minutes); "
             f"serial consoles in {paths.root / 'serial'}",
             markup=False,
         )
@@ -227,6 +318,8 @@ def rebuild(app: App, lab_dir: Path | None, as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     network_boot = orchestrate.network_boot_of(paths)
     for node in site.nodes:
+        if nodes and node.name not in nodes:
+            continue
         r = results.get(node.name, {})
         rows.append(
             {

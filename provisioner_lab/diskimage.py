@@ -36,6 +36,8 @@ class MdSuperblock:
     raid_disks: int
     name: str
     data_offset: int  # bytes from the member partition's start
+    #: the array's set UUID as mdadm prints it (``mdadm --detail``: 4 groups of 8 hex)
+    uuid: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class DiskImage:
         name = raw[32:64].rstrip(b"\0").decode(errors="replace")
         level, _layout, _size, _chunk, raid_disks = struct.unpack_from("<iIQII", raw, 72)
         (data_offset,) = struct.unpack_from("<Q", raw, 128)
-        return MdSuperblock(level, raid_disks, name, data_offset * SECTOR)
+        hexed = raw[16:32].hex()  # set_uuid: v1 superblocks keep it in byte order
+        uuid = ":".join(hexed[i : i + 8] for i in range(0, 32, 8))
+        return MdSuperblock(level, raid_disks, name, data_offset * SECTOR, uuid)
 
     def md_data_offset(self, number: int, disk: Path | None = None) -> int:
         """Where the md array's data starts on ``disk`` (this image by default), in bytes."""

@@ -1,13 +1,16 @@
 """`provisioner lab up|down|status`: the built-in virtual lab, started and stopped.
 
 ``up`` writes the lab site, builds the lab installer into the boot files
-folder, makes one sparse disk image per node disk, brings up the lab network
-(a namespace when root, qemu user-mode otherwise), then starts, each detached
-and recorded by pid in ``lab.json``: BIND for the lab zones, ``provisioner
-serve`` and the virtual BMCs driving the qemu nodes. In namespace mode all
-three run inside the namespace (the BMCs' 127.0.0.1 is the namespace's own, so
-the pipeline commands run there too: ``lab_command``). ``down`` stops what the
-record names and removes the namespace.
+folder, builds (or finds cached) the OS images the nodes' profile and roles
+install (mmdebstrap, cached outside the lab by a digest of their inputs and
+linked in as the state dir's ``images/``, which serve publishes), makes one
+sparse disk image per node disk, brings up the lab network (a namespace when
+root, qemu user-mode otherwise), then starts, each detached and recorded by
+pid in ``lab.json``: BIND for the lab zones, ``provisioner serve`` and the
+virtual BMCs driving the qemu nodes. In namespace mode all three run inside
+the namespace (the BMCs' 127.0.0.1 is the namespace's own, so the pipeline
+commands run there too: ``lab_command``). ``down`` stops what the record names
+and removes the namespace.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ import yaml
 
 from provisioner import programs
 from provisioner.errors import ProvisionerError
+from provisioner.install.images import ImageStore, image_name, image_targets, plan_image
 from provisioner.inventory import Site, load_site
 from provisioner.settings import StateDir
 from provisioner_lab import preflight, procs
@@ -38,6 +43,7 @@ from provisioner_lab.network import (
     qemu_netdev,
 )
 from provisioner_lab.site import (
+    CONTROLLER_MIB,
     INSTALLER_DIR,
     LabNode,
     LabSpec,
@@ -54,9 +60,9 @@ GB = 1024**3
 # Three controllers even when small: with two, the quorum guard (rightly) refuses to
 # reprovision either of them, as a two-member Galera/RabbitMQ cluster cannot lose one.
 SMALL_NODES: tuple[LabNode, ...] = (
-    LabNode("ctl1", "controller", "uefi", disks=2),
-    LabNode("ctl2", "controller", "bios", disks=2),
-    LabNode("ctl3", "controller", "bios", disks=2),
+    LabNode("ctl1", "controller", "uefi", disks=2, memory_mib=CONTROLLER_MIB),
+    LabNode("ctl2", "controller", "bios", disks=2, memory_mib=CONTROLLER_MIB),
+    LabNode("ctl3", "controller", "bios", disks=2, memory_mib=CONTROLLER_MIB),
     LabNode("cmp1", "compute", "uefi", network_boot="firmware-pxe"),
 )
 
@@ -77,6 +83,7 @@ class LabOptions:
     http_port: int = 8080
     dns_port: int | None = None  # default: 53 in a namespace, 5353 on the loopback
     tftp_port: int | None = None  # default: 69 in a namespace, 6969 on the loopback
+    ssh_base_port: int = 2230  # user mode: node i's sshd on 127.0.0.1:ssh_base_port+i
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ def lab_spec(opts: LabOptions, mode: NetworkMode) -> LabSpec:
         http_port=opts.http_port,
         dns_port=opts.dns_port,
         tftp_port=opts.tftp_port,
+        ssh_base_port=opts.ssh_base_port,
         extra={"pipeline": {"fanout": opts.fanout}},
     )
 
@@ -144,7 +152,9 @@ def vbmc_config(paths: LabPaths, spec: LabSpec, plan: LabNetworkPlan) -> dict[st
             script = f"http://{plan.addresses[0].ip}:{spec.http_port}/boot/"
             script += node_mac(i).replace(":", "-") + ".ipxe"
             options = netdev.split(",", 2)[2].split(",bootfile=")[0]  # drop "user,id=..."
-            nic["user"] = f"{options},bootfile={script}"
+            # the installed system's sshd, for `lab ssh` (no route into slirp otherwise)
+            ssh = f"hostfwd=tcp:127.0.0.1:{spec.ssh_base_port + i}-:22"
+            nic["user"] = f"{options},{ssh},bootfile={script}"
         bmcs.append(
             {
                 "name": node.name,
@@ -229,7 +239,41 @@ def _dig_ok(prefix: list[str], server: str, port: int, zone: str) -> bool:
     return done.returncode == 0 and bool(done.stdout.strip())
 
 
-def up(opts: LabOptions) -> procs.LabRecord:
+def default_cache_dir() -> Path:
+    """Where the lab installer and the OS images are cached: outside any checkout or lab,
+    so `make demo`, the tests and a fresh clone share them."""
+    if os.access(DEFAULT_CACHE_DIR.parent, os.W_OK):
+        return DEFAULT_CACHE_DIR
+    return Path.home() / ".cache" / "provisioner-lab"
+
+
+def build_images(site: Site, cache: Path, say: Callable[[str], None]) -> list[str]:
+    """Every image the lab's nodes install, built unless cached; what was done, per image."""
+    store = ImageStore(cache)
+    done = []
+    for profile, role in image_targets(site, None, None):
+        name = image_name(profile, role)
+        plan = plan_image(site, profile, role)
+        cached = store.get(plan.key)
+        if cached is None:
+            say(f"image {name}: building with mmdebstrap ({len(plan.packages)} packages; "
+                f"a few minutes the first time) into {cache}")  # fmt: skip
+        image, built = store.build(plan, name, quiet=True)
+        how = f"built in {image.seconds:.0f} s" if built else "cached"
+        done.append(f"image {name}: {how} ({image.key}, {image.size // 2**20} MiB)")
+        say(done[-1])
+    return done
+
+
+def link_images(paths: LabPaths, cache: Path) -> None:
+    """The lab's ``images/`` (what serve publishes) is the shared cache, linked in."""
+    link = paths.state.images
+    if link.is_symlink() or not link.exists():
+        link.unlink(missing_ok=True)
+        link.symlink_to(cache, target_is_directory=True)
+
+
+def up(opts: LabOptions, say: Callable[[str], None] = log.info) -> procs.LabRecord:
     paths = LabPaths(opts.state_dir.resolve())
     paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
     existing = procs.LabRecord.load(paths.record)
@@ -241,11 +285,10 @@ def up(opts: LabOptions) -> procs.LabRecord:
     log.info("lab: %s mode (%s), %d nodes", mode, why, len(spec.nodes))
     write_lab_site(paths.root, spec)
     site = load_site(paths.site)
-    cache = opts.cache_dir or (
-        DEFAULT_CACHE_DIR if os.access(DEFAULT_CACHE_DIR.parent, os.W_OK)
-        else Path.home() / ".cache" / "provisioner-lab"
-    )  # fmt: skip
+    cache = opts.cache_dir or default_cache_dir()
     build_lab_installer(paths.state.boot_files / INSTALLER_DIR, cache)
+    build_images(site, cache / "images", say)
+    link_images(paths, cache / "images")
     make_disks(paths, spec)
     plan = plan_network([n.name for n in spec.nodes], mode, namespace=opts.namespace)
     LabNetwork(plan).up()

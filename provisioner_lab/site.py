@@ -2,20 +2,25 @@
 
 Three controllers, one network, one storage and one compute node; a mix of
 legacy BIOS and UEFI; one virtual BMC per node on 127.0.0.1; every node boots
-the lab installer (test equipment, see ``installer.py``). ``lab_site_data`` is
-pure; ``write_lab_site`` writes site.yaml and its secrets (mode 0600) into the
-lab's state directory and keeps secrets that already exist.
+the lab installer (test equipment, see ``installer.py``), which deploys the
+profile's Debian image (``image:``; controllers add their HA packages through
+the role's ``image_packages``) and the node then boots that system from its own
+disks. ``lab_site_data`` is pure; ``write_lab_site`` writes site.yaml and its
+secrets (mode 0600), including the lab's SSH key pair (root logs in with it:
+``lab ssh``), into the lab's state directory and keeps secrets that already exist.
 """
 
 from __future__ import annotations
 
 import logging
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from provisioner import programs
 from provisioner.errors import ProvisionerError, SecretError
 from provisioner.inventory.models import BootMode
 from provisioner.state.keys import GeneratedKind, create_generated
@@ -47,17 +52,28 @@ class LabNode:
     role: str
     boot_mode: BootMode
     disks: int = 1
-    memory_mib: int = 1024  # sized so six nodes fit a 24 GB, 2-core machine with room
+    #: 1 GiB runs the base Debian image; controllers get 2 GiB (MariaDB, RabbitMQ,
+    #: Pacemaker start on first boot: issue 15 measured 2 GiB). Six nodes: 9 GiB.
+    memory_mib: int = 1024
     #: "ipxe-rom": qemu's NIC ROM is iPXE, so the chain starts at DHCP -> HTTP;
     #: "firmware-pxe" (UEFI, netns mode): OVMF's own PXE client, DHCP -> TFTP
     #: ipxe.efi -> HTTP, the path a node with a vendor NIC takes
     network_boot: NetworkBoot = "ipxe-rom"
 
 
+CONTROLLER_MIB = 2048
+
 DEFAULT_NODES: tuple[LabNode, ...] = (
-    LabNode("ctl1", "controller", "uefi", disks=2),
-    LabNode("ctl2", "controller", "bios", disks=2),
-    LabNode("ctl3", "controller", "uefi", disks=2, network_boot="firmware-pxe"),
+    LabNode("ctl1", "controller", "uefi", disks=2, memory_mib=CONTROLLER_MIB),
+    LabNode("ctl2", "controller", "bios", disks=2, memory_mib=CONTROLLER_MIB),
+    LabNode(
+        "ctl3",
+        "controller",
+        "uefi",
+        disks=2,
+        memory_mib=CONTROLLER_MIB,
+        network_boot="firmware-pxe",
+    ),
     LabNode("net1", "network", "bios"),
     LabNode("sto1", "storage", "uefi", disks=3),
     LabNode("cmp1", "compute", "bios"),
@@ -76,6 +92,8 @@ class LabSpec:
     dns_port: int | None = None  # default: 53 in a namespace, 5353 on the loopback
     disk_gb: int = 32  # the real role layouts need up to ~24 GB on an OS disk; sparse files
     first_host: int = 11  # ctl1 is 192.0.2.11
+    #: user mode: node i's sshd is forwarded to 127.0.0.1:ssh_base_port+i (``lab ssh``)
+    ssh_base_port: int = 2230
     extra: dict[str, Any] = field(default_factory=dict)
 
     def effective_tftp_port(self) -> int:
@@ -90,8 +108,27 @@ def node_mac(index: int) -> str:
     return f"52:54:00:00:02:{0x0B + index:02x}"
 
 
-def lab_site_data(spec: LabSpec) -> dict[str, Any]:
-    """The lab's site.yaml as data (secrets are generated file references under secrets/)."""
+#: What the controllers' image adds to the base set (``IMAGE_BASE_PACKAGES``): the HA
+#: stack the next step configures (site data, not code: the role's ``image_packages``).
+CONTROLLER_IMAGE_PACKAGES: tuple[str, ...] = (
+    "keepalived",
+    "haproxy",
+    "mariadb-server",
+    "galera-4",
+    "rabbitmq-server",
+    "memcached",
+    "pacemaker",
+    "corosync",
+)
+
+#: The lab's SSH key (root's authorized key on every node), under the state dir.
+SSH_KEY = "secrets/lab-ssh-key"
+
+
+def lab_site_data(spec: LabSpec, ssh_public_key: str | None = None) -> dict[str, Any]:
+    """The lab's site.yaml as data (secrets are generated file references under secrets/).
+
+    ``ssh_public_key``: root's authorized key on the installed nodes (``lab ssh``)."""
     provisioner = "192.0.2.2"
     dns_server = "192.0.2.3" if spec.mode == "netns" else "127.0.0.1"
     endpoint: dict[str, Any] = {
@@ -152,13 +189,15 @@ def lab_site_data(spec: LabSpec) -> dict[str, Any]:
             "boot_mode": "uefi",
             "root_password_hash": secret_ref("root-password.hash"),
             "timezone": "UTC",
+            **({"ssh_keys": [ssh_public_key]} if ssh_public_key else {}),
         },
         "profiles": {
             "lab": {
                 "os_family": "rhel",
                 "kernel": f"{INSTALLER_DIR}/vmlinuz",
                 "initrd": f"{INSTALLER_DIR}/initrd.img",
-                "repo": f"http://{provisioner}:{spec.http_port}/repo/lab/",
+                # Debian bookworm, this machine's apt sources, the base package set
+                "image": {},
                 "kickstart": "default.ks.j2",
                 "kernel_args": LAB_KERNEL_ARGS,
             }
@@ -166,6 +205,7 @@ def lab_site_data(spec: LabSpec) -> dict[str, Any]:
         "roles": {
             "controller": {
                 "layout": "controller",
+                "image_packages": list(CONTROLLER_IMAGE_PACKAGES),
                 "ha": {
                     "vips": [
                         {
@@ -228,15 +268,31 @@ def write_lab_site(state_dir: Path, spec: LabSpec | None = None) -> Path:
             create_generated(secrets_dir / name, kind)
         except (OSError, SecretError) as exc:
             raise LabSiteError(f"lab site: cannot make the secret {name}: {exc}") from exc
+    public_key = make_ssh_key(state_dir / SSH_KEY)
     header = (
         "# The built-in virtual lab (written by provisioner; edits are kept until 'lab up'\n"
         f"# writes it again). Network mode: {spec.mode}. Nodes boot the lab installer,\n"
-        "# test equipment that behaves like Anaconda for the pipeline.\n"
+        "# test equipment that deploys the profile's Debian image as Anaconda would.\n"
     )
-    body = yaml.safe_dump(lab_site_data(spec), sort_keys=False, default_flow_style=False)
+    data = lab_site_data(spec, public_key)
+    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
     site_path = state_dir / "site.yaml"
     tmp = site_path.with_suffix(".yaml.partial")
     tmp.write_text(header + body)
     tmp.replace(site_path)
     log.info("lab site written to %s (%d nodes, %s mode)", site_path, len(spec.nodes), spec.mode)
     return site_path
+
+
+def make_ssh_key(path: Path) -> str:
+    """The lab's ed25519 key pair at ``path`` (made once, private part 0600); its public line."""
+    public = path.with_name(path.name + ".pub")
+    if not (path.exists() and public.exists()):
+        path.unlink(missing_ok=True)
+        public.unlink(missing_ok=True)
+        argv = [programs.path("ssh-keygen"), "-q", "-t", "ed25519", "-N", "",
+                "-C", "provisioner-lab", "-f", str(path)]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise LabSiteError(f"lab site: ssh-keygen for {path} failed: {done.stderr.strip()}")
+    return public.read_text().strip()

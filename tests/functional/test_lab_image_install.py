@@ -128,9 +128,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     )
     site_path = write_lab_site(state, LabSpec(mode="user"))
     data = yaml.safe_load(site_path.read_text())
-    profile = data["profiles"]["lab"]
-    del profile["repo"]
-    profile["image"] = {}  # the default package set: the compute-like image of FINDINGS
+    assert data["profiles"]["lab"]["image"] == {}  # the lab's profile installs an image
+    # the base package set only (the image the lab's non-controller nodes get), which
+    # boots in the 1 GiB below; the lab's controllers add HA packages and get 2 GiB
+    data["roles"]["controller"]["image_packages"] = []
     data["defaults"]["ssh_keys"] = [key.with_suffix(".pub").read_text().strip()]
     site_path.write_text(yaml.safe_dump(data, sort_keys=False))
     site = load_site(site_path)

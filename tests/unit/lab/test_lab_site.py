@@ -42,13 +42,18 @@ def test_default_lab_site_validates_with_no_problem_but_its_small_size(tmp_path:
 def test_secrets_are_mode_0600_kept_across_rewrites_and_not_in_site_yaml(tmp_path: Path) -> None:
     path = write_lab_site(tmp_path)
     secrets = sorted((tmp_path / "secrets").iterdir())
-    assert [s.name for s in secrets] == ["bmc-password", "root-password.hash", "tsig.secret"]
+    assert [s.name for s in secrets] == [
+        "bmc-password", "lab-ssh-key", "lab-ssh-key.pub", "root-password.hash", "tsig.secret",
+    ]  # fmt: skip
     before = {s.name: s.read_text() for s in secrets}
     for secret in secrets:
-        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600 or secret.suffix == ".pub"
     assert before["root-password.hash"].startswith("$6$")
     text = path.read_text()
-    assert all(value.strip() not in text for value in before.values())
+    private = {k: v for k, v in before.items() if not k.endswith(".pub")}
+    assert all(value.strip() not in text for value in private.values())
+    # root's authorized key on every node: the lab's public key
+    assert load_site(path).defaults.ssh_keys == [before["lab-ssh-key.pub"].strip()]
     write_lab_site(tmp_path)
     assert {s.name: s.read_text() for s in sorted((tmp_path / "secrets").iterdir())} == before
     site = load_site(path)
@@ -69,3 +74,17 @@ def test_user_mode_lab_uses_loopback_ports(tmp_path: Path) -> None:
     # be tied to the node's own address there (it is in netns mode)
     assert site.network.boot_addresses == "dynamic"
     assert load_site(write_lab_site(tmp_path / "ns", LabSpec())).network.boot_addresses == "fixed"
+
+
+def test_lab_profile_installs_an_image_and_controllers_add_their_ha_packages(
+    tmp_path: Path,
+) -> None:
+    site = load_site(write_lab_site(tmp_path))
+    profile = site.profiles["lab"]
+    assert profile.repo is None and profile.image is not None
+    assert {"linux-image-cloud-amd64", "openssh-server", "mdadm"} <= set(profile.image.packages)
+    controller = site.roles["controller"].image_packages
+    assert {"haproxy", "mariadb-server", "galera-4", "rabbitmq-server", "pacemaker"} <= set(
+        controller
+    )
+    assert all(not site.roles[r].image_packages for r in ("network", "storage", "compute"))

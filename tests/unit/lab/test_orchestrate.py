@@ -71,6 +71,18 @@ def test_user_mode_nodes_boot_their_script_over_slirp() -> None:
     assert "tap" not in nic
     assert "net=192.0.2.0/24" in nic["user"] and "dhcpstart=192.0.2.11" in nic["user"]
     assert nic["user"].endswith("bootfile=http://192.0.2.2:8080/boot/52-54-00-00-02-0b.ipxe")
+    # the installed system's sshd, for `lab ssh`: one loopback port per node
+    forwards = [b["qemu"]["nics"][0]["user"].split(",hostfwd=")[1].split(",")[0]
+                for b in config["bmcs"]]  # fmt: skip
+    assert forwards == [f"tcp:127.0.0.1:{2230 + i}-:22" for i in range(6)]
+
+
+def test_controllers_get_the_memory_their_image_needs() -> None:
+    for small in (False, True):
+        _, config = _config("netns", small=small)
+        memory = {b["name"]: b["qemu"]["memory_mb"] for b in config["bmcs"]}
+        assert all(memory[n] == 2048 for n in ("ctl1", "ctl2", "ctl3")), memory
+        assert all(m >= 1024 for m in memory.values())
 
 
 def test_lab_record_round_trip_and_a_dead_pid_is_not_alive(tmp_path: Path) -> None:
