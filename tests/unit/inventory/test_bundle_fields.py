@@ -52,8 +52,8 @@ def test_a_role_wide_vrrp_interface_needs_no_node_interface(site_dir: Path) -> N
     text = path.read_text().replace("    network: {interface: enp1s0}\n", "")
     path.write_text(
         text.replace(
-            "    layout: controller\n",
-            "    layout: controller\n    settings: {vrrp_interface: br-mgmt}\n",
+            "    settings: {glance_store: swift}\n",
+            "    settings: {glance_store: swift, vrrp_interface: br-mgmt}\n",
             1,
         )
     )

@@ -89,8 +89,10 @@ def test_a_bad_value_is_logged_naming_node_and_field_warnings_as_warnings(
     with caplog.at_level(logging.INFO, logger="provisioner.inventory.source"):
         assert source.current().node("ctl1").ip.exploded == "192.0.2.11"
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert f"site {path}: line 66: error: node ctl1: ip: Input is not a valid IPv4 address" in (
-        errors
+    line = 1 + path.read_text().splitlines().index('    ip: "192.0.2.11\\nx"')
+    assert (
+        f"site {path}: line {line}: error: node ctl1: ip: Input is not a valid IPv4 address"
+        in errors
     )
     assert all(": warning: " not in m for m in errors)
     assert any(
