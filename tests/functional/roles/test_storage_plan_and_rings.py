@@ -141,9 +141,11 @@ def test_swift_loads_each_servers_pipeline(lab_site: Site, tmp_path: Path, serve
         assert "swift_dir = /etc/swift\n" in text
         text = text.replace("swift_dir = /etc/swift\n", f"swift_dir = {tmp_path}\n")
     conf.write_text(text)
-    result = run(["python3", "-c", LOAD, str(conf)])
+    # Debian's own python3: make puts the venv's first on PATH, and the venv has no swift
+    python = programs.path("python3", search=programs.DEBIAN_PATH)
+    result = run([python, "-c", LOAD, str(conf)])
     outermost = "CatchErrorMiddleware" if server == "proxy" else "HealthCheckMiddleware"
     assert result.stdout.strip() == outermost
     broken = tmp_path / "broken.conf"
     broken.write_text(conf.read_text().replace("egg:swift#healthcheck", "egg:swift#healthchek"))
-    assert run(["python3", "-c", LOAD, str(broken)], check=False).returncode != 0
+    assert run([python, "-c", LOAD, str(broken)], check=False).returncode != 0
