@@ -139,6 +139,8 @@ def write_big_site(site_dir: Path, nodes: int) -> None:
     raw["network"] = {"cidr": "198.18.0.0/16", "provisioner": {"address": "198.18.255.2"}}
     raw["dns"]["reverse_zone"] = "18.198.in-addr.arpa"
     raw["roles"]["controller"]["ha"]["vips"][0]["address"] = "198.18.255.10"
+    # controllers and compute nodes only: no storage node to hold Glance's images in Swift
+    raw["roles"]["controller"].pop("settings", None)
     password = {"file": "secrets/bmc-password", "generate": "password"}
     raw["nodes"] = [
         {

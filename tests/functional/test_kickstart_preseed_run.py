@@ -87,7 +87,9 @@ def test_storage_node_smallest_disk_for_the_os(site: Site, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert debconf == ["partman-auto/disk=/dev/sdc"]
     disks_file = (tmp_path / "provisioner-disks").read_text()
-    assert disks_file == "OS_DISKS='sdc'\nDATA_DISKS='sda sdb sdd'\n"
+    # the storage role's disk plan (cinder_backend: lvm, default plan): one data disk for
+    # the cinder-volumes group; the others stay untouched for Swift (prepare-disks.sh)
+    assert disks_file == "OS_DISKS='sdc'\nDATA_DISKS='sda'\n"
 
 
 def test_no_usable_disk_reports_failure(site: Site, tmp_path: Path) -> None:
