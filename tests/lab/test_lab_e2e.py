@@ -97,6 +97,17 @@ class Lab:
         assert done.returncode == 0, f"{node}: {script!r}: {done.stderr}"
         return done.stdout
 
+    def ssh_try(self, node: str, script: str) -> str | None:
+        """Like ``ssh``, or None while the node's sshd does not answer yet."""
+        paths = LabPaths(self.root.resolve())
+        record = LabRecord.load(paths.record)
+        assert record is not None
+        done = access.run_ssh(paths, record, node, [script], timeout=60)
+        if done.returncode == 255 and "Connection refused" in done.stderr:
+            return None
+        assert done.returncode == 0, f"{node}: {script!r}: {done.stderr}"
+        return done.stdout
+
     def serial(self, node: str) -> str:
         return (self.root / "serial" / f"{node}.log").read_text(errors="replace")
 
@@ -340,7 +351,12 @@ def test_reprovision_reinstalls_ctl2_while_the_others_keep_running(lab: Lab) -> 
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)[0]["state"] == "active"
 
-    boot_id, installed_at, machine_id = lab.ssh("ctl2", BOOT_FACTS).split()
+    # active once it called back from its first boot; its sshd may start a moment later
+    deadline = time.monotonic() + 120
+    while (probe := lab.ssh_try("ctl2", BOOT_FACTS)) is None:
+        assert time.monotonic() < deadline, "ctl2: no sshd within 120 s of its first boot"
+        time.sleep(3)
+    boot_id, installed_at, machine_id = probe.split()
     assert boot_id != before["ctl2"][0]  # a new boot
     assert int(installed_at) > int(before["ctl2"][1])  # a new root file system
     assert machine_id != before["ctl2"][2]  # a new system, not the old one rebooted
