@@ -101,8 +101,18 @@ def sh(value: Any) -> str:
 
 
 def ks(value: Any) -> str:
-    """One kickstart command argument: as is when plain, else quoted for shlex."""
+    """One kickstart command argument: as is when plain, else quoted for shlex.
+
+    Kickstart commands are parsed with argparse, quoted or not: a value that
+    starts with '-' is read as an option, and a bare '--' is dropped as the
+    end-of-options marker, so no quoting can carry them; nor an empty value."""
     text = _one_line(value, "a kickstart command")
+    if not text.strip():
+        raise TemplateError("an empty value cannot be a kickstart command argument")
+    if text.startswith("-"):
+        raise TemplateError(
+            f"{text[:60]!r} starts with '-': a kickstart command would read it as an option"
+        )
     return text if _KS_PLAIN.fullmatch(text) else shlex.quote(text)
 
 

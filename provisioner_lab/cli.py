@@ -109,11 +109,12 @@ def up(
 
 @lab.command()
 @_lab_dir_option
+@click.option("--purge", is_flag=True, help="Also delete the nodes' disk files.")
 @pass_app
-def down(app: App, lab_dir: Path | None) -> None:
+def down(app: App, lab_dir: Path | None, purge: bool) -> None:
     """Stop everything 'lab up' started (by recorded pid) and remove the namespace."""
     app.setup_logging()
-    stopped = orchestrate.down(_lab_dir(app, lab_dir))
+    stopped = orchestrate.down(_lab_dir(app, lab_dir), purge=purge)
     message = f"lab down; stopped: {', '.join(stopped)}" if stopped else "no lab running"
     console().print(message, markup=False)
 

@@ -378,11 +378,13 @@ def qemu_pids(paths: LabPaths) -> dict[str, int]:
     return out
 
 
-def down(state_dir: Path) -> list[str]:
+def down(state_dir: Path, purge: bool = False) -> list[str]:
     """Stop what ``up`` recorded (reverse order), stray qemu nodes, then the namespace.
 
     Returns what it stopped; nothing when no lab was ever brought up here, which
-    is not an error: ``make demo`` runs ``lab down`` first on every run."""
+    is not an error: ``make demo`` runs ``lab down`` first on every run. With
+    ``purge`` the nodes' disk files go too (gigabytes per node once images are
+    installed); the state, logs and serial consoles stay for reading."""
     paths = LabPaths(state_dir.resolve())
     record = procs.LabRecord.load(paths.record)
     if record is None:
@@ -398,6 +400,12 @@ def down(state_dir: Path) -> list[str]:
             stopped.append(f"namespace {record.namespace}")
     record.procs = []
     record.save(paths.record)
+    if purge:
+        disks = sorted((paths.root / "disks").glob("*.raw"))
+        for disk in disks:
+            disk.unlink(missing_ok=True)
+        if disks:
+            stopped.append(f"{len(disks)} disk files removed")
     return stopped
 
 

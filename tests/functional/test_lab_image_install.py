@@ -280,3 +280,5 @@ def test_node_installs_the_image_and_boots_it_from_disk(
     finally:
         server.shutdown()
         server.server_close()
+        for disk in disks:  # gigabytes once the image is unpacked; the logs stay
+            disk.unlink(missing_ok=True)

@@ -62,7 +62,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         assert up.returncode == 0, up.stdout + up.stderr
         yield lab
     finally:
-        down = lab.lab("down", timeout=300)
+        down = lab.lab("down", "--purge", timeout=300)
         assert down.returncode == 0, down.stdout + down.stderr
 
 

@@ -143,7 +143,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield Lab(root, namespace, {r["name"]: r for r in rows})
     finally:
         down = subprocess.run(
-            [*base, "down", "--lab-dir", str(root)],
+            [*base, "down", "--purge", "--lab-dir", str(root)],
             capture_output=True, text=True, timeout=300, cwd=REPO,
         )  # fmt: skip
         assert down.returncode == 0, down.stdout + down.stderr

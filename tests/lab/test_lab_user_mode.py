@@ -62,5 +62,5 @@ def test_user_mode_lab_rebuild(tmp_path: Path) -> None:
             fqdn = _lab(root, "ssh", node["name"], "--", "hostname", "-f")
             assert fqdn.stdout.strip() == f"{node['name']}.lab.example.test", fqdn.stderr
     finally:
-        down = _lab(root, "down", timeout=300)
+        down = _lab(root, "down", "--purge", timeout=300)
         assert down.returncode == 0, down.stdout + down.stderr
