@@ -2,7 +2,8 @@
 
 It owns the operations (one job per request), serves the admin REST API on a
 loopback address by default (waitress, a production WSGI server, in this
-process so jobs and API share memory), publishes where it listens for the CLI,
+process so jobs and API share memory), the web dashboard on its own listener
+(loopback by default too, ``--ui-bind`` to expose it), publishes where it listens for the CLI,
 and on start resumes every node a previous daemon left in flight (kill -9
 included): the nodes' recorded steps (or hooks) say where to continue. The
 hooks run here too, in this process, never in a web worker.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from waitress.server import create_server
@@ -21,6 +23,7 @@ from provisioner.bootserver import jsonlimits
 from provisioner.daemon.api import register_api
 from provisioner.daemon.apitoken import ensure_api_token, remove_daemon_file, write_daemon_file
 from provisioner.daemon.jobs import JobManager
+from provisioner.daemon.ui.app import create_ui_app
 from provisioner.errors import ProvisionerError
 from provisioner.inventory.source import SiteSource
 from provisioner.pipeline.factory import build_operations
@@ -31,7 +34,14 @@ log = logging.getLogger(__name__)
 
 class DaemonService:
     def __init__(
-        self, sites: SiteSource, state_dir: Path, db_url: str | None, host: str, port: int
+        self,
+        sites: SiteSource,
+        state_dir: Path,
+        db_url: str | None,
+        host: str,
+        port: int,
+        ui_bind: tuple[str, int] | None = None,
+        ui_required: bool = True,
     ) -> None:
         self.sites, self.state_dir = sites, state_dir
         self.store = Store.open(state_dir, db_url)
@@ -41,19 +51,49 @@ class DaemonService:
         self.jobs = JobManager()
         app = Flask("provisioner.daemon")
         jsonlimits.install(app)
-        register_api(app, self.operations, self.jobs, ensure_api_token(state_dir))
+        token = ensure_api_token(state_dir)
+        register_api(app, self.operations, self.jobs, token)
         try:
             self._server = create_server(app, host=host, port=port, threads=8, ident=None)
         except OSError as exc:
             raise ProvisionerError(f"API: cannot listen on {host}:{port}: {exc}") from exc
         self.url = f"http://{host}:{self._server.effective_port}"
         self._thread: threading.Thread | None = None
+        self.ui_url: str | None = None
+        self._ui_server: Any = None
+        self._ui_thread: threading.Thread | None = None
+        if ui_bind is not None:
+            ui = create_ui_app(self.operations, self.jobs, token, state_dir)
+            ui_host, ui_port = ui_bind
+            try:
+                # its own threads: live pages hold one each (ui.app.STREAMS at most)
+                self._ui_server = create_server(
+                    ui, host=ui_host, port=ui_port, threads=8, ident=None
+                )
+            except OSError as exc:
+                if ui_required:
+                    self._server.close()
+                    raise ProvisionerError(
+                        f"dashboard: cannot listen on {ui_host}:{ui_port}: {exc}"
+                    ) from exc
+                log.warning(
+                    "ui: no dashboard: cannot listen on %s:%s (%s); give --ui-bind",
+                    ui_host,
+                    ui_port,
+                    exc,
+                )
+            else:
+                self.ui_url = f"http://{ui_host}:{self._ui_server.effective_port}"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
         self._thread.start()
         write_daemon_file(self.state_dir, self.url)
         log.info("api: serving on %s", self.url)
+        if self._ui_server is not None:
+            self._ui_thread = threading.Thread(target=self._ui_server.run, name="ui", daemon=True)
+            self._ui_thread.start()
+            log.info("ui: dashboard on %s", self.ui_url)
         busy = [r.name for r in self.store.all() if r.state.is_busy and r.state.value != "active"]
         if busy:
             log.info("daemon: resuming %s", ", ".join(busy))
@@ -62,6 +102,9 @@ class DaemonService:
     def stop(self) -> None:
         remove_daemon_file(self.state_dir)
         self._server.close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._ui_server is not None:
+            self._ui_server.close()
+        for thread in (self._thread, self._ui_thread):
+            if thread is not None:
+                thread.join(timeout=10)
         self.store.close()
