@@ -23,7 +23,7 @@ from provisioner.bootserver import jsonlimits
 from provisioner.daemon.api import register_api
 from provisioner.daemon.apitoken import ensure_api_token, remove_daemon_file, write_daemon_file
 from provisioner.daemon.jobs import JobManager
-from provisioner.daemon.ui.app import create_ui_app
+from provisioner.daemon.ui.app import STREAMS, Streams, create_ui_app
 from provisioner.errors import ProvisionerError
 from provisioner.inventory.source import SiteSource
 from provisioner.pipeline.factory import build_operations
@@ -60,15 +60,16 @@ class DaemonService:
         self.url = f"http://{host}:{self._server.effective_port}"
         self._thread: threading.Thread | None = None
         self.ui_url: str | None = None
+        self._streams = Streams()
         self._ui_server: Any = None
         self._ui_thread: threading.Thread | None = None
         if ui_bind is not None:
-            ui = create_ui_app(self.operations, self.jobs, token, state_dir)
+            ui = create_ui_app(self.operations, self.jobs, token, state_dir, self._streams)
             ui_host, ui_port = ui_bind
             try:
                 # its own threads: live pages hold one each (ui.app.STREAMS at most)
                 self._ui_server = create_server(
-                    ui, host=ui_host, port=ui_port, threads=8, ident=None
+                    ui, host=ui_host, port=ui_port, threads=STREAMS + 8, ident=None
                 )
             except OSError as exc:
                 if ui_required:
@@ -101,6 +102,7 @@ class DaemonService:
 
     def stop(self) -> None:
         remove_daemon_file(self.state_dir)
+        self._streams.stop()  # the dashboard's live streams end first
         self._server.close()
         if self._ui_server is not None:
             self._ui_server.close()

@@ -40,7 +40,7 @@ NODES = [
     ("ctl1", "controller", "normal", "ipmi"),
     ("ctl2", "controller", "normal", "ipmi"),
     ("cmp1", "compute", "normal", "ipmi"),
-    ("cmp2", "compute", "never-callback", "ipmi"),
+    ("cmp2", "compute", "install-fails", "ipmi"),
     ("cmp3", "compute", "normal", "ipmi"),
 ]
 PLACEMENT = {
@@ -91,6 +91,7 @@ def row_state(driver: WebDriver, node: str) -> str:
 def test_dashboard_in_a_browser(tmp_path: Path) -> None:
     started = time.monotonic()
     with sim_lab(tmp_path, NODES, placement=PLACEMENT) as lab:
+        lab_up = time.monotonic()
         base = f"http://127.0.0.1:{lab.ui_port}"
         token = StateDir(lab.state).api_token.read_text().strip()
         # two controllers (the quorum) and a node that fails, through the CLI meanwhile
@@ -102,11 +103,14 @@ def test_dashboard_in_a_browser(tmp_path: Path) -> None:
         try:
             _refusals_without_a_session(base)
             with browser(tmp_path) as driver:
+                print(f"\n  browser up after {time.monotonic() - lab_up:.1f}s")
                 _browse(driver, lab, base, token, first, cli)
+            print(f"  browser closed after {time.monotonic() - lab_up:.1f}s")
         finally:
             first.join(timeout=300)
         assert token not in lab.serve.log(), "the admin token reached the log"
-    print(f"\ndashboard browser test: {time.monotonic() - started:.1f}s")
+    print(f"\ndashboard browser test: {time.monotonic() - started:.1f}s, of which the lab's "
+          f"start {lab_up - started:.1f}s")  # fmt: skip
 
 
 def _refusals_without_a_session(base: str) -> None:
@@ -126,6 +130,10 @@ def _browse(
     driver: WebDriver, lab: SimLab, base: str, token: str, first: threading.Thread, cli: dict
 ) -> None:
     errors: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+
+    def phase(what: str) -> None:
+        print(f"  {time.monotonic() - t0:5.1f}s {what}")
 
     # -- logged out: the page asks for the token; a wrong one is refused ------------------
     driver.get(f"{base}/nodes")
@@ -143,6 +151,7 @@ def _browse(
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert token not in cookie["value"]
 
+    phase("logged in")
     # -- the nodes of the site, live -------------------------------------------------------
     names = [r.get_attribute("data-node")
              for r in driver.find_elements(By.CSS_SELECTOR, "#nodes tbody tr")]  # fmt: skip
@@ -159,17 +168,8 @@ def _browse(
                            cookies=jar, headers={"X-CSRF-Token": "guess"}, timeout=10)  # fmt: skip
     assert forged.status_code == 403
 
-    # the CLI's provision shows up without a reload: controllers active, cmp2 failed
-    wait(driver, "ctl1 and ctl2 active", lambda d: row_state(d, "ctl1") == row_state(d, "ctl2")
-         == "active", timeout=240)  # fmt: skip
-    wait(driver, "cmp2 failed", lambda d: "failed" in row_state(d, "cmp2"), timeout=240)
-    failed = driver.find_element(By.CSS_SELECTOR, '#nodes tr[data-node="cmp2"]')
-    assert "state-failed" in failed.get_attribute("class")
-    assert failed.find_element(By.CSS_SELECTOR, ".reason").text  # its reason, on the row
-    first.join(timeout=120)
-    assert cli["run"].returncode != 0  # partial: cmp2 failed
-
-    # -- start a provision of cmp1 and watch it go -----------------------------------------
+    phase("refusals checked")
+    # -- start a provision of cmp1 (while the CLI's runs) and watch it go -----------------
     driver.find_element(By.CSS_SELECTOR, '#nodes .pick[value="cmp1"]').click()
     driver.find_element(By.CSS_SELECTOR, '.bulk button[data-action="provision"]').click()
     ok = driver.find_element(By.ID, "confirm-ok")
@@ -185,6 +185,19 @@ def _browse(
     wait(driver, "cmp1 provisioned", follow, timeout=240)
     assert seen & {"provisioning", "booting", "installing", "installed", "configuring"}, seen
     assert driver.execute_script("return window.notReloaded") is True
+    phase("cmp1 active")
+    # the CLI's provision shows up without a reload: controllers active, cmp2 failed
+    wait(driver, "ctl1 and ctl2 active", lambda d: row_state(d, "ctl1") == row_state(d, "ctl2")
+         == "active", timeout=240)  # fmt: skip
+    wait(driver, "cmp2 failed", lambda d: "failed" in row_state(d, "cmp2"), timeout=240)
+    failed = driver.find_element(By.CSS_SELECTOR, '#nodes tr[data-node="cmp2"]')
+    assert "state-failed" in failed.get_attribute("class")
+    assert failed.find_element(By.CSS_SELECTOR, ".reason").text  # its reason, on the row
+    first.join(timeout=120)
+    assert cli["run"].returncode != 0  # partial: cmp2 failed
+    assert driver.execute_script("return window.notReloaded") is True
+
+    phase("CLI provision seen")
     jobs = driver.find_element(By.ID, "jobs").text
     assert "provision" in jobs and "cmp1: active" in jobs
     errors += severe(driver)
@@ -207,6 +220,18 @@ def _browse(
     assert '"state": "active"' in state.stdout  # nothing happened
     errors += severe(driver)
 
+    phase("node page and quorum guard")
+    # -- a power action, through the CLI's power operations --------------------------------
+    driver.get(f"{base}/nodes/cmp3")
+    driver.find_element(By.CSS_SELECTOR, '.node-actions button[data-action="power-off"]').click()
+    ok = driver.find_element(By.ID, "confirm-ok")
+    wait(driver, "the confirmation", lambda d: ok.is_enabled())
+    ok.click()
+    wait(driver, "cmp3 off", lambda d: "cmp3: off" in d.find_element(By.ID, "jobs").text)
+    assert "off" in lab.ipmitool(4, "chassis", "power", "status")
+    errors += severe(driver)
+
+    phase("power off")
     # -- the rack view -----------------------------------------------------------------------
     driver.get(f"{base}/racks")
     slot = driver.find_element(By.CSS_SELECTOR, '.slot[data-node="ctl1"]')
@@ -224,6 +249,7 @@ def _browse(
     errors += severe(driver)
     assert errors == []
 
+    phase("rack view")
     # -- logged out: the old cookie is worthless -------------------------------------------
     driver.find_element(By.CSS_SELECTOR, ".logout button").click()
     wait(driver, "the login page", lambda d: d.current_url == f"{base}/login")

@@ -49,12 +49,43 @@ GUARDED = ("reprovision", "decommission")
 #: an event stream ends after this long (the browser reconnects, and the session is
 #: checked again); at most STREAMS at once, so pages keep their worker threads
 STREAM_SECONDS = 60.0
-STREAMS = 4
+STREAMS = 16
 POLL_SECONDS = 0.5
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+
+
+class Streams:
+    """The open live streams: at most ``limit`` at once, and all ended on ``stop()``.
+
+    A waitress server cannot stop while a stream is open, and must not be closed
+    while a stream's last write is still on its way: the daemon stops the streams,
+    waits for them to finish, then closes the server."""
+
+    def __init__(self, limit: int = STREAMS) -> None:
+        self.limit = limit
+        self.stopping = threading.Event()
+        self._open = 0
+        self._cond = threading.Condition()
+
+    def enter(self) -> bool:
+        with self._cond:
+            if self._open >= self.limit or self.stopping.is_set():
+                return False
+            self._open += 1
+            return True
+
+    def leave(self) -> None:
+        with self._cond:
+            self._open -= 1
+            self._cond.notify_all()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        with self._cond:
+            self._cond.wait_for(lambda: self._open == 0, timeout)
 
 
 class Snapshots:
@@ -81,9 +112,16 @@ class Snapshots:
 
 
 def create_ui_app(
-    operations: Operations, jobs: JobManager, api_token: str, state_dir: Path
+    operations: Operations,
+    jobs: JobManager,
+    api_token: str,
+    state_dir: Path,
+    streams: Streams | None = None,
 ) -> Flask:
-    """The dashboard as its own WSGI app (the daemon serves it on --ui-bind)."""
+    """The dashboard as its own WSGI app (the daemon serves it on --ui-bind);
+    ``streams.stop()`` ends its live streams before the server closes."""
+    streams = streams or Streams()
+    stopping = streams.stopping
     app = Flask(
         "provisioner.daemon.ui",
         root_path=str(HERE),
@@ -95,7 +133,6 @@ def create_ui_app(
     jsonlimits.install(app)
     sessions = Sessions()
     snapshots = Snapshots(operations, jobs)
-    streams = threading.BoundedSemaphore(STREAMS)
     open_paths = ("/login", "/static/")
 
     @app.before_request
@@ -241,7 +278,7 @@ def create_ui_app(
     # ---- live updates -----------------------------------------------------------
     @app.get("/events")
     def event_stream() -> Response | tuple[dict[str, str], int]:
-        if not streams.acquire(blocking=False):
+        if not streams.enter():
             return {"error": "too many live pages open; close one"}, 503
 
         def stream() -> Iterator[str]:
@@ -249,7 +286,7 @@ def create_ui_app(
                 yield "retry: 2000\n\n"
                 last, beat = "", time.monotonic()
                 deadline = beat + STREAM_SECONDS
-                while time.monotonic() < deadline:
+                while time.monotonic() < deadline and not stopping.is_set():
                     text = snapshots.get()
                     if text != last:
                         yield f"data: {text}\n\n"
@@ -257,9 +294,9 @@ def create_ui_app(
                     elif time.monotonic() - beat > 15:
                         yield ": still here\n\n"
                         beat = time.monotonic()
-                    time.sleep(POLL_SECONDS)
+                    stopping.wait(POLL_SECONDS)
             finally:
-                streams.release()
+                streams.leave()
 
         return Response(
             stream(),
