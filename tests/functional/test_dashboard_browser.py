@@ -7,13 +7,13 @@ node's reason, the quorum guard refusing a controller reprovision before
 anything happens, the node page, the rack view (a screenshot of it), no
 console errors, and the refusals: no session, no CSRF token, after logout.
 
-PROVISIONER_UI_SCREENSHOT=docs/dashboard-racks.png keeps the rack view's picture.
+PROVISIONER_UI_SCREENSHOTS=DIR keeps pictures of the pages there (the README's
+docs/dashboard-racks.png is DIR/racks.png).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 import requests
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -69,6 +68,13 @@ def browser(downloads: Path) -> Iterator[WebDriver]:
         driver.quit()
 
 
+def snap(driver: WebDriver, page: str) -> None:
+    """A picture of the page, kept in $PROVISIONER_UI_SCREENSHOTS when set."""
+    keep = os.environ.get("PROVISIONER_UI_SCREENSHOTS")
+    if keep:
+        driver.save_screenshot(str(Path(keep) / f"{page}.png"))
+
+
 def severe(driver: WebDriver) -> list[dict[str, Any]]:
     """The browser's console errors since the last call."""
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
@@ -80,12 +86,22 @@ def wait(driver: WebDriver, what: str, check: Any, timeout: float = 60) -> Any:
     )
 
 
+#: a row of the nodes table as the user sees it, read in one go (live updates change it)
+ROW = """
+const tr = document.querySelector(`#nodes tr[data-node="${arguments[0]}"]`);
+if (!tr) return null;
+const reason = tr.querySelector(".reason");
+return {state: tr.querySelector("td.state").firstChild.textContent, class: tr.className,
+        reason: reason ? reason.textContent : ""};
+"""
+
+
+def row(driver: WebDriver, node: str) -> dict[str, str]:
+    return driver.execute_script(ROW, node) or {"state": "", "class": "", "reason": ""}
+
+
 def row_state(driver: WebDriver, node: str) -> str:
-    try:
-        cell = driver.find_element(By.CSS_SELECTOR, f'#nodes tr[data-node="{node}"] td.state')
-        return cell.text.split("\n")[0]
-    except WebDriverException:
-        return ""
+    return row(driver, node)["state"]
 
 
 def test_dashboard_in_a_browser(tmp_path: Path) -> None:
@@ -140,6 +156,7 @@ def _browse(
     assert driver.current_url == f"{base}/login"
     driver.find_element(By.ID, "token").send_keys("not-the-token")
     driver.find_element(By.ID, "login").click()
+    wait(driver, "the refusal", lambda d: d.find_elements(By.ID, "login-error"))
     assert "not the admin token" in driver.find_element(By.ID, "login-error").text
     # the refused login's 401 is the one console error this test provokes on purpose
     assert [e["message"] for e in severe(driver) if "/login" not in e["message"]] == []
@@ -153,8 +170,9 @@ def _browse(
 
     phase("logged in")
     # -- the nodes of the site, live -------------------------------------------------------
-    names = [r.get_attribute("data-node")
-             for r in driver.find_elements(By.CSS_SELECTOR, "#nodes tbody tr")]  # fmt: skip
+    names = driver.execute_script(
+        "return [...document.querySelectorAll('#nodes tbody tr')].map(r => r.dataset.node)"
+    )
     assert names == [n for n, *_ in NODES]
     wait(driver, "the live stream", lambda d: d.find_element(By.ID, "live").text == "live")
     driver.execute_script("window.notReloaded = true")
@@ -190,13 +208,14 @@ def _browse(
     wait(driver, "ctl1 and ctl2 active", lambda d: row_state(d, "ctl1") == row_state(d, "ctl2")
          == "active", timeout=240)  # fmt: skip
     wait(driver, "cmp2 failed", lambda d: "failed" in row_state(d, "cmp2"), timeout=240)
-    failed = driver.find_element(By.CSS_SELECTOR, '#nodes tr[data-node="cmp2"]')
-    assert "state-failed" in failed.get_attribute("class")
-    assert failed.find_element(By.CSS_SELECTOR, ".reason").text  # its reason, on the row
+    failed = row(driver, "cmp2")
+    assert "state-failed" in failed["class"]
+    assert failed["reason"] == "installer failed: simulated disk error"  # why, on the row
     first.join(timeout=120)
     assert cli["run"].returncode != 0  # partial: cmp2 failed
     assert driver.execute_script("return window.notReloaded") is True
 
+    snap(driver, "nodes")
     phase("CLI provision seen")
     jobs = driver.find_element(By.ID, "jobs").text
     assert "provision" in jobs and "cmp1: active" in jobs
@@ -220,6 +239,7 @@ def _browse(
     assert '"state": "active"' in state.stdout  # nothing happened
     errors += severe(driver)
 
+    snap(driver, "node")
     phase("node page and quorum guard")
     # -- a power action, through the CLI's power operations --------------------------------
     driver.get(f"{base}/nodes/cmp3")
@@ -241,11 +261,7 @@ def _browse(
     cmp3 = driver.find_element(By.CSS_SELECTOR, '.slot[data-node="cmp3"]')
     assert "state-idle" in cmp3.get_attribute("class")
     wait(driver, "the live stream", lambda d: d.find_element(By.ID, "live").text == "live")
-    shot = lab.root / "racks.png"
-    driver.save_screenshot(str(shot))
-    keep = os.environ.get("PROVISIONER_UI_SCREENSHOT")
-    if keep:
-        shutil.copyfile(shot, keep)
+    snap(driver, "racks")
     errors += severe(driver)
     assert errors == []
 

@@ -39,27 +39,41 @@ function filters() {
   return f;
 }
 
+function fillRow(tr, r) {
+  // cells are updated in place, so a row being clicked or read is never replaced
+  if (!tr.cells.length) {
+    const pick = el("input"); pick.type = "checkbox"; pick.className = "pick"; pick.value = r.name;
+    const c0 = el("td"); c0.append(pick);
+    const a = el("a", r.name); a.href = "/nodes/" + encodeURIComponent(r.name);
+    const c1 = el("td"); c1.append(a);
+    tr.append(c0, c1, el("td"), el("td"), el("td"), el("td", "", "state"), el("td"),
+              el("td", "", "since"), el("td", "", "last"));
+  }
+  tr.dataset.node = r.name;
+  setStateClass(tr, r.class);
+  const c = tr.cells;
+  c[0].firstChild.checked = selected.has(r.name);
+  c[2].textContent = r.role;
+  c[3].textContent = r.rack + (r.position ? " U" + r.position : "");
+  c[4].textContent = r.ip;
+  c[5].textContent = r.state;
+  if (r.reason) c[5].append(el("div", r.reason, "reason"));
+  c[6].textContent = r.step;
+  c[7].dataset.since = r.since || "";
+  c[7].textContent = ago(r.since);
+  c[8].textContent = r.last_event;
+}
+
 function renderNodes() {
   const tbody = document.querySelector("#nodes tbody");
   const f = filters();
   const rows = lastNodes.filter(r => Object.entries(f).every(([k, v]) => !v || r[k] === v));
-  const out = document.createDocumentFragment();
-  for (const r of rows) {
-    const tr = el("tr"); tr.dataset.node = r.name; setStateClass(tr, r.class);
-    const pick = el("input"); pick.type = "checkbox"; pick.className = "pick"; pick.value = r.name;
-    pick.checked = selected.has(r.name);
-    const c0 = el("td"); c0.append(pick); tr.append(c0);
-    const a = el("a", r.name); a.href = "/nodes/" + encodeURIComponent(r.name);
-    const c1 = el("td"); c1.append(a); tr.append(c1);
-    tr.append(el("td", r.role), el("td", r.rack + (r.position ? " U" + r.position : "")), el("td", r.ip));
-    const st = el("td", r.state, "state");
-    if (r.reason) st.append(el("div", r.reason, "reason"));
-    tr.append(st, el("td", r.step));
-    const since = el("td", ago(r.since), "since"); since.dataset.since = r.since || ""; tr.append(since);
-    tr.append(el("td", r.last_event, "last"));
-    out.append(tr);
+  const shown = [...tbody.rows];
+  if (shown.length === rows.length && shown.every((tr, i) => tr.dataset.node === rows[i].name)) {
+    rows.forEach((r, i) => fillRow(shown[i], r));
+    return;
   }
-  tbody.replaceChildren(out);
+  tbody.replaceChildren(...rows.map(r => { const tr = el("tr"); fillRow(tr, r); return tr; }));
 }
 
 function countSelected() {
