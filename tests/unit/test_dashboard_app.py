@@ -15,7 +15,8 @@ from provisioner.daemon.ui import views
 from provisioner.daemon.ui.app import create_ui_app
 from provisioner.inventory import load_site
 from provisioner.pipeline.factory import build_operations
-from provisioner.state.machine import NodeState
+from provisioner.settings import StateDir
+from provisioner.state.machine import EventKind, NodeState
 from provisioner.state.store import Store
 
 TOKEN = "admin-token-for-tests"
@@ -126,3 +127,21 @@ def test_racks_place_nodes_at_their_units_and_list_the_rest() -> None:
     assert [u for u, _ in r1.top_down()][:2] == [44, 43]
     assert [r["name"] for r in r1.unplaced] == ["b"]
     assert loose.name == "" and [r["name"] for r in loose.unplaced] == ["c"]
+
+
+def test_the_node_page_shows_log_hooks_dns_and_the_serial_console(client, tmp_path) -> None:
+    c, store = client
+    login(c)
+    store.enroll("ctl1")
+    store.add_event("ctl1", "hook common/10-hello exited 0\nhello from the hook",
+                    EventKind.HOOK, "pipeline", event="ok")  # fmt: skip
+    serial = StateDir(tmp_path / "state").serial_log("ctl1")
+    serial.parent.mkdir(parents=True)
+    serial.write_bytes(b"x" * 20000 + b"\r\nDebian GNU/Linux 12 ctl1 ttyS0\r\n<script>\r\n")
+    page = c.get("/nodes/ctl1", headers={"Accept": "text/html"}).text
+    assert "hello from the hook" in page  # the hook's output, from the event log
+    assert "ctl1.lab.example.test." in page and "11.2.0.192.in-addr.arpa." in page
+    assert "Debian GNU/Linux 12 ctl1 ttyS0" in page  # the console's tail, escaped
+    assert "<script>" not in page.split("Serial console")[1] and "&lt;script&gt;" in page
+    assert "x" * 16385 not in page  # only the tail
+    assert c.get("/nodes/nope", headers={"Accept": "text/html"}).status_code == 404

@@ -51,6 +51,13 @@ def _iso(at: datetime | None) -> str | None:
     return at.isoformat(timespec="seconds")
 
 
+def _local(at: datetime) -> str:
+    """A time for a table cell: UTC, to the second, no zone suffix (the header says UTC)."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)
+    return at.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def node_rows(site: Site, store: Store) -> list[dict[str, Any]]:
     """One row per node of the site, in inventory order (the nodes table, the racks)."""
     records = {r.name: r for r in store.all()}
@@ -112,9 +119,10 @@ def racks(rows: list[dict[str, Any]]) -> list[Rack]:
 
 
 def _event(e: EventRecord) -> dict[str, Any]:
-    change = f"{e.from_state} → {e.to_state}" if e.from_state or e.to_state else ""
+    change = f"{e.from_state or '—'} → {e.to_state or '—'}" if e.from_state or e.to_state else ""
     return {
         "at": _iso(e.at),
+        "at_text": _local(e.at),
         "kind": e.kind.value,
         "event": e.event or "",
         "change": change,

@@ -109,7 +109,7 @@ async function refreshEvents(name) {
   tbody.replaceChildren(...data.events.map(ev => {
     const tr = el("tr");
     const msg = el("td"); msg.append(el("pre", ev.message));
-    tr.append(el("td", ev.at), el("td", ev.kind), el("td", ev.event), el("td", ev.change), msg, el("td", ev.actor));
+    tr.append(el("td", ev.at_text, "at"), el("td", ev.kind), el("td", ev.event), el("td", ev.change), msg, el("td", ev.actor));
     return tr;
   }));
 }
