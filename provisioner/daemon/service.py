@@ -11,6 +11,7 @@ hooks run here too, in this process, never in a web worker.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from pathlib import Path
@@ -85,6 +86,12 @@ class DaemonService:
                 )
             else:
                 self.ui_url = f"http://{ui_host}:{self._ui_server.effective_port}"
+                if not _loopback(ui_host):
+                    log.warning(
+                        "ui: the dashboard on %s speaks plain HTTP: put a TLS proxy in "
+                        "front of it, or its session cookie crosses the network in clear",
+                        self.ui_url,
+                    )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
@@ -110,3 +117,10 @@ class DaemonService:
             if thread is not None:
                 thread.join(timeout=10)
         self.store.close()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"

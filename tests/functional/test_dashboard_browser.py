@@ -27,7 +27,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from provisioner import programs
 from provisioner.settings import StateDir
@@ -94,6 +94,9 @@ const reason = tr.querySelector(".reason");
 return {state: tr.querySelector("td.state").firstChild.textContent, class: tr.className,
         reason: reason ? reason.textContent : ""};
 """
+
+
+SHOWN = "return [...document.querySelectorAll('#nodes tbody tr')].map(r => r.dataset.node)"
 
 
 def row(driver: WebDriver, node: str) -> dict[str, str]:
@@ -170,9 +173,7 @@ def _browse(
 
     phase("logged in")
     # -- the nodes of the site, live -------------------------------------------------------
-    names = driver.execute_script(
-        "return [...document.querySelectorAll('#nodes tbody tr')].map(r => r.dataset.node)"
-    )
+    names = driver.execute_script(SHOWN)
     assert names == [n for n, *_ in NODES]
     wait(driver, "the live stream", lambda d: d.find_element(By.ID, "live").text == "live")
     driver.execute_script("window.notReloaded = true")
@@ -216,6 +217,12 @@ def _browse(
     assert driver.execute_script("return window.notReloaded") is True
 
     snap(driver, "nodes")
+    Select(driver.find_element(By.NAME, "role")).select_by_visible_text("controller")
+    assert driver.execute_script(SHOWN) == ["ctl1", "ctl2"]
+    assert driver.current_url == f"{base}/nodes?role=controller"  # a link to this view
+    Select(driver.find_element(By.NAME, "role")).select_by_visible_text("any")
+    Select(driver.find_element(By.NAME, "state")).select_by_visible_text("installing failed")
+    assert driver.execute_script(SHOWN) == ["cmp2"]
     phase("CLI provision seen")
     jobs = driver.find_element(By.ID, "jobs").text
     assert "provision" in jobs and "cmp1: active" in jobs
