@@ -3,7 +3,8 @@
 It owns the operations (one job per request), serves the admin REST API on a
 loopback address by default (waitress, a production WSGI server, in this
 process so jobs and API share memory), the web dashboard on its own listener
-(loopback by default too, ``--ui-bind`` to expose it), publishes where it listens for the CLI,
+(loopback by default too, ``--ui-bind`` to expose it; ui/), publishes where it
+listens for the CLI,
 and on start resumes every node a previous daemon left in flight (kill -9
 included): the nodes' recorded steps (or hooks) say where to continue. The
 hooks run here too, in this process, never in a web worker.
@@ -65,33 +66,31 @@ class DaemonService:
         self._ui_server: Any = None
         self._ui_thread: threading.Thread | None = None
         if ui_bind is not None:
-            ui = create_ui_app(self.operations, self.jobs, token, state_dir, self._streams)
-            ui_host, ui_port = ui_bind
-            try:
-                # its own threads: live pages hold one each (ui.app.STREAMS at most)
-                self._ui_server = create_server(
-                    ui, host=ui_host, port=ui_port, threads=STREAMS + 8, ident=None
-                )
-            except OSError as exc:
-                if ui_required:
-                    self._server.close()
-                    raise ProvisionerError(
-                        f"dashboard: cannot listen on {ui_host}:{ui_port}: {exc}"
-                    ) from exc
-                log.warning(
-                    "ui: no dashboard: cannot listen on %s:%s (%s); give --ui-bind",
-                    ui_host,
-                    ui_port,
-                    exc,
-                )
-            else:
-                self.ui_url = f"http://{ui_host}:{self._ui_server.effective_port}"
-                if not _loopback(ui_host):
-                    log.warning(
-                        "ui: the dashboard on %s speaks plain HTTP: put a TLS proxy in "
-                        "front of it, or its session cookie crosses the network in clear",
-                        self.ui_url,
-                    )
+            self._listen_ui(token, ui_bind, ui_required)
+
+    def _listen_ui(self, token: str, bind: tuple[str, int], required: bool) -> None:
+        """The dashboard's listener, apart from the API's: live pages hold one of its
+        threads each (ui.app.STREAMS at most), and it may face the network."""
+        ui = create_ui_app(self.operations, self.jobs, token, self.state_dir, self._streams)
+        host, port = bind
+        try:
+            self._ui_server = create_server(
+                ui, host=host, port=port, threads=STREAMS + 8, ident=None
+            )
+        except OSError as exc:
+            if required:
+                self._server.close()
+                raise ProvisionerError(f"dashboard: cannot listen on {host}:{port}: {exc}") from exc
+            log.warning("ui: no dashboard: cannot listen on %s:%s (%s); give --ui-bind",
+                        host, port, exc)  # fmt: skip
+            return
+        self.ui_url = f"http://{host}:{self._ui_server.effective_port}"
+        if not _loopback(host):
+            log.warning(
+                "ui: the dashboard on %s speaks plain HTTP: put a TLS proxy in "
+                "front of it, or its session cookie crosses the network in clear",
+                self.ui_url,
+            )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
