@@ -62,22 +62,17 @@ CASES = [
     ),
     (
         "two nodes at one rack unit",
-        lambda t: _edit_node(
-            _edit_node(t, "ctl1", "rack: r1", "rack: r1\n    position: 7"),
-            "ctl3",
-            "rack: r1",
-            "rack: r1\n    position: 7",
-        ),
-        ("node ctl3", "position", "rack r1 unit 7 already holds node ctl1"),
+        lambda t: _edit_node(t, "ctl3", "position: 38", "position: 40"),
+        ("node ctl3", "position", "rack r1 unit 40 already holds node ctl1"),
     ),
     (
         "a rack position without a rack",
-        lambda t: _edit_node(t, "ctl1", "rack: r1", "position: 3"),
+        lambda t: _edit_node(t, "ctl1", "rack: r1\n    ", ""),
         ("node ctl1", "position", "a rack position needs the node's rack"),
     ),
     (
         "a rack position below the first unit",
-        lambda t: _edit_node(t, "ctl1", "rack: r1", "rack: r1\n    position: 0"),
+        lambda t: _edit_node(t, "ctl1", "position: 40", "position: 0"),
         ("node ctl1", "position", "greater than or equal to 1"),
     ),
     (
