@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -201,8 +202,6 @@ def create_ui_app(
         return resp
 
     def _login_page(error: str, status: int) -> Response:
-        import secrets
-
         nonce = secrets.token_urlsafe(16)
         resp = Response(render_template("login.html", error=error, nonce=nonce), status)
         resp.set_cookie(
