@@ -223,6 +223,8 @@ TABLE: tuple[Program, ...] = (
     # tests: BMCs
     _p("ipmitool", "ipmitool", "test bench", "tests and benchmarks: the reference IPMI client"),
     _p("ipmi_sim", "openipmi", "test", "tests: OpenIPMI's simulated BMC"),
+    _p("chromium", "chromium", "test", "tests: a real browser drives the web dashboard"),
+    _p("chromedriver", "chromium-driver", "test", "tests: Selenium's driver of that browser"),
     # tests: the generated HA configuration, checked by the real programs
     _p("haproxy", "haproxy", "test", "tests: haproxy -c of the generated config"),
     _p("keepalived", "keepalived", "test", "tests: VRRP failover with the generated config"),

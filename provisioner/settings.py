@@ -106,6 +106,10 @@ class StateDir:
         """Virtual BMCs' state (power, boot device) when run outside a lab."""
         return self.root / "vbmc"
 
+    def serial_log(self, node: str) -> Path:
+        """A lab node's serial console (qemu writes it; the dashboard shows its tail)."""
+        return self.root / "serial" / f"{node}.log"
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -111,7 +111,7 @@ class LabPaths:
         return self.root / "disks" / f"{node}-vd{chr(ord('a') + index)}.raw"
 
     def serial_log(self, node: str) -> Path:
-        return self.root / "serial" / f"{node}.log"
+        return self.state.serial_log(node)
 
     def nvram(self, node: str) -> Path:
         """A UEFI node's variable store (boot options), made from OVMF's template."""

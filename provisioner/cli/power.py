@@ -14,7 +14,7 @@ from provisioner.cli.output import console, print_json, table
 from provisioner.errors import ConfigError, PowerFailed, ProvisionerError, UnknownNode
 from provisioner.inventory.models import Node
 from provisioner.power import PowerDriver, PowerSettings, driver_for
-from provisioner.power.fanout import DEFAULT_FANOUT, NodeResult, run_many
+from provisioner.power.fanout import DEFAULT_FANOUT, POWER_OPERATIONS, NodeResult, run_many, then
 
 pass_app = click.make_pass_decorator(App)
 
@@ -137,21 +137,8 @@ def _selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _then(step: Callable[[PowerDriver], None], result: str) -> Callable[[PowerDriver], str]:
-    def run(driver: PowerDriver) -> str:
-        step(driver)
-        return result
-
-    return run
-
-
-OPERATIONS: dict[str, tuple[str, Callable[[PowerDriver], Any]]] = {
-    "status": ("power status", lambda d: d.power_state()),
-    "on": ("power on", _then(lambda d: d.power_on(), "on")),
-    "off": ("power off", _then(lambda d: d.power_off(), "off")),
-    "cycle": ("power cycle", _then(lambda d: d.power_cycle(), "on")),
-    "soft-off": ("soft power off", _then(lambda d: d.soft_off(), "off")),
-}
+#: the same operations the dashboard's power buttons run
+OPERATIONS = POWER_OPERATIONS
 
 
 @click.command()
@@ -203,7 +190,7 @@ def bootdev(
     _run(
         app,
         [node],
-        _then(lambda d: d.set_boot_device(device, persistent=persistent, uefi=uefi), device),  # type: ignore[arg-type]
+        then(lambda d: d.set_boot_device(device, persistent=persistent, uefi=uefi), device),  # type: ignore[arg-type]
         what,
         timeout,
         1,

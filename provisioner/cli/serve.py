@@ -56,6 +56,13 @@ pass_app = click.make_pass_decorator(App)
     help="Admin REST API of the pipeline daemon [default: 127.0.0.1:<http_port + 1>].",
 )
 @click.option("--no-api", is_flag=True, help="Do not host the pipeline daemon and its API.")
+@click.option(
+    "--ui-bind",
+    metavar="ADDR:PORT",
+    help="The web dashboard (log in with the admin token) "
+    "[default: 127.0.0.1:<http_port + 2>; give an address to expose it].",
+)
+@click.option("--no-ui", is_flag=True, help="Do not serve the web dashboard.")
 @pass_app
 def serve(
     app: App,
@@ -70,6 +77,8 @@ def serve(
     threads: int,
     api_bind: str | None,
     no_api: bool,
+    ui_bind: str | None,
+    no_ui: bool,
 ) -> None:
     """Run DHCP (dnsmasq), TFTP (iPXE binaries) and HTTP (boot scripts, kernels)
     in the foreground until SIGTERM. Follows edits of site.yaml."""
@@ -95,14 +104,29 @@ def serve(
         log_level="DEBUG" if app.verbose > 1 else "INFO",
         log_file=app.settings.log_path,  # the HTTP process logs there too
     )
-    serve_forever(opts, None if no_api else lambda server: [_daemon(server, app, api_bind)])
+    ui = None if no_ui else (ui_bind or "")
+    serve_forever(opts, None if no_api else lambda server: [_daemon(server, app, api_bind, ui)])
 
 
-def _daemon(server: BootServer, app: App, api_bind: str | None) -> DaemonService:
-    """The pipeline daemon and its admin API, on loopback beside the HTTP port by default."""
+def _daemon(
+    server: BootServer, app: App, api_bind: str | None, ui_bind: str | None
+) -> DaemonService:
+    """The pipeline daemon, its admin API and its dashboard, on loopback beside the
+    HTTP port by default (``ui_bind`` None: no dashboard; "": the default address)."""
     prov = server.sites.current().network.provisioner
     host, port = split_bind(api_bind or f"127.0.0.1:{prov.http_port + 1}", "--api-bind")
-    return DaemonService(server.sites, app.settings.state_dir, app.settings.db_url, host, port)
+    ui = None
+    if ui_bind is not None:
+        ui = split_bind(ui_bind or f"127.0.0.1:{prov.http_port + 2}", "--ui-bind")
+    return DaemonService(
+        server.sites,
+        app.settings.state_dir,
+        app.settings.db_url,
+        host,
+        port,
+        ui,
+        ui_required=bool(ui_bind),  # the default port may be taken: serve goes on without
+    )
 
 
 COMMANDS = [serve]

@@ -194,7 +194,7 @@ def register_api(app: Flask, operations: Operations, jobs: JobManager, api_token
     def start_operation(json: OperationIn) -> tuple[JobOut | ErrorOut, int]:
         try:
             names = operations.select(json.nodes, json.role, json.rack, json.all)
-            work = _work(operations, json, names)
+            work = operation_work(operations, json, names)
         except UnknownNode as exc:
             return ErrorOut(error=str(exc)), 404
         except (QuorumAtRisk, NodeReserved) as exc:
@@ -226,7 +226,7 @@ def register_api(app: Flask, operations: Operations, jobs: JobManager, api_token
 Work = Callable[[Callable[[NodeResult], None]], list[NodeResult]]
 
 
-def _work(operations: Operations, op: OperationIn, names: list[str]) -> Work:
+def operation_work(operations: Operations, op: OperationIn, names: list[str]) -> Work:
     """Check what can be checked now (quorum), then return the job's work function."""
     from provisioner.pipeline.quorum import guard
 

@@ -38,7 +38,8 @@ class Job:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "error": self.error,
-            "results": [r.as_dict() for r in self.results.values()],
+            # a copy first: the job's thread adds results while pages and the API read
+            "results": [r.as_dict() for r in list(self.results.values())],
         }
 
 

@@ -100,6 +100,24 @@ def check_duplicates(site: Site, report: _Report) -> None:
     )
 
 
+def check_rack_positions(site: Site, report: _Report) -> None:
+    """A position names a unit of a rack: it needs the rack, and one node per unit."""
+    seen: dict[tuple[str, int], Node] = {}
+    for node in site.nodes:
+        if node.position is None:
+            continue
+        if node.rack is None:
+            report.node(node, "position", "a rack position needs the node's rack")
+            continue
+        first = seen.setdefault((node.rack, node.position), node)
+        if first is not node:
+            report.node(
+                node,
+                "position",
+                f"rack {node.rack} unit {node.position} already holds node {first.name}",
+            )
+
+
 def check_network(site: Site, report: _Report) -> None:
     net = site.network
     subnet = net.cidr
@@ -501,6 +519,7 @@ def check_discovery(site: Site, report: _Report) -> None:
 CHECKS: tuple[Callable[[Site, _Report], None], ...] = (
     check_profiles,
     check_duplicates,
+    check_rack_positions,
     check_network,
     check_references,
     check_secrets,

@@ -323,6 +323,11 @@ class Node(Model):
     name: Label
     role: Label
     rack: RackName | None = None
+    position: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        None,
+        description="Lowest rack unit the node occupies in its rack (1 = the bottom); "
+        "needs rack; the web dashboard's rack view draws it there",
+    )
     macs: Annotated[list[MacAddress], Field(min_length=1)]
     ip: IPv4
     bmc: Bmc

@@ -87,3 +87,24 @@ def _one(driver: PowerDriver, operation: Operation) -> NodeResult:
             seconds=time.monotonic() - start,
         )
     return NodeResult(driver.node, True, value=value, seconds=time.monotonic() - start)
+
+
+def then(step: Callable[[PowerDriver], None], result: str) -> Operation:
+    """An operation that runs ``step`` and answers ``result`` (drivers return None)."""
+
+    def run(driver: PowerDriver) -> str:
+        step(driver)
+        return result
+
+    return run
+
+
+#: action -> (what it is called, the operation): the CLI's `power` and the dashboard's
+#: power buttons run these same ones
+POWER_OPERATIONS: dict[str, tuple[str, Operation]] = {
+    "status": ("power status", lambda d: d.power_state()),
+    "on": ("power on", then(lambda d: d.power_on(), "on")),
+    "off": ("power off", then(lambda d: d.power_off(), "off")),
+    "cycle": ("power cycle", then(lambda d: d.power_cycle(), "on")),
+    "soft-off": ("soft power off", then(lambda d: d.soft_off(), "off")),
+}

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     select,
     update,
 )
@@ -587,6 +588,13 @@ class Store:
             if event is not None:
                 query = query.where(EventRow.event == event)
             return [EventRecord.of(r) for r in s.scalars(query.order_by(EventRow.id))]
+
+    def last_events(self) -> dict[str, EventRecord]:
+        """The newest event of every node, in one query (the dashboard's table)."""
+        with self._sessions() as s:
+            newest = select(func.max(EventRow.id)).group_by(EventRow.node)
+            rows = s.scalars(select(EventRow).where(EventRow.id.in_(newest)))
+            return {r.node: EventRecord.of(r) for r in rows}
 
     def events(self, name: str, limit: int | None = None) -> list[EventRecord]:
         """Events of a node, oldest first; with ``limit``, only the newest ``limit``."""

@@ -52,17 +52,22 @@ def write_site(
     bmc_ports: list[int],
     nodes_spec: Spec,
     site_hooks: dict[str, str] | None = None,
+    placement: dict[str, tuple[str, int]] | None = None,
 ) -> Path:
     """The lab's site.yaml; ``site_hooks`` ("common/20-x": script) go into the site's own
-    hooks folder, which takes precedence over the bundled hooks."""
+    hooks folder, which takes precedence over the bundled hooks; ``placement`` gives
+    nodes a rack and a position (node -> (rack, unit))."""
     seed_example_secrets(root / "secrets")
     nodes = []
     for i, (name, role, _behaviour, bmc) in enumerate(nodes_spec):
         driver = "redfish" if bmc == "dead" else "ipmi"
         address = f"http://127.0.0.1:{bmc_ports[i]}" if bmc == "dead" else "127.0.0.1"
         port = "" if bmc == "dead" else f", port: {bmc_ports[i]}"
+        rack, unit = (placement or {}).get(name, (None, None))
+        where = f"    rack: {rack}\n    position: {unit}\n" if rack else ""
         nodes.append(
-            f'  - name: {name}\n    role: {role}\n    macs: ["52:54:00:7f:00:{11 + i:02x}"]\n'
+            f"  - name: {name}\n    role: {role}\n{where}"
+            f'    macs: ["52:54:00:7f:00:{11 + i:02x}"]\n'
             f"    ip: 127.0.0.{11 + i}\n    boot_mode: {'bios' if i % 2 else 'uefi'}\n"
             f'    bmc: {{driver: {driver}, address: "{address}"{port}, user: admin, '
             "password: {file: secrets/bmc-password}}\n"
@@ -126,6 +131,7 @@ class SimLab:
     bmc_ports: list[int]
     serve_args: tuple[str, ...]
     serve: Serve | None = None
+    ui_port: int = 0
 
     def restart_serve(self) -> None:
         """A new daemon (after the test killed the old one)."""
@@ -158,12 +164,15 @@ class SimLab:
 
 @contextmanager
 def sim_lab(
-    root: Path, nodes_spec: Spec | None = None, site_hooks: dict[str, str] | None = None
+    root: Path,
+    nodes_spec: Spec | None = None,
+    site_hooks: dict[str, str] | None = None,
+    placement: dict[str, tuple[str, int]] | None = None,
 ) -> Iterator[SimLab]:
     nodes_spec = nodes_spec or NODES
-    http, tftp, dns, api = free_port(), free_port(), free_port(), free_port()
+    http, tftp, dns, api, ui = free_port(), free_port(), free_port(), free_port(), free_port()
     bmc_ports = [free_port() for _ in nodes_spec]
-    site_path = write_site(root, http, tftp, dns, bmc_ports, nodes_spec, site_hooks)
+    site_path = write_site(root, http, tftp, dns, bmc_ports, nodes_spec, site_hooks, placement)
     state = root / "state"
     files = state / "boot-files" / "sim"
     files.mkdir(parents=True)
@@ -172,7 +181,8 @@ def sim_lab(
 
     bind = BindServer(render_bind_config(load_site(site_path), root / "bind", dns))
     bind.start(timeout=60)
-    serve_args = ("--no-dhcp", "--workers", "1", "--threads", "8", f"--api-bind=127.0.0.1:{api}")
+    serve_args = ("--no-dhcp", "--workers", "1", "--threads", "8",
+                  f"--api-bind=127.0.0.1:{api}", f"--ui-bind=127.0.0.1:{ui}")  # fmt: skip
     serve = Serve([], site_path, state, *serve_args)
     behaviours = [
         f"--sim-behaviour={n}={b}"
@@ -188,7 +198,7 @@ def sim_lab(
         stdout=vbmc_log,
         stderr=subprocess.STDOUT,
     )
-    lab = SimLab(root, site_path, state, dns, bmc_ports, serve_args)
+    lab = SimLab(root, site_path, state, dns, bmc_ports, serve_args, ui_port=ui)
     lab.serve = serve
     try:
         serve.wait_log("api: serving on", timeout=90)

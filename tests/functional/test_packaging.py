@@ -31,6 +31,9 @@ def test_wheel_ships_content_folders_and_finds_them(tmp_path: Path) -> None:
     for kind in ("pxe", "kickstart", "dns", "hooks"):
         assert f"provisioner/content/{kind}/README.md" in names
     assert not any(n.startswith(("pxe/", "dns/", "hooks/", "kickstart/")) for n in names)
+    # the dashboard's pages, script and stylesheet (no build step: shipped as they are)
+    for part in ("templates/base.html", "templates/racks.html", "static/ui.js", "static/ui.css"):
+        assert f"provisioner/daemon/ui/{part}" in names
 
     unpacked = tmp_path / "site-packages"
     zipfile.ZipFile(wheel).extractall(unpacked)

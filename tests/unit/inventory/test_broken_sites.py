@@ -61,6 +61,21 @@ CASES = [
         ("node net1", "ip", "outside the provisioning subnet 192.0.2.0/24"),
     ),
     (
+        "two nodes at one rack unit",
+        lambda t: _edit_node(t, "ctl3", "position: 38", "position: 40"),
+        ("node ctl3", "position", "rack r1 unit 40 already holds node ctl1"),
+    ),
+    (
+        "a rack position without a rack",
+        lambda t: _edit_node(t, "ctl1", "rack: r1\n    ", ""),
+        ("node ctl1", "position", "a rack position needs the node's rack"),
+    ),
+    (
+        "a rack position below the first unit",
+        lambda t: _edit_node(t, "ctl1", "position: 40", "position: 0"),
+        ("node ctl1", "position", "greater than or equal to 1"),
+    ),
+    (
         "IP inside the DHCP pool",
         lambda t: _edit_node(t, "net1", "192.0.2.14", "192.0.2.210"),
         ("node net1", "ip", "inside the DHCP dynamic pool"),
