@@ -68,6 +68,11 @@ class StateDir:
         return self.root / "site.last-good.json"
 
     @property
+    def site_cache(self) -> Path:
+        """Validated sites, pickled under the hash of their text (inventory/sitecache.py)."""
+        return self.root / "site-cache"
+
+    @property
     def tftp(self) -> Path:
         """The TFTP root: iPXE binaries staged from the distribution's package."""
         return self.root / "tftp"

@@ -70,8 +70,13 @@ class App:
         if self._site is None:
             from provisioner.inventory import load_site
 
-            self._site = load_site(self.settings.site_path)
+            self._site = load_site(self.settings.site_path, self.site_cache_dir())
         return self._site
+
+    def site_cache_dir(self) -> Path | None:
+        """The state dir's site cache, when the state dir exists (a command that only
+        reads the site never creates the state dir for it)."""
+        return self.settings.state.site_cache if self.settings.state_dir.is_dir() else None
 
     def reload_site(self) -> None:
         """Read site.yaml again on next use (after a command edited it)."""

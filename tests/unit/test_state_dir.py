@@ -18,6 +18,7 @@ LAYOUT = {
     "api_token": "api.token",
     "daemon_file": "daemon.json",
     "last_good_site": "site.last-good.json",
+    "site_cache": "site-cache",
     "boot_files": "boot-files",
     "images": "images",
     "tftp": "tftp",
