@@ -53,7 +53,8 @@ class Preloaded:
 
     @classmethod
     def load(cls, site_path: Path, state_dir: Path) -> Preloaded:
-        sites = SiteSource.open(site_path, StateDir(state_dir).last_good_site)
+        layout = StateDir(state_dir)
+        sites = SiteSource.open(site_path, layout.last_good_site, layout.site_cache)
         site = sites.current()
         with contextlib.suppress(SecretError):  # a kickstart request reports it, not the start
             site.secret(site.defaults.root_password_hash, "defaults: root_password_hash")

@@ -78,7 +78,7 @@ def serve(
     os.umask(PRIVATE_UMASK)
     make_private(app.settings.state)
     app.setup_logging()
-    app.site()  # fail early, with the site's problems listed
+    site = app.site()  # fail early, with the site's problems listed
     opts = ServeOptions(
         site_path=app.settings.site_path,
         state_dir=app.settings.state_dir,
@@ -95,7 +95,9 @@ def serve(
         log_level="DEBUG" if app.verbose > 1 else "INFO",
         log_file=app.settings.log_path,  # the HTTP process logs there too
     )
-    serve_forever(opts, None if no_api else lambda server: [_daemon(server, app, api_bind)])
+    serve_forever(
+        opts, None if no_api else lambda server: [_daemon(server, app, api_bind)], site=site
+    )
 
 
 def _daemon(server: BootServer, app: App, api_bind: str | None) -> DaemonService:
