@@ -36,6 +36,11 @@ class StateDir:
         return f"sqlite:///{self.db}"
 
     @property
+    def nodes_changed(self) -> Path:
+        """The store's change beacon: readers of node rows in other processes (state/beacon.py)."""
+        return self.root / "nodes.changed"
+
+    @property
     def log(self) -> Path:
         return self.root / "provisioner.log"
 

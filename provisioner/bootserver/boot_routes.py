@@ -4,8 +4,9 @@ A node in build mode gets its installer (kernel, initrd, kickstart URL with the
 deploy's token); any other known node boots its local disk; an unknown MAC gets
 the discovery script (open sites) or a clean exit, never another node's
 install. Each request is logged with the node's name and recorded on the node
-as a BOOT_SCRIPT event named by the script's kind (written by a background
-thread, see bootevents.py), which the pipeline waits for. Nothing else changes:
+as a BOOT_SCRIPT event named by the script's kind (written in batches by a
+background thread, see bootevents.py), which the pipeline waits for. The node's
+row comes from the worker's in-memory copy (nodeindex.py), not the database. Nothing else changes:
 the route moves no node.
 
 The install script carries the node's live deploy token, and a MAC is no
@@ -24,6 +25,7 @@ from flask import Blueprint, Response, request
 from provisioner.bootserver.bootevents import BootEventWriter
 from provisioner.bootserver.bootscript import BootTemplates, decide
 from provisioner.bootserver.context import ServerContext
+from provisioner.bootserver.nodeindex import NodeIndex
 from provisioner.errors import BootTemplateError
 from provisioner.inventory.macs import normalise_mac
 
@@ -42,6 +44,7 @@ def blueprint(ctx: ServerContext) -> Blueprint:
     bp = Blueprint("boot", __name__)
     templates = BootTemplates()
     events = BootEventWriter(ctx.store)
+    nodes = NodeIndex(ctx.store)
 
     @bp.get("/boot/<raw_mac>.ipxe")
     def boot_script(raw_mac: str) -> Response:
@@ -52,7 +55,7 @@ def blueprint(ctx: ServerContext) -> Blueprint:
             return _script("#!ipxe\necho not a MAC address\nexit 1\n", 404)
         site = ctx.site()
         node = site.node_by_mac(mac)
-        record = ctx.store.find(node.name) if node else None
+        record = nodes.find(node.name) if node else None
         token = ctx.tokens.token_for(record) if record else None
         if (
             node is not None

@@ -14,6 +14,7 @@ from provisioner.state.tokens import DeployTokens
 LAYOUT = {
     "db": "provisioner.db",
     "log": "provisioner.log",
+    "nodes_changed": "nodes.changed",
     "deploy_token_key": "deploy-token.key",
     "api_token": "api.token",
     "daemon_file": "daemon.json",
