@@ -11,7 +11,6 @@ The reference is `python3 -c pass` with the same interpreter (the floor).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    exe = shutil.which("provisioner") or str(Path(sys.executable).with_name("provisioner"))
+    exe = str(Path(sys.executable).with_name("provisioner"))  # this environment's script
     floor = median_wall([sys.executable, "-c", "pass"], args.runs)
     for argv in ([exe, "--help"], [exe, "--version"], [exe, "vbmc", "--help"]):
         wall = median_wall(argv, args.runs)

@@ -13,7 +13,6 @@ same file with the pure-Python loader (what the site loader was built on).
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    exe = shutil.which("provisioner") or str(Path(sys.executable).with_name("provisioner"))
+    exe = str(Path(sys.executable).with_name("provisioner"))  # this environment's script
     with tempfile.TemporaryDirectory(prefix="bench-site-") as tmp_name:
         tmp = Path(tmp_name)
         site = big_site(tmp, args.nodes)

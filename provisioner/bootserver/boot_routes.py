@@ -19,6 +19,9 @@ logged, no event recorded, nothing rendered with the token).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
 
 from flask import Blueprint, Response, request
 
@@ -32,6 +35,7 @@ from provisioner.inventory.macs import normalise_mac
 log = logging.getLogger(__name__)
 
 IPXE_MIMETYPE = "text/plain"
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def _script(text: str, status: int = 200) -> Response:
@@ -40,19 +44,18 @@ def _script(text: str, status: int = 200) -> Response:
     )
 
 
-def blueprint(ctx: ServerContext) -> Blueprint:
-    bp = Blueprint("boot", __name__)
+def boot_scripts(ctx: ServerContext) -> Callable[[str, str], tuple[str, int]]:
+    """The route's logic, apart from any web framework."""
     templates = BootTemplates()
     events = BootEventWriter(ctx.store)
     nodes = NodeIndex(ctx.store)
 
-    @bp.get("/boot/<raw_mac>.ipxe")
-    def boot_script(raw_mac: str) -> Response:
-        client = request.remote_addr or "?"
+    def reply(raw_mac: str, client: str) -> tuple[str, int]:
+        """The script for ``raw_mac`` asked by ``client`` and its HTTP status."""
         mac = normalise_mac(raw_mac)
         if mac is None:
             log.warning("boot: client %s asked for a script for %r: not a MAC", client, raw_mac)
-            return _script("#!ipxe\necho not a MAC address\nexit 1\n", 404)
+            return ("#!ipxe\necho not a MAC address\nexit 1\n", 404)
         site = ctx.site()
         node = site.node_by_mac(mac)
         record = nodes.find(node.name) if node else None
@@ -72,7 +75,7 @@ def blueprint(ctx: ServerContext) -> Blueprint:
                 client,
                 node.ip,
             )
-            return _script("#!ipxe\necho install refused: not this node's address\nexit 1\n", 403)
+            return ("#!ipxe\necho install refused: not this node's address\nexit 1\n", 403)
         decision = decide(
             site,
             mac,
@@ -85,15 +88,61 @@ def blueprint(ctx: ServerContext) -> Blueprint:
             text = templates.render(decision, ctx.content().search_path("pxe"))
         except BootTemplateError as exc:
             log.error("boot: %s", exc)
-            return _script("#!ipxe\necho boot script error, see the provisioner log\nexit 1\n", 500)
+            return ("#!ipxe\necho boot script error, see the provisioner log\nexit 1\n", 500)
         if node is None:
             log.info("boot: unknown MAC %s (client %s): %s", mac, client, decision.message)
-            return _script(text)
+            return text, 200
         log.info("boot: node %s (MAC %s, client %s): %s", node.name, mac, client, decision.message)
         if record is None:
             log.warning("boot: node %s is not enrolled; no event recorded", node.name)
         else:
             events.record(node.name, decision.kind, decision.message)
-        return _script(text)
+        return text, 200
+
+    return reply
+
+
+def blueprint(ctx: ServerContext) -> Blueprint:
+    bp = Blueprint("boot", __name__)
+    reply = boot_scripts(ctx)
+    # create_app puts wsgi_fast_path in front of Flask with the same reply
+    bp.record_once(lambda state: state.app.extensions.__setitem__(FAST_PATH_KEY, reply))
+
+    @bp.get("/boot/<raw_mac>.ipxe")
+    def boot_script(raw_mac: str) -> Response:
+        text, status = reply(raw_mac, request.remote_addr or "?")
+        return _script(text, status)
 
     return bp
+
+
+FAST_PATH_KEY = "provisioner.boot_script"
+_PREFIX, _SUFFIX = "/boot/", ".ipxe"
+_HEADERS = [("Content-Type", f"{IPXE_MIMETYPE}; charset=utf-8"), ("Cache-Control", "no-store")]
+
+
+def wsgi_fast_path(app: WSGIApp, reply: Callable[[str, str], tuple[str, int]]) -> WSGIApp:
+    """GET /boot/<mac>.ipxe answered before Flask's request machinery (a third of the
+    route's time at 50 clients); the same ``reply`` as the Flask route, every other
+    request goes to Flask unchanged."""
+
+    def fast(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if (
+            environ.get("REQUEST_METHOD") == "GET"
+            and path.startswith(_PREFIX)
+            and path.endswith(_SUFFIX)
+            and "/" not in path[len(_PREFIX) :]
+        ):
+            text, status = reply(
+                path[len(_PREFIX) : -len(_SUFFIX)], environ.get("REMOTE_ADDR") or "?"
+            )
+            body = text.encode()
+            start_response(
+                f"{status} {HTTPStatus(status).phrase}",
+                [*_HEADERS, ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return app(environ, start_response)
+
+    return fast

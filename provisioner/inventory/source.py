@@ -96,7 +96,7 @@ class SiteSource:
 
     def _read_stamp(self) -> tuple[int, int] | None:
         try:
-            st = self.path.stat()
+            st = os.stat(self.path)
         except OSError:
             return None
         return (st.st_mtime_ns, st.st_size)
