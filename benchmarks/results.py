@@ -25,8 +25,13 @@ def record(
     reference: float | None = None,
     reference_name: str = "",
     note: str = "",
+    higher_is_better: bool = False,
 ) -> None:
-    """One row: ``ratio`` is reference/ours for times (>1 = we are faster)."""
+    """One row. The table's ratio is how many times better ours is than the reference
+    (>1: ours is better): reference/ours for times, ours/reference for rates."""
+    ratio = None
+    if reference:
+        ratio = ours / reference if higher_is_better else (reference / ours if ours else None)
     row = {
         "work": work,
         "ours": ours,
@@ -36,6 +41,7 @@ def record(
         "goal": goal,
         "met": met,
         "note": note,
+        "ratio": ratio,
         "load": os.getloadavg()[0],
     }
     ref = f"{reference:.3g} {unit} ({reference_name})" if reference is not None else "-"
