@@ -41,12 +41,13 @@ KEEP = 4
 
 @cache
 def _code_stamp() -> str:
-    """The inventory code's identity: a pickle from other code could load wrong."""
+    """The code's identity (every module of the package: about 1 ms of stat calls),
+    so a pickle made by other code, an edited checkout included, is never loaded."""
     digest = hashlib.sha256(f"{__version__} {sys.version}".encode())
-    package = Path(__file__).parent
-    for path in sorted(package.glob("*.py")):
+    package = Path(__file__).parent.parent
+    for path in sorted(package.rglob("*.py")):
         st = path.stat()
-        digest.update(f"{path.name} {st.st_size} {st.st_mtime_ns}\n".encode())
+        digest.update(f"{path} {st.st_size} {st.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
