@@ -94,7 +94,8 @@ class GunicornServer(BaseApplication):
             "workers": a.workers,
             "threads": a.threads,
             "timeout": 120,
-            "graceful_timeout": 5,
+            # a worker's last boot events are written as it exits (bootevents.py)
+            "graceful_timeout": 30,
             "keepalive": 5,
             "accesslog": None,
             "errorlog": "-",

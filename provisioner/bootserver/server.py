@@ -271,7 +271,7 @@ class BootServer:
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=40)  # gunicorn's graceful_timeout (30 s) and a margin
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

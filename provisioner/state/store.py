@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    insert,
     select,
     update,
 )
@@ -585,18 +586,19 @@ class Store:
             names = {name for name, *_ in events}
             known = set(s.scalars(select(NodeRow.name).where(NodeRow.name.in_(names))))
             rows = [
-                EventRow(
-                    node=name,
-                    at=now,
-                    kind=EventKind(kind).value,
-                    event=event_name,
-                    message=message,
-                    actor=actor,
-                )
+                {
+                    "node": name,
+                    "at": now,
+                    "kind": EventKind(kind).value,
+                    "event": event_name,
+                    "message": message,
+                    "actor": actor,
+                }
                 for name, message, kind, actor, event_name in events
                 if name in known
             ]
-            s.add_all(rows)
+            if rows:  # one executemany, no ORM objects: ~10x faster than add_all
+                s.execute(insert(EventRow), rows)
         return len(rows)
 
     def changed_since(self, since: datetime) -> list[NodeRecord]:
