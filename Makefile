@@ -20,7 +20,7 @@ APT_BASE := python3 python3-venv python3-pip make
 APT_INSTALL ?= scripts/apt-install
 PACKAGES_FOR := $(PYTHON) -m provisioner.programs packages
 
-.PHONY: demo test lint venv deps-test deps-demo deps-bench clean
+.PHONY: demo test lint bench venv deps-test deps-demo deps-bench clean
 
 deps-test deps-demo deps-bench: deps-%:
 	$(APT_INSTALL) $(APT_BASE)
@@ -43,6 +43,12 @@ lint: venv
 	$(BIN)/ruff check provisioner provisioner_lab tests benchmarks
 	$(BIN)/ruff format --check provisioner provisioner_lab tests benchmarks
 	$(BIN)/mypy provisioner provisioner_lab
+
+# Every benchmark, one after another, then one table: work, ours, reference, ratio, goal
+# (benchmarks/run_all.py). Long (about 15 minutes on 2 cores) and best on an idle machine.
+bench: deps-bench venv
+	$(BIN)/pip install --quiet -e '.[test,openstack]'
+	$(BIN)/python benchmarks/run_all.py
 
 # The main job on the built-in virtual lab: qemu nodes provisioned for real
 # (lab up: site, lab installer, Debian images (cached), network, BIND, serve, BMCs;

@@ -36,6 +36,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from results import record  # noqa: E402
 
 from provisioner import programs  # noqa: E402
 from provisioner.bootserver.bootscript import BootTemplates, decide  # noqa: E402
@@ -129,6 +132,16 @@ def bench_tftp(root: Path, name: str = "ipxe.efi", repeat: int = 3) -> None:
                 )
             rates.append(n * repeat * size / wall / MB)
         print(f"  {n:>7}  {rates[0]:>10.1f}  {rates[1]:>14.1f}  {rates[0] / rates[1]:>5.2f}")
+        record(
+            f"TFTP {name}, {n} clients",
+            rates[0],
+            "MB/s",
+            ">= 0.9x tftpd-hpa",
+            rates[0] >= 0.9 * rates[1],
+            reference=rates[1],
+            reference_name="tftpd-hpa",
+            higher_is_better=True,
+        )
 
 
 # -- HTTP ------------------------------------------------------------------------
@@ -219,6 +232,16 @@ def bench_http(
                     wall = curl_fanout([url], n, repeat, [])
                     best[i] = max(best[i], n * repeat * size / wall / MB)
             print(f"  {n:>7}  {best[0]:>10.0f}  {best[1]:>10.0f}  {best[0] / best[1]:>5.2f}")
+            record(
+                f"HTTP 60 MB initrd, {n} clients",
+                best[0],
+                "MB/s",
+                ">= 0.8x nginx",
+                best[0] >= 0.8 * best[1],
+                reference=best[1],
+                reference_name="nginx",
+                higher_is_better=True,
+            )
 
 
 # -- boot scripts at 10,000 nodes ---------------------------------------------------

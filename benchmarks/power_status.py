@@ -28,6 +28,9 @@ from pathlib import Path
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results import record
 
 from provisioner import programs
 from provisioner.power.base import BmcEndpoint, PowerSettings
@@ -154,7 +157,8 @@ def run_count(count: int, password: str, fanout: int) -> None:
         ]
         started = time.monotonic()
         children = start_children(specs, timeout=600)
-        print(f"{count:>5}  (started {count} vbmc processes in {time.monotonic() - started:.1f}s)")
+        started_for = time.monotonic() - started
+        print(f"{count:>5}  (started {count} vbmc processes in {started_for:.1f}s)")
         try:
             rows = [
                 (f"provisioner fan-out {fanout}, run 1", time_provisioner(ports, password, fanout)),
@@ -167,6 +171,18 @@ def run_count(count: int, password: str, fanout: int) -> None:
     for name, (wall, ok) in rows:
         print(f"{count:>5}  {name:<34} {wall:>8.3f} {ok:>5}")
     sys.stdout.flush()
+    ours = min(rows[0][1][0], rows[1][1][0])
+    ipmipower = rows[3][1][0]
+    record(
+        f"power status, {count} BMCs (library fan-out, not the CLI)",
+        ours,
+        "s",
+        "< ipmipower",
+        ours < ipmipower and rows[0][1][1] == count,
+        reference=ipmipower,
+        reference_name="ipmipower --stat",
+        note=f"{count} vbmc processes started in {started_for:.0f} s",
+    )
 
 
 if __name__ == "__main__":

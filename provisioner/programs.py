@@ -277,6 +277,7 @@ TABLE: tuple[Program, ...] = (
     _p("ipmipower", "freeipmi-tools", "bench", "benchmarks: FreeIPMI's power status fan-out"),
     _p("in.tftpd", "tftpd-hpa", "bench", "benchmarks: the reference TFTP server"),
     _p("nginx", "nginx", "bench", "benchmarks: the reference HTTP server"),
+    _p("ab", "apache2-utils", "bench", "benchmarks: ApacheBench, latency percentiles"),
 )  # fmt: skip
 
 

@@ -36,6 +36,11 @@ class StateDir:
         return f"sqlite:///{self.db}"
 
     @property
+    def nodes_changed(self) -> Path:
+        """The store's change beacon: readers of node rows in other processes (state/beacon.py)."""
+        return self.root / "nodes.changed"
+
+    @property
     def log(self) -> Path:
         return self.root / "provisioner.log"
 
@@ -66,6 +71,11 @@ class StateDir:
         """The site serve runs with, as JSON (no secrets): what its HTTP side starts from
         when it restarts while site.yaml is broken (inventory/source.py)."""
         return self.root / "site.last-good.json"
+
+    @property
+    def site_cache(self) -> Path:
+        """Validated sites, pickled under the hash of their text (inventory/sitecache.py)."""
+        return self.root / "site-cache"
 
     @property
     def tftp(self) -> Path:

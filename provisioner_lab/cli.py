@@ -378,17 +378,3 @@ def dns_lab(app: App, workdir: Path, port: int, address: str, run: bool) -> None
     if run:
         sys.stdout.flush()
         os.execv(argv[0], argv)
-
-
-def register(cli: click.Group) -> None:
-    """Entry point (``provisioner.commands``): the lab's commands join the CLI.
-
-    The runtime never imports the lab; the CLI finds these through the entry point.
-    """
-    from provisioner_lab.vbmc.cli import vbmc
-
-    cli.add_command(lab)
-    cli.add_command(vbmc)
-    dns_group = cli.commands.get("dns")
-    if isinstance(dns_group, click.Group):
-        dns_group.add_command(dns_lab)

@@ -22,4 +22,6 @@ def create_app(ctx: ServerContext) -> Flask:
     app.extensions["provisioner"] = ctx
     for module in (boot_routes, files, health, ks_routes, callback_routes, discovery_routes):
         app.register_blueprint(module.blueprint(ctx))
+    fast_path = boot_routes.wsgi_fast_path(app.wsgi_app, app.extensions[boot_routes.FAST_PATH_KEY])
+    app.wsgi_app = fast_path  # type: ignore[method-assign,assignment]
     return app

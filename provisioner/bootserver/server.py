@@ -29,6 +29,7 @@ from provisioner.bootserver.tftp import TftpService, stage_ipxe_binaries
 from provisioner.dhcp.files import our_dnsmasq
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.errors import ProvisionerError, ServeError
+from provisioner.inventory.models import Site
 from provisioner.inventory.source import SiteSource, write_snapshot
 from provisioner.settings import StateDir
 
@@ -94,9 +95,10 @@ class NodeByAddress:
 
 
 class BootServer:
-    def __init__(self, opts: ServeOptions) -> None:
+    def __init__(self, opts: ServeOptions, site: Site | None = None) -> None:
+        """``site``: the site as the caller already loaded it (else loaded here)."""
         self.opts = opts
-        self.sites = SiteSource(opts.site_path)
+        self.sites = SiteSource(opts.site_path, site, StateDir(opts.state_dir).site_cache)
         self.names = NodeByAddress(self.sites)
         self.dhcp_paths = DhcpPaths(StateDir(opts.state_dir).dhcp)
         self.dnsmasq: Dnsmasq | None = None
@@ -269,7 +271,7 @@ class BootServer:
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=40)  # gunicorn's graceful_timeout (30 s) and a margin
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -298,10 +300,12 @@ def _stop_stale_dnsmasq(paths: DhcpPaths) -> None:
 
 
 def serve_forever(
-    opts: ServeOptions, companions: Callable[[BootServer], list[Companion]] | None = None
+    opts: ServeOptions,
+    companions: Callable[[BootServer], list[Companion]] | None = None,
+    site: Site | None = None,
 ) -> None:
     """Start everything, run until SIGTERM/SIGINT, stop everything."""
-    server = BootServer(opts)
+    server = BootServer(opts, site)
     if companions is not None:
         server.companions = companions(server)
 

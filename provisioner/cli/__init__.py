@@ -11,15 +11,18 @@ import logging
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from provisioner import __version__
 from provisioner.cli.context import App
-from provisioner.cli.globalopts import GlobalOptionsGroup
-from provisioner.cli.output import console
+from provisioner.cli.globalopts import GlobalOptionsGroup, add_global_options
 from provisioner.errors import EXIT_INTERNAL, InventoryInvalid, ProvisionerError
 from provisioner.settings import Settings, default_state_dir
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 log = logging.getLogger(__name__)
 
@@ -65,30 +68,81 @@ def cli(
     ctx.call_on_close(ctx.obj.close)
 
 
-#: one module per area, each with a COMMANDS list (one line each keeps merges simple)
-COMMAND_MODULES = [
-    "inventory",
-    "state",
-    "dns",
-    "render",
-    "hooks",
-    "power",
-    "serve",
-    "pipeline",
-    "doctor",
-    "images",
-]
-#: entry point group through which add-ons (the lab) add their commands
+#: every command: name -> (module:attribute, its one-line help). The module is
+#: imported only when the command runs (cli/lazy.py); tests/unit/test_cli_lazy.py
+#: checks each line against the real command. One entry each keeps merges simple.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("inventory:validate", "Check site.yaml and report every problem at once."),
+    "schema": ("inventory:schema", "Print the JSON Schema of site.yaml (for editors)."),
+    "nodes": ("inventory:nodes", "The inventory and each node's state, side by side."),
+    "enroll": (
+        "state:enroll",
+        "Record inventory nodes in the state store (state: enrolled), or make discovered "
+        "machines nodes:",
+    ),
+    "discovered": (
+        "discovery:discovered",
+        "Machines that reported their hardware from a discovery boot (not nodes yet).",
+    ),
+    "status": ("state:status", "One node's state, reason, reservation and last events."),
+    "events": ("state:events", "A node's event log, oldest first."),
+    "release": (
+        "state:release",
+        "Break a node's reservation (when its holder died without releasing it).",
+    ),
+    "dns": ("dns:dns", "DNS records of the nodes and VIPs (RFC 2136 updates signed with TSIG)."),
+    "render": ("render:render", "Print what a node's installer would get."),
+    "hooks": ("hooks:hooks", "Post-install hooks of a node."),
+    "bundle": (
+        "hooks:bundle",
+        "Show where a node's HA bundle is (and its files); render or push it.",
+    ),
+    "inventory": ("hooks:inventory_group", "Inventories for other tools."),
+    "power": (
+        "power:power",
+        "Power status, on, off, cycle or soft-off of nodes, through their BMCs.",
+    ),
+    "bootdev": (
+        "power:bootdev",
+        "Set the boot device of a node for the next boot (or every boot).",
+    ),
+    "serve": (
+        "serve:serve",
+        "Run DHCP (dnsmasq), TFTP (iPXE binaries) and HTTP (boot scripts, kernels) in the "
+        "foreground until",
+    ),
+    "provision": (
+        "pipeline:provision",
+        "Install nodes that are not active yet (enrolled, ready or failed).",
+    ),
+    "reprovision": (
+        "pipeline:reprovision",
+        "Reinstall one node from scratch (the failed-node case).",
+    ),
+    "rebuild": (
+        "pipeline:rebuild",
+        "Reinstall many nodes, controllers in an order that keeps their clusters correct.",
+    ),
+    "decommission": (
+        "pipeline:decommission",
+        "Power off, remove DHCP and DNS entries; the node stays in the inventory.",
+    ),
+    "doctor": (
+        "doctor:doctor",
+        "What is installed and what is missing for a use, and the command that fixes it.",
+    ),
+    "deps": ("doctor:deps", "The Debian packages a use needs, on one line (what `make` installs)."),
+    "image": ("images:image", "OS images that image profiles install (liveimg)."),
+}
+#: entry point group through which add-ons (the lab) add their commands: each
+#: entry point is a ``register(cli)`` that adds lazy commands (cli/lazy.py)
 PLUGIN_GROUP = "provisioner.commands"
 
 
 def _register() -> None:
-    import importlib
-
-    for module_name in COMMAND_MODULES:
-        module = importlib.import_module(f"provisioner.cli.{module_name}")
-        for command in module.COMMANDS:
-            cli.add_command(command)
+    cli.on_load = add_global_options
+    for name, (target, short_help) in COMMANDS.items():
+        cli.add_lazy_command(name, f"provisioner.cli.{target}", short_help)
     from importlib.metadata import entry_points
 
     for plugin in entry_points(group=PLUGIN_GROUP):
@@ -105,28 +159,35 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one clean line; bugs print where the traceback went."""
-    err = console(stderr=True)
     try:
         cli.main(args=argv, prog_name="provisioner", standalone_mode=False)
     except click.exceptions.Abort:
-        err.print("aborted")
+        _stderr().print("aborted")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except InventoryInvalid as exc:
+        err = _stderr()
         for problem in exc.problems:
             err.print(f"{exc.path}: {problem}", markup=False)
         err.print(f"error: {exc}", markup=False)
         sys.exit(exc.exit_code)
     except ProvisionerError as exc:
         log.debug("user error", exc_info=True)
-        err.print(f"error: {exc}", markup=False)
+        _stderr().print(f"error: {exc}", markup=False)
         sys.exit(exc.exit_code)
     except Exception as exc:
         where = App.log_traceback(traceback.format_exc())
-        err.print(
+        _stderr().print(
             f"internal error: {type(exc).__name__}: {exc}\n(this is a bug; traceback in {where})",
             markup=False,
         )
         sys.exit(EXIT_INTERNAL)
+
+
+def _stderr() -> Console:
+    """The error console, made only when there is an error (rich costs start-up time)."""
+    from provisioner.cli.output import console
+
+    return console(stderr=True)

@@ -8,12 +8,13 @@ import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from provisioner.inventory import Site, load_site
 from provisioner.settings import Settings
-from provisioner.state.privacy import PrivateLogHandler
-from provisioner.state.store import Store
+
+if TYPE_CHECKING:  # imported where used: `provisioner --help` should not pay for them
+    from provisioner.inventory import Site
+    from provisioner.state.store import Store
 
 _last_log_path: Path | None = None
 
@@ -53,6 +54,8 @@ class App:
         )
         stderr.setFormatter(fmt)
         root.addHandler(stderr)
+        from provisioner.state.privacy import PrivateLogHandler
+
         try:
             self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             handler: logging.Handler = PrivateLogHandler(self.settings.log_path)
@@ -65,8 +68,15 @@ class App:
 
     def site(self) -> Site:
         if self._site is None:
-            self._site = load_site(self.settings.site_path)
+            from provisioner.inventory import load_site
+
+            self._site = load_site(self.settings.site_path, self.site_cache_dir())
         return self._site
+
+    def site_cache_dir(self) -> Path | None:
+        """The state dir's site cache, when the state dir exists (a command that only
+        reads the site never creates the state dir for it)."""
+        return self.settings.state.site_cache if self.settings.state_dir.is_dir() else None
 
     def reload_site(self) -> None:
         """Read site.yaml again on next use (after a command edited it)."""
@@ -75,6 +85,8 @@ class App:
     def store(self) -> Store:
         if self._store is None:
             self.setup_logging()
+            from provisioner.state.store import Store
+
             self._store = Store.open(self.settings.state_dir, self.settings.db_url)
         return self._store
 

@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from provisioner.cli.context import App
+from provisioner.cli.lazy import LazyGroup
 
 
 def _apply(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
@@ -83,8 +84,10 @@ def add_global_options(command: click.Command) -> None:
             add_global_options(sub)
 
 
-class GlobalOptionsGroup(click.Group):
-    """The top-level group: every command added to it accepts the global options."""
+class GlobalOptionsGroup(LazyGroup):
+    """The top-level group: every command added to it accepts the global options.
+
+    Commands registered lazily get them when they are loaded (``on_load``)."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         add_global_options(cmd)

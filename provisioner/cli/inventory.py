@@ -20,7 +20,7 @@ pass_app = click.make_pass_decorator(App)
 def validate(app: App, as_json: bool, strict: bool) -> None:
     """Check site.yaml and report every problem at once."""
     path = app.settings.site_path
-    site, problems = validate_site_file(path)
+    site, problems = validate_site_file(path, app.site_cache_dir())
     errors = [p for p in problems if p.severity == "error" or strict]
     if as_json:
         print_json(

@@ -87,7 +87,7 @@ def serve(
     os.umask(PRIVATE_UMASK)
     make_private(app.settings.state)
     app.setup_logging()
-    app.site()  # fail early, with the site's problems listed
+    site = app.site()  # fail early, with the site's problems listed
     opts = ServeOptions(
         site_path=app.settings.site_path,
         state_dir=app.settings.state_dir,
@@ -105,7 +105,11 @@ def serve(
         log_file=app.settings.log_path,  # the HTTP process logs there too
     )
     ui = None if no_ui else (ui_bind or "")
-    serve_forever(opts, None if no_api else lambda server: [_daemon(server, app, api_bind, ui)])
+    serve_forever(
+        opts,
+        None if no_api else lambda server: [_daemon(server, app, api_bind, ui)],
+        site=site,
+    )
 
 
 def _daemon(

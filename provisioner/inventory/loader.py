@@ -18,7 +18,13 @@ from provisioner.inventory.checks import check_site
 from provisioner.inventory.models import Node, Site
 from provisioner.inventory.problems import Problem
 from provisioner.inventory.rolesettings import parse_settings
-from provisioner.inventory.yamlload import LineDict, line_of, load_yaml_file, load_yaml_text
+from provisioner.inventory.yamlload import (
+    LineDict,
+    line_of,
+    load_yaml_file,
+    load_yaml_text,
+    read_text_file,
+)
 
 _SECTIONS_BY_NAME = ("roles", "profiles")
 
@@ -125,14 +131,30 @@ def _settings_problems(site: Site, raw: Any) -> list[Problem]:
     return problems
 
 
-def validate_site_file(path: Path) -> tuple[Site | None, list[Problem]]:
-    return parse_site(load_yaml_file(path), path)
+def validate_site_file(
+    path: Path, cache_dir: Path | None = None
+) -> tuple[Site | None, list[Problem]]:
+    """The site and every problem; with ``cache_dir``, a site that validated before
+    with the same text (and secrets) is taken from the cache (inventory/sitecache.py)."""
+    if cache_dir is None:
+        return parse_site(load_yaml_file(path), path)
+    from provisioner.inventory import sitecache
+
+    text = read_text_file(path)
+    key = sitecache.key_for(text, path)
+    cached = sitecache.get(cache_dir, key, path)
+    if cached is not None:
+        return cached
+    site, problems = parse_site(load_yaml_text(text, str(path)), path)
+    if site is not None and not any(p.severity == "error" for p in problems):
+        sitecache.put(cache_dir, key, site, problems)
+    return site, problems
 
 
-def load_site(path: Path | str) -> Site:
+def load_site(path: Path | str, cache_dir: Path | None = None) -> Site:
     """Load and validate site.yaml; raise InventoryInvalid listing every error."""
     path = Path(path)
-    site, problems = validate_site_file(path)
+    site, problems = validate_site_file(path, cache_dir)
     if site is None or any(p.severity == "error" for p in problems):
         raise InventoryInvalid(str(path), problems)
     site.index  # noqa: B018 - built now, once, before a server forks its workers

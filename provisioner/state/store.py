@@ -30,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
     select,
     update,
 )
@@ -46,6 +47,7 @@ from provisioner.errors import (
     StateError,
 )
 from provisioner.settings import StateDir
+from provisioner.state.beacon import ChangeBeacon
 from provisioner.state.machine import (
     EVENTS_WITH_REASON,
     EventKind,
@@ -313,6 +315,14 @@ class Store:
             event.listen(self.engine, "begin", _sqlite_begin)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: bumped after each write that may change node rows (state/beacon.py); a
+        #: SQLite store's readers in other processes watch it
+        self.beacon: ChangeBeacon | None = None
+        if self.state_dir is not None:
+            try:
+                self.beacon = ChangeBeacon(StateDir(self.state_dir).nodes_changed)
+            except OSError as exc:
+                log.debug("no change beacon in %s: %s", self.state_dir, exc)
 
     @classmethod
     def open(cls, state_dir: Path, url: str | None = None) -> Store:
@@ -324,6 +334,9 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.beacon is not None:
+            self.beacon.close()
+            self.beacon = None
 
     @property
     def state_dir(self) -> Path | None:
@@ -332,10 +345,12 @@ class Store:
         return Path(self.url[len(prefix) :]).parent if self.url.startswith(prefix) else None
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
+    def _tx(self, touches_nodes: bool = True) -> Iterator[Session]:
         with self._sessions.begin() as session:
             session.connection(execution_options={_WRITE_TX: True})  # BEGIN IMMEDIATE
             yield session
+        if touches_nodes and self.beacon is not None:
+            self.beacon.bump()  # committed: readers of node rows look again
 
     def writing(self) -> AbstractContextManager[Session]:
         """A write transaction for the state package's other tables (state/discovered.py)."""
@@ -548,7 +563,7 @@ class Store:
         event: str | None = None,
     ) -> int:
         """Append an event to the node's log; returns its id (ids grow with time)."""
-        with self._tx() as s:
+        with self._tx(touches_nodes=False) as s:
             if s.get(NodeRow, name) is None:
                 raise NodeNotEnrolled(name)
             row = EventRow(
@@ -562,6 +577,36 @@ class Store:
             s.add(row)
             s.flush()
             return int(row.id)
+
+    def add_events(self, events: Collection[tuple[str, str, EventKind, str, str | None]]) -> int:
+        """Append many events in one transaction (the boot server's event writer):
+        each is (node, message, kind, actor, event name). Events of nodes that are
+        not enrolled are skipped; returns how many were written."""
+        now = utcnow()
+        with self._tx(touches_nodes=False) as s:
+            names = {name for name, *_ in events}
+            known = set(s.scalars(select(NodeRow.name).where(NodeRow.name.in_(names))))
+            rows = [
+                {
+                    "node": name,
+                    "at": now,
+                    "kind": EventKind(kind).value,
+                    "event": event_name,
+                    "message": message,
+                    "actor": actor,
+                }
+                for name, message, kind, actor, event_name in events
+                if name in known
+            ]
+            if rows:  # one executemany, no ORM objects: ~10x faster than add_all
+                s.execute(insert(EventRow), rows)
+        return len(rows)
+
+    def changed_since(self, since: datetime) -> list[NodeRecord]:
+        """Nodes whose row changed at or after ``since`` (every write sets updated_at)."""
+        with self._sessions() as s:
+            query = select(NodeRow).where(NodeRow.updated_at >= since)
+            return [NodeRecord.of(r) for r in s.scalars(query)]
 
     def last_event_id(self, name: str) -> int:
         with self._sessions() as s:

@@ -14,10 +14,12 @@ from provisioner.state.tokens import DeployTokens
 LAYOUT = {
     "db": "provisioner.db",
     "log": "provisioner.log",
+    "nodes_changed": "nodes.changed",
     "deploy_token_key": "deploy-token.key",
     "api_token": "api.token",
     "daemon_file": "daemon.json",
     "last_good_site": "site.last-good.json",
+    "site_cache": "site-cache",
     "boot_files": "boot-files",
     "images": "images",
     "tftp": "tftp",
