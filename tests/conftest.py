@@ -167,3 +167,15 @@ def _print_timing(terminalreporter: Any) -> None:
 
 def _tests(count: int) -> str:
     return f"{count} test" if count == 1 else f"{count} tests"
+
+
+# --- A real PostgreSQL for the state store's shared suite (issue 22) ----------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One PostgreSQL server for the session (about 2 s to start); a database per test."""
+    from tests.postgres import postgres_cluster
+
+    with postgres_cluster() as cluster:
+        yield cluster
