@@ -117,18 +117,19 @@ def check_network(site: Site, report: _Report) -> None:
                 )
     reserved = _reserved_addresses(site)
     for node in site.nodes:
-        name = site.network_name_of(node) or (None if site.networks else MAIN_NETWORK)
-        if name is None:
+        found = site.network_name_of(node) or (None if site.networks else MAIN_NETWORK)
+        if found is None:
             report.node(node, "ip", f"{node.ip} is in no provisioning network ({', '.join(names)})")
             continue
-        net = networks.get(name)
-        if net is None:
+        name, known = found, networks.get(found)
+        if known is None:
             report.node(
                 node,
                 "boot_network",
                 f"'{name}' is not a provisioning network (one of: {', '.join(names)})",
             )
             continue
+        net = known
         subnet = net.cidr
         if node.ip not in subnet:
             what = "the provisioning subnet" if name == MAIN_NETWORK else f"network {name}'s subnet"
