@@ -61,7 +61,11 @@ class Preloaded:
 
 
 def build_context(
-    shared: Preloaded, state_dir: Path, db_url: str | None, boot_files_dir: Path
+    shared: Preloaded,
+    state_dir: Path,
+    db_url: str | None,
+    boot_files_dir: Path,
+    networks: frozenset[str] | None = None,
 ) -> ServerContext:
     """A worker's context: the shared site and tokens, its own store connections."""
     return ServerContext(
@@ -70,6 +74,7 @@ def build_context(
         tokens=shared.tokens,
         boot_files_dir=boot_files_dir,
         images_dir=StateDir(state_dir).images,
+        networks=networks,
     )
 
 
@@ -107,7 +112,8 @@ class GunicornServer(BaseApplication):
     def load(self) -> Flask:
         a = self.args
         _setup_logging(a.log_level, a.log_file)
-        ctx = build_context(self.shared, Path(a.state_dir), a.db_url, Path(a.boot_files))
+        networks = frozenset(a.networks.split(",")) if a.networks else None
+        ctx = build_context(self.shared, Path(a.state_dir), a.db_url, Path(a.boot_files), networks)
         return create_app(ctx)
 
 
@@ -130,6 +136,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--site", required=True)
     p.add_argument("--state-dir", required=True)
     p.add_argument("--db-url")
+    p.add_argument("--networks", help="the provisioning networks answered (default: all)")
     p.add_argument("--boot-files", required=True)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--threads", type=int, default=32)

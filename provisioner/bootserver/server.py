@@ -29,6 +29,7 @@ from provisioner.bootserver.tftp import TftpService, stage_ipxe_binaries
 from provisioner.dhcp.files import our_dnsmasq
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.errors import ProvisionerError, ServeError
+from provisioner.inventory.models import ProvisionerEndpoint, Site
 from provisioner.inventory.source import SiteSource, write_snapshot
 from provisioner.settings import StateDir
 
@@ -65,6 +66,8 @@ class ServeOptions:
     log_level: str = "INFO"
     log_file: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: the provisioning networks answered (--networks); None: every node of the site
+    networks: tuple[str, ...] | None = None
 
     @property
     def boot_files(self) -> Path:
@@ -120,7 +123,7 @@ class BootServer:
             self.dhcp_paths,
             self.opts.efi_binary,
             user=getpass.getuser(),
-            exclude=self._decommissioned(),
+            exclude=self._decommissioned() | self._others(site),
         )
         self.dnsmasq.apply(plan)
         self._generation = self.sites.generation
@@ -135,6 +138,21 @@ class BootServer:
         finally:
             store.close()
 
+    def _others(self, site: Site) -> frozenset[str]:
+        """Nodes of networks another instance serves: no DHCP host entry here."""
+        if self.opts.networks is None:
+            return frozenset()
+        return frozenset(
+            n.name for n in site.nodes if site.network_name_of(n) not in self.opts.networks
+        )
+
+    def endpoint(self) -> ProvisionerEndpoint:
+        """Where this instance listens by default: its first network's boot server address."""
+        site = self.sites.current()
+        if self.opts.networks:
+            return site.provisioning_networks()[self.opts.networks[0]].provisioner
+        return site.network.provisioner
+
     def _start_dhcp(self) -> None:
         self.dnsmasq = Dnsmasq(self.dhcp_paths, node_of_mac=self.names.by_mac)
         _stop_stale_dnsmasq(self.dhcp_paths)
@@ -143,7 +161,7 @@ class BootServer:
 
     # -- TFTP ------------------------------------------------------------------
     def _start_tftp(self) -> None:
-        prov = self.sites.current().network.provisioner
+        prov = self.endpoint()
         host, port = split_bind(
             self.opts.tftp_bind or f"{prov.address}:{prov.tftp_port}", "--tftp-bind"
         )
@@ -168,7 +186,7 @@ class BootServer:
             log.warning("serve: cannot keep the last good site: %s", exc)
 
     def _start_http(self) -> None:
-        prov = self.sites.current().network.provisioner
+        prov = self.endpoint()
         host, port = split_bind(
             self.opts.http_bind or f"{prov.address}:{prov.http_port}", "--http-bind"
         )
@@ -200,6 +218,8 @@ class BootServer:
         ]
         if self.opts.db_url:
             argv.append(f"--db-url={self.opts.db_url}")
+        if self.opts.networks is not None:
+            argv.append(f"--networks={','.join(self.opts.networks)}")
         if self.opts.log_file:
             argv.append(f"--log-file={self.opts.log_file}")
         env = dict(os.environ, **self.opts.extra_env)

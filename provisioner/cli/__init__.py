@@ -78,6 +78,7 @@ COMMAND_MODULES = [
     "doctor",
     "images",
     "db",
+    "servers",
 ]
 #: entry point group through which add-ons (the lab) add their commands
 PLUGIN_GROUP = "provisioner.commands"

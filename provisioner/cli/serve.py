@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import click
@@ -10,8 +11,10 @@ import click
 from provisioner.bootserver.server import BootServer, ServeOptions, serve_forever, split_bind
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR
 from provisioner.cli.context import App
-from provisioner.daemon.service import DaemonService
+from provisioner.daemon.service import DaemonService, Membership
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY
+from provisioner.errors import ServeError
+from provisioner.inventory.models import Site
 from provisioner.state.privacy import PRIVATE_UMASK, make_private
 
 pass_app = click.make_pass_decorator(App)
@@ -56,6 +59,19 @@ pass_app = click.make_pass_decorator(App)
     help="Admin REST API of the pipeline daemon [default: 127.0.0.1:<http_port + 1>].",
 )
 @click.option("--no-api", is_flag=True, help="Do not host the pipeline daemon and its API.")
+@click.option(
+    "--networks",
+    metavar="NAME[,NAME]",
+    help="One of several boot servers on a shared database: answer only these provisioning "
+    "networks ('main' is network:), register, heartbeat and take over the nodes of a "
+    "partner on the same networks that stops [default: one server for every network].",
+)
+@click.option(
+    "--server-name",
+    metavar="NAME",
+    help="With --networks: this instance's name, unique among the running ones "
+    "[default: <host>-<first network>].",
+)
 @pass_app
 def serve(
     app: App,
@@ -70,6 +86,8 @@ def serve(
     threads: int,
     api_bind: str | None,
     no_api: bool,
+    networks: str | None,
+    server_name: str | None,
 ) -> None:
     """Run DHCP (dnsmasq), TFTP (iPXE binaries) and HTTP (boot scripts, kernels)
     in the foreground until SIGTERM. Follows edits of site.yaml."""
@@ -78,7 +96,14 @@ def serve(
     os.umask(PRIVATE_UMASK)
     make_private(app.settings.state)
     app.setup_logging()
-    app.site()  # fail early, with the site's problems listed
+    site = app.site()  # fail early, with the site's problems listed
+    served = _networks(site, networks)
+    if server_name is not None and served is None:
+        raise ServeError("--server-name: only with --networks (one of several boot servers)")
+    member = None
+    if served is not None:
+        name = server_name or f"{socket.gethostname()}-{served[0]}"
+        member = Membership(name, served)
     opts = ServeOptions(
         site_path=app.settings.site_path,
         state_dir=app.settings.state_dir,
@@ -94,15 +119,34 @@ def serve(
         efi_binary=efi_binary,
         log_level="DEBUG" if app.verbose > 1 else "INFO",
         log_file=app.settings.log_path,  # the HTTP process logs there too
+        networks=served,
     )
-    serve_forever(opts, None if no_api else lambda server: [_daemon(server, app, api_bind)])
+    serve_forever(opts, None if no_api else lambda server: [_daemon(server, app, api_bind, member)])
 
 
-def _daemon(server: BootServer, app: App, api_bind: str | None) -> DaemonService:
+def _networks(site: Site, given: str | None) -> tuple[str, ...] | None:
+    if given is None:
+        return None
+    known = site.provisioning_networks()
+    names = tuple(dict.fromkeys(n.strip() for n in given.split(",") if n.strip()))
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        raise ServeError(
+            f"--networks: {', '.join(unknown) or 'none given'}: not a provisioning network "
+            f"of the site (one of: {', '.join(known)})"
+        )
+    return names
+
+
+def _daemon(
+    server: BootServer, app: App, api_bind: str | None, member: Membership | None
+) -> DaemonService:
     """The pipeline daemon and its admin API, on loopback beside the HTTP port by default."""
-    prov = server.sites.current().network.provisioner
+    prov = server.endpoint()
     host, port = split_bind(api_bind or f"127.0.0.1:{prov.http_port + 1}", "--api-bind")
-    return DaemonService(server.sites, app.settings.state_dir, app.settings.db_url, host, port)
+    return DaemonService(
+        server.sites, app.settings.state_dir, app.settings.db_url, host, port, member
+    )
 
 
 COMMANDS = [serve]

@@ -156,6 +156,10 @@ class Operations:
         ]
         return self._run_wave(busy, self.pipeline.resume, on_result) if busy else []
 
+    def resume(self, names: Sequence[str], on_result: OnResult = None) -> list[NodeResult]:
+        """Continue these nodes from their recorded steps (a dead partner's, on takeover)."""
+        return self._run_wave(names, self.pipeline.resume, on_result) if names else []
+
     # ---- helpers ------------------------------------------------------------------
     def _provision_any(self, name: str) -> NodeRecord:
         rec = self.store.find(name)

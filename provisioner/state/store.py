@@ -705,6 +705,22 @@ class Store:
             )
         return token
 
+    def takeable(self, names: Collection[str]) -> list[str]:
+        """Those of ``names`` nobody holds: no reservation, or a stale one (its holder
+        expired, died on this host, or its server stopped heartbeating)."""
+        now = utcnow()
+        with self._sessions() as s:
+            held = {
+                r.node: Reservation.of(r)
+                for r in s.scalars(select(ReservationRow).where(ReservationRow.node.in_(names)))
+            }
+            return [
+                n
+                for n in names
+                if n not in held
+                or held[n].is_stale(now, self._server_alive(s, held[n].server, now))
+            ]
+
     def _server_alive(self, s: Session, server: str | None, now: datetime) -> bool:
         """A serve instance counts as alive while it heartbeats and has not stopped."""
         if server is None:
