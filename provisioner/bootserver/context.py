@@ -22,6 +22,8 @@ class ServerContext:
     images_dir: Path | None = None  # OS images (install/images.py) served under /images/
     #: the provisioning networks this boot server answers (serve --networks); None: all
     networks: frozenset[str] | None = None
+    #: this server's state directory (bundles); a SQLite store's folder when not given
+    state_dir: Path | None = None
 
     def site(self) -> Site:
         return self.sites.current()

@@ -75,6 +75,7 @@ def build_context(
         boot_files_dir=boot_files_dir,
         images_dir=StateDir(state_dir).images,
         networks=networks,
+        state_dir=state_dir,
     )
 
 
