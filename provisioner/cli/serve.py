@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ import click
 from provisioner.bootserver.server import BootServer, ServeOptions, serve_forever, split_bind
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR
 from provisioner.cli.context import App
-from provisioner.daemon.service import DaemonService, Membership
+from provisioner.daemon.service import HEARTBEAT_INTERVAL, SILENT_BEATS, DaemonService, Membership
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY
 from provisioner.errors import ServeError
 from provisioner.inventory.models import Site
@@ -72,6 +73,14 @@ pass_app = click.make_pass_decorator(App)
     help="With --networks: this instance's name, unique among the running ones "
     "[default: <host>-<first network>].",
 )
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.1, max=60),
+    default=HEARTBEAT_INTERVAL,
+    show_default=True,
+    help="With --networks: seconds between heartbeats and takeover scans; a partner "
+    f"silent for {SILENT_BEATS} heartbeats is dead and its nodes are taken over.",
+)
 @pass_app
 def serve(
     app: App,
@@ -88,6 +97,7 @@ def serve(
     no_api: bool,
     networks: str | None,
     server_name: str | None,
+    heartbeat: float,
 ) -> None:
     """Run DHCP (dnsmasq), TFTP (iPXE binaries) and HTTP (boot scripts, kernels)
     in the foreground until SIGTERM. Follows edits of site.yaml."""
@@ -103,7 +113,7 @@ def serve(
     member = None
     if served is not None:
         name = server_name or f"{socket.gethostname()}-{served[0]}"
-        member = Membership(name, served)
+        member = Membership(name, served, heartbeat, timedelta(seconds=heartbeat * SILENT_BEATS))
     opts = ServeOptions(
         site_path=app.settings.site_path,
         state_dir=app.settings.state_dir,

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: seconds between heartbeats (and takeover scans) of an instance with --networks
 HEARTBEAT_INTERVAL = 5.0
+#: heartbeats a partner may miss before it counts as dead (5 s x 6: the store's default 30 s)
+SILENT_BEATS = 6
 
 
 @dataclass(frozen=True)
