@@ -2,7 +2,7 @@
 
 A node is in flight from provisioning until active or failed; its pipeline runs
 in the instance holding its reservation. When that instance dies (no heartbeat
-for the store's ``server_timeout``), its reservations are stale and any live
+for the silence it declared when registering), its reservations are stale and any live
 instance serving the node's network may resume the node from its recorded step;
 ``Store.reserve`` lets exactly one of them have it. A node whose network no live
 instance serves is reported instead of staying silently stuck.

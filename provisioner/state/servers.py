@@ -2,9 +2,9 @@
 
 Several boot servers, each on its provisioning networks, share one PostgreSQL
 (issue 22). Each registers under a name unique among the running instances,
-with the networks it answers, and heartbeats; one that falls silent for the
-store's ``server_timeout`` (or stopped) is dead: its reservations count as
-stale, so a partner serving the same network takes its nodes in flight over
+with the networks it answers, and heartbeats; one silent for longer than it
+declared when registering (``Store.server_timeout``), or stopped, is dead: its
+reservations count as stale, so a partner serving the same network takes its nodes in flight over
 (pipeline/takeover.py). ``provisioner servers`` lists them.
 """
 
@@ -21,7 +21,14 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from provisioner.state.machine import EventKind
-from provisioner.state.store import EventRow, ReservationRow, ServerRow, Store, utcnow
+from provisioner.state.store import (
+    EventRow,
+    ReservationRow,
+    ServerRow,
+    Store,
+    server_alive,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +75,13 @@ class Servers:
         note, so this instance resumes those nodes at once. Returns their names."""
         now = utcnow()
         listed = ",".join(sorted(set(networks)))
+        silent = self.store.server_timeout.total_seconds()
         with self.store.writing() as s:
             row = s.get(ServerRow, name, with_for_update=True)
             if row is None:
                 s.add(ServerRow(name=name, host=socket.gethostname(), pid=os.getpid(),
                                 networks=listed, url=url, started_at=now, heartbeat_at=now,
-                                stopped=False))  # fmt: skip
+                                silent_after=silent, stopped=False))  # fmt: skip
             else:
                 row.host, row.pid, row.networks, row.url = (
                     socket.gethostname(),
@@ -82,6 +90,7 @@ class Servers:
                     url,
                 )
                 row.started_at, row.heartbeat_at, row.stopped = now, now, False
+                row.silent_after = silent
             held = list(s.scalars(select(ReservationRow.node).where(ReservationRow.server == name)))
             if held:
                 s.execute(delete(ReservationRow).where(ReservationRow.server == name))
@@ -128,7 +137,7 @@ class Servers:
                     r.started_at,
                     r.heartbeat_at,
                     r.stopped,
-                    not r.stopped and now - r.heartbeat_at < self.store.server_timeout,
+                    server_alive(r, now),
                 )
                 for r in rows
             ]

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -131,6 +132,8 @@ class ServerRow(Base):
     url: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
+    #: seconds of silence after which it is dead (it says so itself, from its heartbeat)
+    silent_after: Mapped[float] = mapped_column(Float)
     stopped: Mapped[bool] = mapped_column(Boolean)
 
 
@@ -314,6 +317,11 @@ def _sqlite_begin(conn: Any) -> None:
 _WRITE_TX = schema.WRITE_TX
 
 
+def server_alive(row: ServerRow, now: datetime) -> bool:
+    """A serve instance is alive while it heartbeats as often as it said and has not stopped."""
+    return not row.stopped and (now - row.heartbeat_at).total_seconds() < row.silent_after
+
+
 def _locked(s: Session, name: str) -> NodeRow:
     """The node's row, locked until the transaction ends (SELECT ... FOR UPDATE).
 
@@ -359,7 +367,7 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         #: the serve instance this store works for (recorded on its reservations)
         self.server: str | None = None
-        #: an instance silent this long is dead: its reservations may be taken over
+        #: the silence after which this store's instance is dead (declared when registering)
         self.server_timeout = server_timeout
 
     def _check_schema(self) -> None:
@@ -726,7 +734,7 @@ class Store:
         if server is None:
             return True
         row = s.get(ServerRow, server)
-        return row is not None and not row.stopped and now - row.heartbeat_at < self.server_timeout
+        return row is not None and server_alive(row, now)
 
     def refresh(self, name: str, token: str, ttl: timedelta = DEFAULT_RESERVATION_TTL) -> None:
         with self._tx() as s:

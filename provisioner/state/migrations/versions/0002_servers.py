@@ -1,7 +1,8 @@
 """Boot server instances and which server holds a reservation (issue 22).
 
 ``servers``: one row per ``serve`` instance sharing the database, with the
-networks it answers and its last heartbeat. ``reservations.server``: the
+networks it answers, its last heartbeat and how long a silence makes it dead
+(its own heartbeat interval times the beats it may miss). ``reservations.server``: the
 instance whose pipeline holds the node, so a partner can take the node over
 when that instance stops heartbeating (a pid on another host says nothing).
 
@@ -29,6 +30,7 @@ def upgrade() -> None:
         sa.Column("url", sa.String(255), nullable=False),
         sa.Column("started_at", sa.DateTime, nullable=False),
         sa.Column("heartbeat_at", sa.DateTime, nullable=False),
+        sa.Column("silent_after", sa.Float, nullable=False),
         sa.Column("stopped", sa.Boolean, nullable=False),
     )
     with op.batch_alter_table("reservations") as batch:
