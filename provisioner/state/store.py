@@ -48,6 +48,7 @@ from provisioner.errors import (
 )
 from provisioner.settings import StateDir
 from provisioner.state import schema
+from provisioner.state.changes import Changes, notify_on_events
 from provisioner.state.machine import (
     EVENTS_WITH_REASON,
     EventKind,
@@ -365,6 +366,10 @@ class Store:
         self.engine: Engine = make_engine(url)
         self._check_schema()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if self.engine.dialect.name == "postgresql":
+            notify_on_events(self._sessions, EventRow.__tablename__)
+        #: wakes on committed events (PostgreSQL LISTEN/NOTIFY); a sleep on SQLite
+        self.changes = Changes(self.engine)
         #: the serve instance this store works for (recorded on its reservations)
         self.server: str | None = None
         #: the silence after which this store's instance is dead (declared when registering)
@@ -388,6 +393,7 @@ class Store:
         return cls(store_url(state_dir, url))
 
     def close(self) -> None:
+        self.changes.close()
         self.engine.dispose()
 
     @property
