@@ -76,6 +76,8 @@ class DaemonService:
         self.operations = build_operations(
             self.store, sites.current, sites.path, state_dir, actor=actor
         )
+        if member is not None:
+            self.operations.networks = frozenset(member.networks)
         self._stop = threading.Event()
         self._taking: set[str] = set()
         self._taking_lock = threading.Lock()

@@ -126,3 +126,16 @@ def test_a_partner_takes_over_a_dead_servers_node_from_its_step(shared: Sim, db_
     notes = [e.message for e in store_b.events(NODE) if "took over" in e.message]
     assert len(notes) == 1 and "server A" in notes[0], notes
     assert store_b.reservation(NODE) is None
+
+
+def test_a_server_leaves_another_networks_node_alone(sim: Sim) -> None:
+    """One of several servers (serve --networks rack2) asked for a node of main."""
+    from provisioner.pipeline.operations import Operations
+
+    operations = Operations(sim.pipeline())
+    operations.networks = frozenset({"rack2"})
+    [result] = operations.provision([NODE])
+    assert result.reason == (
+        f"node {NODE}: on network main, served by another boot server (this: rack2)"
+    )
+    assert sim.backends.log() == [] and sim.store.find(NODE) is None
