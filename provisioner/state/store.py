@@ -14,7 +14,7 @@ import socket
 import uuid
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -342,7 +342,8 @@ def sqlite_url(state_dir: Path) -> str:
 
 def make_engine(url: str) -> Engine:
     """An engine for the store's database, SQLite's write locking set up (_sqlite_begin)."""
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    # a server database may restart or fail over under us: test a pooled connection first
+    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -486,6 +487,15 @@ class Store:
             to = target(current, event_name)
             if to is None:
                 raise IllegalTransition(name, current.value, event_name, allowed_events(current))
+            # the row is locked: what it holds after the update is known without reading it
+            moved = replace(
+                NodeRecord.of(row),
+                state=to,
+                reason=reason if to.is_failed else None,
+                step=step,
+                updated_at=now,
+                state_since=now,
+            )
             result = s.execute(
                 update(NodeRow)
                 .where(NodeRow.name == name, NodeRow.state == current.value)
@@ -517,7 +527,7 @@ class Store:
             log.warning("node %s: %s -> %s: %s", name, current.value, to.value, reason)
         else:
             log.info("node %s: %s -> %s", name, current.value, to.value)
-        return self.get(name)
+        return moved
 
     def set_step(self, name: str, step: str | None, actor: str = "") -> None:
         """Record the pipeline step a node is in (for resuming after a crash)."""
