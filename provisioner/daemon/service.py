@@ -113,8 +113,10 @@ class DaemonService:
         assert self.member is not None
         while not self._stop.wait(self.member.heartbeat):
             try:
-                if not self.servers.heartbeat(self.member.name):
-                    self.servers.register(self.member.name, self.member.networks, self.url)
+                if not self.servers.heartbeat(self.member.name):  # its row went missing
+                    self.servers.register(
+                        self.member.name, self.member.networks, self.url, starting=False
+                    )
                 self._watch_once()
             except Exception:  # the database away for a moment: try again next beat
                 log.exception("server %s: heartbeat or takeover scan failed", self.member.name)

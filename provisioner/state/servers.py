@@ -69,10 +69,14 @@ class Servers:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def register(self, name: str, networks: Iterable[str], url: str) -> list[str]:
-        """Record this instance as up. An earlier life of the same name is dead (names
-        are unique among running instances): its reservations are released, each with a
-        note, so this instance resumes those nodes at once. Returns their names."""
+    def register(
+        self, name: str, networks: Iterable[str], url: str, starting: bool = True
+    ) -> list[str]:
+        """Record this instance as up. ``starting``: an earlier life of the same name is
+        dead (names are unique among running instances): its reservations are released,
+        each with a note, so this instance resumes those nodes at once. Returns their
+        names. (A running instance whose row went missing registers again with
+        ``starting`` False: what it holds, it is driving.)"""
         now = utcnow()
         listed = ",".join(sorted(set(networks)))
         silent = self.store.server_timeout.total_seconds()
@@ -91,7 +95,10 @@ class Servers:
                 )
                 row.started_at, row.heartbeat_at, row.stopped = now, now, False
                 row.silent_after = silent
-            held = list(s.scalars(select(ReservationRow.node).where(ReservationRow.server == name)))
+            held = []
+            if starting:
+                found = s.scalars(select(ReservationRow.node).where(ReservationRow.server == name))
+                held = list(found)
             if held:
                 s.execute(delete(ReservationRow).where(ReservationRow.server == name))
             for node in held:

@@ -38,6 +38,9 @@ def test_a_restarted_server_gets_back_what_its_earlier_run_held(
     old.server = "a"
     Servers(old).register("a", ["main"], "http://127.0.0.1:8081")
     old.reserve("ctl1", "provision", owner="a")
+    # the same run registering again (its row went missing) keeps what it drives
+    assert Servers(old).register("a", ["main"], "http://127.0.0.1:8081", starting=False) == []
+    assert old.reservation("ctl1") is not None
     new.server = "a"
     assert Servers(new).register("a", ["main"], "http://127.0.0.1:8081") == ["ctl1"]
     assert new.reservation("ctl1") is None
