@@ -11,6 +11,8 @@ and a store refuses to run on an older schema than its code.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -19,6 +21,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from provisioner.errors import StateDatabaseUnreachable
 
 #: Any fixed number: the key of the PostgreSQL advisory lock upgrades take.
 _UPGRADE_LOCK = 0x70726F76  # "prov"
@@ -43,13 +48,28 @@ def head() -> str:
 
 def current(engine: Engine) -> str | None:
     """The database's revision; None for an empty database or one made before Alembic."""
-    with engine.connect() as conn:
+    with _reachable(engine), engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextmanager
+def _reachable(engine: Engine) -> Iterator[None]:
+    """A database that cannot be reached is the operator's problem to fix, not a bug."""
+    try:
+        yield
+    except OperationalError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        why = str(exc.orig or exc).strip().splitlines()[0]
+        raise StateDatabaseUnreachable(where, why) from exc
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Upgrade to the newest revision; returns (revision before, revision after)."""
-    with engine.connect().execution_options(**{WRITE_TX: True}) as conn, conn.begin():
+    with (
+        _reachable(engine),
+        engine.connect().execution_options(**{WRITE_TX: True}) as conn,
+        conn.begin(),
+    ):
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK})
         before = MigrationContext.configure(conn).get_current_revision()

@@ -88,3 +88,14 @@ def test_a_shared_database_behind_the_code_is_refused(postgres: object) -> None:
     assert schema.upgrade(engine) == (schema.head(), schema.head())
     engine.dispose()
     Store(url).close()
+
+
+def test_an_unreachable_database_is_an_operator_error_without_its_password() -> None:
+    from provisioner.errors import StateDatabaseUnreachable
+
+    with pytest.raises(StateDatabaseUnreachable) as caught:
+        Store("postgresql+psycopg://prov:hunter2@127.0.0.1:1/provisioner")
+    assert "state database postgresql+psycopg://prov:***@127.0.0.1:1/provisioner" in str(
+        caught.value
+    )
+    assert "hunter2" not in str(caught.value)
