@@ -15,6 +15,7 @@ traffic sent), then, with I instances as separate processes on the one database:
   over; the time until every one is held by a live instance.
 
     python3 benchmarks/shared_db.py [--nodes 10000] [--instances 4] [--in-flight 1000]
+                                    [--drive N] [--boot-scripts 2000]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import multiprocessing
 import random
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -88,16 +90,27 @@ def _take_over(url: str, name: str, names: list[str], done: object, finish: obje
     reservations the others may rightly take over: its pid is gone)."""
     store = Store(url)
     store.server = name
-    Servers(store).register(name, ["main"], "http://bench")
+    servers = Servers(store)
+    servers.register(name, ["main"], "http://bench")
+    beating = threading.Event()
+
+    def beat() -> None:  # alive while it works, as serve's heartbeat thread keeps it
+        while not beating.wait(1.0):
+            servers.heartbeat(name)
+
+    threading.Thread(target=beat, daemon=True).start()
     taken = 0
-    for node in store.takeable(names):
+    mine = store.takeable(names)
+    random.shuffle(mine)  # partners start at different nodes, as their scans would
+    for node in mine:
         try:
             store.reserve(node, "resume", owner=name)
             taken += 1
         except NodeReserved:  # another instance took it first
             pass
     done.put(taken)  # type: ignore[attr-defined]
-    finish.wait(120)  # type: ignore[attr-defined]
+    finish.wait(300)  # type: ignore[attr-defined]
+    beating.set()
     store.close()
 
 
@@ -118,6 +131,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=4)
     parser.add_argument("--in-flight", type=int, default=1_000)
     parser.add_argument("--boot-scripts", type=int, default=2_000, help="per instance")
+    parser.add_argument("--drive", type=int, help="nodes driven to active [default: all]")
     a = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, postgres_cluster() as pg:
         site_path = generated_site(Path(tmp), a.nodes)
@@ -128,9 +142,10 @@ def main() -> None:
         schema.upgrade(engine)
         engine.dispose()
         _enrol(url, names)
-        shares = [(url, names[i :: a.instances]) for i in range(a.instances)]
+        driven = names[: a.drive or len(names)]
+        shares = [(url, driven[i :: a.instances]) for i in range(a.instances)]
         elapsed = _parallel(_drive, shares)  # type: ignore[arg-type]
-        count = len(names) * len(TO_ACTIVE)
+        count = len(driven) * len(TO_ACTIVE)
         print(f"transitions: {count / elapsed:,.0f}/s ({count:,} by {a.instances} instances "
               f"on one PostgreSQL in {elapsed:.1f} s)")  # fmt: skip
 
