@@ -132,6 +132,23 @@ class IllegalTransition(StateError):
         super().__init__(f"node {node}: cannot '{event}' while {state}{hint}")
 
 
+class StateDatabaseUnreachable(StateError):
+    """The state database cannot be reached (server down, wrong URL, refused login)."""
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"state database {where}: {why}")
+
+
+class SchemaOutdated(StateError):
+    """The shared database's schema is older (or newer) than this provisioner's."""
+
+    def __init__(self, found: str | None, wanted: str) -> None:
+        super().__init__(
+            f"state database: schema revision {found or 'none'}, this provisioner needs "
+            f"{wanted}: run 'provisioner db upgrade --db-url URL' (once, from one host)"
+        )
+
+
 class ConcurrentUpdate(StateError):
     def __init__(self, node: str, expected: str, found: str) -> None:
         super().__init__(

@@ -220,6 +220,13 @@ TABLE: tuple[Program, ...] = (
     _p("rm", "coreutils", "test", "tests: a Galera member's data wiped"),
     _p("chown", "coreutils", "test", "tests: a Galera member's data handed to mysql"),
     _p("tftp", "tftp-hpa", "test", "tests: a TFTP client of the boot server"),
+    # tests: a real PostgreSQL for the shared state store (Debian keeps it off PATH)
+    _f("initdb", "postgresql", "test bench", "tests: a PostgreSQL cluster for the state store",
+       "/usr/lib/postgresql/*/bin/initdb"),
+    _f("pg_ctl", "postgresql", "test bench", "tests: the test PostgreSQL started and stopped",
+       "/usr/lib/postgresql/*/bin/pg_ctl"),
+    _f("postgres", "postgresql", "test bench", "tests: the PostgreSQL server pg_ctl starts",
+       "/usr/lib/postgresql/*/bin/postgres"),
     # tests: BMCs
     _p("ipmitool", "ipmitool", "test bench", "tests and benchmarks: the reference IPMI client"),
     _p("ipmi_sim", "openipmi", "test", "tests: OpenIPMI's simulated BMC"),

@@ -4,7 +4,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +167,50 @@ def _print_timing(terminalreporter: Any) -> None:
 
 def _tests(count: int) -> str:
     return f"{count} test" if count == 1 else f"{count} tests"
+
+
+# --- A real PostgreSQL for the state store's shared suite (issue 22) ----------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One PostgreSQL server for the session (about 2 s to start); a database per test."""
+    from tests.postgres import postgres_cluster
+
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.functional)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An upgraded, empty store database: a SQLite state directory or a PostgreSQL database.
+    The tests that take it run on both (the store's suite, takeover)."""
+    from sqlalchemy import create_engine
+
+    from provisioner.state import schema
+    from provisioner.state.store import Store, sqlite_url
+
+    if request.param == "sqlite":
+        Store.open(tmp_path / "state").close()
+        return sqlite_url(tmp_path / "state")
+    url: str = request.getfixturevalue("postgres").database()
+    engine = create_engine(url)
+    schema.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def open_store(db_url: str) -> Iterator[Callable[..., Any]]:
+    """Opens more stores on the same database (another process's view); closes them after."""
+    from provisioner.state.store import Store
+
+    opened: list[Store] = []
+
+    def make(**kwargs: Any) -> Store:
+        opened.append(Store(db_url, **kwargs))
+        return opened[-1]
+
+    yield make
+    for s in opened:
+        s.close()

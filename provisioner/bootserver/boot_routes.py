@@ -58,6 +58,10 @@ def boot_scripts(ctx: ServerContext) -> Callable[[str, str], tuple[str, int]]:
             return ("#!ipxe\necho not a MAC address\nexit 1\n", 404)
         site = ctx.site()
         node = site.node_by_mac(mac)
+        if node is not None and not ctx.serves(site, node):
+            log.info("boot: node %s (MAC %s): network %s is another boot server's",
+                     node.name, mac, site.network_name_of(node))  # fmt: skip
+            return ("#!ipxe\necho not this boot server's network\nexit 1\n", 404)
         record = nodes.find(node.name) if node else None
         token = ctx.tokens.token_for(record) if record else None
         if (
@@ -82,7 +86,7 @@ def boot_scripts(ctx: ServerContext) -> Callable[[str, str], tuple[str, int]]:
             node,
             build_mode=bool(record and record.build_mode),
             token=token,
-            base_url=site.base_url,
+            base_url=site.network_of(node).provisioner.base_url if node else site.base_url,
         )
         try:
             text = templates.render(decision, ctx.content().search_path("pxe"))

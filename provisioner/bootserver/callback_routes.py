@@ -157,7 +157,7 @@ def blueprint(
 ) -> Blueprint:
     """The routes; bundles live in ``state_dir``, by default the SQLite store's folder."""
     if bundles is None:
-        state_dir = state_dir or ctx.store.state_dir
+        state_dir = state_dir or ctx.state_dir or ctx.store.state_dir
         if state_dir is None:
             raise ValueError("callback routes need the state dir (where bundles live)")
         bundles = BundleStore(state_dir)

@@ -65,7 +65,11 @@ class Preloaded:
 
 
 def build_context(
-    shared: Preloaded, state_dir: Path, db_url: str | None, boot_files_dir: Path
+    shared: Preloaded,
+    state_dir: Path,
+    db_url: str | None,
+    boot_files_dir: Path,
+    networks: frozenset[str] | None = None,
 ) -> ServerContext:
     """A worker's context: the shared site and tokens, its own store connections."""
     return ServerContext(
@@ -74,6 +78,8 @@ def build_context(
         tokens=shared.tokens,
         boot_files_dir=boot_files_dir,
         images_dir=StateDir(state_dir).images,
+        networks=networks,
+        state_dir=state_dir,
     )
 
 
@@ -112,7 +118,8 @@ class GunicornServer(BaseApplication):
     def load(self) -> Flask:
         a = self.args
         _setup_logging(a.log_level, a.log_file)
-        ctx = build_context(self.shared, Path(a.state_dir), a.db_url, Path(a.boot_files))
+        networks = frozenset(a.networks.split(",")) if a.networks else None
+        ctx = build_context(self.shared, Path(a.state_dir), a.db_url, Path(a.boot_files), networks)
         return create_app(ctx)
 
 
@@ -144,6 +151,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--site", required=True)
     p.add_argument("--state-dir", required=True)
     p.add_argument("--db-url")
+    p.add_argument("--networks", help="the provisioning networks answered (default: all)")
     p.add_argument("--boot-files", required=True)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--threads", type=int, default=32)

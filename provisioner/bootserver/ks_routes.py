@@ -54,7 +54,11 @@ def blueprint(ctx: ServerContext) -> Blueprint:
         try:
             images = ImageStore(ctx.images_dir) if ctx.images_dir is not None else None
             text = render_kickstart(
-                site, inventory_node, token=token, base_url=site.base_url, images=images
+                site,
+                inventory_node,
+                token=token,
+                base_url=site.network_of(inventory_node).provisioner.base_url,
+                images=images,
             )
         except ProvisionerError as exc:
             log.error("node %s: kickstart cannot be rendered: %s", node, exc)

@@ -29,7 +29,7 @@ from provisioner.bootserver.tftp import TftpService, stage_ipxe_binaries
 from provisioner.dhcp.files import our_dnsmasq
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.errors import ProvisionerError, ServeError
-from provisioner.inventory.models import Site
+from provisioner.inventory.models import ProvisionerEndpoint, Site
 from provisioner.inventory.source import SiteSource, write_snapshot
 from provisioner.settings import StateDir
 
@@ -66,6 +66,8 @@ class ServeOptions:
     log_level: str = "INFO"
     log_file: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: the provisioning networks answered (--networks); None: every node of the site
+    networks: tuple[str, ...] | None = None
 
     @property
     def boot_files(self) -> Path:
@@ -122,7 +124,7 @@ class BootServer:
             self.dhcp_paths,
             self.opts.efi_binary,
             user=getpass.getuser(),
-            exclude=self._decommissioned(),
+            exclude=self._decommissioned() | self._others(site),
         )
         self.dnsmasq.apply(plan)
         self._generation = self.sites.generation
@@ -137,6 +139,21 @@ class BootServer:
         finally:
             store.close()
 
+    def _others(self, site: Site) -> frozenset[str]:
+        """Nodes of networks another instance serves: no DHCP host entry here."""
+        if self.opts.networks is None:
+            return frozenset()
+        return frozenset(
+            n.name for n in site.nodes if site.network_name_of(n) not in self.opts.networks
+        )
+
+    def endpoint(self) -> ProvisionerEndpoint:
+        """Where this instance listens by default: its first network's boot server address."""
+        site = self.sites.current()
+        if self.opts.networks:
+            return site.provisioning_networks()[self.opts.networks[0]].provisioner
+        return site.network.provisioner
+
     def _start_dhcp(self) -> None:
         self.dnsmasq = Dnsmasq(self.dhcp_paths, node_of_mac=self.names.by_mac)
         _stop_stale_dnsmasq(self.dhcp_paths)
@@ -145,7 +162,7 @@ class BootServer:
 
     # -- TFTP ------------------------------------------------------------------
     def _start_tftp(self) -> None:
-        prov = self.sites.current().network.provisioner
+        prov = self.endpoint()
         host, port = split_bind(
             self.opts.tftp_bind or f"{prov.address}:{prov.tftp_port}", "--tftp-bind"
         )
@@ -170,7 +187,7 @@ class BootServer:
             log.warning("serve: cannot keep the last good site: %s", exc)
 
     def _start_http(self) -> None:
-        prov = self.sites.current().network.provisioner
+        prov = self.endpoint()
         host, port = split_bind(
             self.opts.http_bind or f"{prov.address}:{prov.http_port}", "--http-bind"
         )
@@ -202,6 +219,8 @@ class BootServer:
         ]
         if self.opts.db_url:
             argv.append(f"--db-url={self.opts.db_url}")
+        if self.opts.networks is not None:
+            argv.append(f"--networks={','.join(self.opts.networks)}")
         if self.opts.log_file:
             argv.append(f"--log-file={self.opts.log_file}")
         env = dict(os.environ, **self.opts.extra_env)

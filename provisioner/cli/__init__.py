@@ -133,6 +133,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "deps": ("doctor:deps", "The Debian packages a use needs, on one line (what `make` installs)."),
     "image": ("images:image", "OS images that image profiles install (liveimg)."),
+    "db": ("db:db", "The state database: its schema revision and upgrades."),
+    "servers": (
+        "servers:servers",
+        "The `serve --networks` instances: networks, heartbeat, alive or not; each",
+    ),
 }
 #: entry point group through which add-ons (the lab) add their commands: each
 #: entry point is a ``register(cli)`` that adds lazy commands (cli/lazy.py)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -10,8 +12,10 @@ import click
 from provisioner.bootserver.server import BootServer, ServeOptions, serve_forever, split_bind
 from provisioner.bootserver.tftp import DEBIAN_IPXE_DIR
 from provisioner.cli.context import App
-from provisioner.daemon.service import DaemonService
+from provisioner.daemon.service import HEARTBEAT_INTERVAL, SILENT_BEATS, DaemonService, Membership
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY
+from provisioner.errors import ServeError
+from provisioner.inventory.models import Site
 from provisioner.state.privacy import PRIVATE_UMASK, make_private
 
 pass_app = click.make_pass_decorator(App)
@@ -63,6 +67,27 @@ pass_app = click.make_pass_decorator(App)
     "[default: 127.0.0.1:<http_port + 2>; give an address to expose it].",
 )
 @click.option("--no-ui", is_flag=True, help="Do not serve the web dashboard.")
+@click.option(
+    "--networks",
+    metavar="NAME[,NAME]",
+    help="One of several boot servers on a shared database: answer only these provisioning "
+    "networks ('main' is network:), register, heartbeat and take over the nodes of a "
+    "partner on the same networks that stops [default: one server for every network].",
+)
+@click.option(
+    "--server-name",
+    metavar="NAME",
+    help="With --networks: this instance's name, unique among the running ones "
+    "[default: <host>-<first network>].",
+)
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.1, max=60),
+    default=HEARTBEAT_INTERVAL,
+    show_default=True,
+    help="With --networks: seconds between heartbeats and takeover scans; a partner "
+    f"silent for {SILENT_BEATS} heartbeats is dead and its nodes are taken over.",
+)
 @pass_app
 def serve(
     app: App,
@@ -79,6 +104,9 @@ def serve(
     no_api: bool,
     ui_bind: str | None,
     no_ui: bool,
+    networks: str | None,
+    server_name: str | None,
+    heartbeat: float,
 ) -> None:
     """Run DHCP (dnsmasq), TFTP (iPXE binaries) and HTTP (boot scripts, kernels)
     in the foreground until SIGTERM. Follows edits of site.yaml."""
@@ -88,6 +116,13 @@ def serve(
     make_private(app.settings.state)
     app.setup_logging()
     site = app.site()  # fail early, with the site's problems listed
+    served = _networks(site, networks)
+    if server_name is not None and served is None:
+        raise ServeError("--server-name: only with --networks (one of several boot servers)")
+    member = None
+    if served is not None:
+        name = server_name or f"{socket.gethostname()}-{served[0]}"
+        member = Membership(name, served, heartbeat, timedelta(seconds=heartbeat * SILENT_BEATS))
     opts = ServeOptions(
         site_path=app.settings.site_path,
         state_dir=app.settings.state_dir,
@@ -103,21 +138,40 @@ def serve(
         efi_binary=efi_binary,
         log_level="DEBUG" if app.verbose > 1 else "INFO",
         log_file=app.settings.log_path,  # the HTTP process logs there too
+        networks=served,
     )
     ui = None if no_ui else (ui_bind or "")
     serve_forever(
         opts,
-        None if no_api else lambda server: [_daemon(server, app, api_bind, ui)],
+        None if no_api else lambda server: [_daemon(server, app, api_bind, ui, member)],
         site=site,
     )
 
 
+def _networks(site: Site, given: str | None) -> tuple[str, ...] | None:
+    if given is None:
+        return None
+    known = site.provisioning_networks()
+    names = tuple(dict.fromkeys(n.strip() for n in given.split(",") if n.strip()))
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        raise ServeError(
+            f"--networks: {', '.join(unknown) or 'none given'}: not a provisioning network "
+            f"of the site (one of: {', '.join(known)})"
+        )
+    return names
+
+
 def _daemon(
-    server: BootServer, app: App, api_bind: str | None, ui_bind: str | None
+    server: BootServer,
+    app: App,
+    api_bind: str | None,
+    ui_bind: str | None,
+    member: Membership | None,
 ) -> DaemonService:
     """The pipeline daemon, its admin API and its dashboard, on loopback beside the
     HTTP port by default (``ui_bind`` None: no dashboard; "": the default address)."""
-    prov = server.sites.current().network.provisioner
+    prov = server.endpoint()
     host, port = split_bind(api_bind or f"127.0.0.1:{prov.http_port + 1}", "--api-bind")
     ui = None
     if ui_bind is not None:
@@ -130,6 +184,7 @@ def _daemon(
         port,
         ui,
         ui_required=bool(ui_bind),  # the default port may be taken: serve goes on without
+        member=member,
     )
 
 

@@ -8,6 +8,11 @@ listens for the CLI,
 and on start resumes every node a previous daemon left in flight (kill -9
 included): the nodes' recorded steps (or hooks) say where to continue. The
 hooks run here too, in this process, never in a web worker.
+
+One of several instances on a shared database (``serve --networks``): it
+registers under its server name, heartbeats, drives only its networks' nodes,
+and on each heartbeat takes over the in-flight nodes of its networks that a
+dead partner held (pipeline/takeover.py); networks nobody serves are logged.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +37,28 @@ from provisioner.daemon.ui.app import STREAMS, Streams, create_ui_app
 from provisioner.errors import ProvisionerError
 from provisioner.inventory.source import SiteSource
 from provisioner.pipeline.factory import build_operations
-from provisioner.state.store import Store
+from provisioner.pipeline.operations import NodeResult
+from provisioner.pipeline.takeover import survey
+from provisioner.state.servers import Servers
+from provisioner.state.store import DEFAULT_SERVER_TIMEOUT, Store
 
 log = logging.getLogger(__name__)
+
+
+#: seconds between heartbeats (and takeover scans) of an instance with --networks
+HEARTBEAT_INTERVAL = 5.0
+#: heartbeats a partner may miss before it counts as dead (5 s x 6: the store's default 30 s)
+SILENT_BEATS = 6
+
+
+@dataclass(frozen=True)
+class Membership:
+    """This instance among several on one database: its name and its networks."""
+
+    name: str
+    networks: tuple[str, ...]
+    heartbeat: float = HEARTBEAT_INTERVAL
+    server_timeout: timedelta = DEFAULT_SERVER_TIMEOUT
 
 
 class DaemonService:
@@ -44,12 +71,24 @@ class DaemonService:
         port: int,
         ui_bind: tuple[str, int] | None = None,
         ui_required: bool = True,
+        member: Membership | None = None,
     ) -> None:
-        self.sites, self.state_dir = sites, state_dir
+        self.sites, self.state_dir, self.member = sites, state_dir, member
         self.store = Store.open(state_dir, db_url)
+        actor = "daemon"
+        if member is not None:
+            self.store.server, self.store.server_timeout = member.name, member.server_timeout
+            actor = member.name
+        self.servers = Servers(self.store)
         self.operations = build_operations(
-            self.store, sites.current, sites.path, state_dir, actor="daemon"
+            self.store, sites.current, sites.path, state_dir, actor=actor
         )
+        if member is not None:
+            self.operations.networks = frozenset(member.networks)
+        self._stop = threading.Event()
+        self._taking: set[str] = set()
+        self._taking_lock = threading.Lock()
+        self._last_unserved: dict[str, list[str]] = {}
         self.jobs = JobManager()
         app = Flask("provisioner.daemon")
         jsonlimits.install(app)
@@ -101,12 +140,61 @@ class DaemonService:
             self._ui_thread = threading.Thread(target=self._ui_server.run, name="ui", daemon=True)
             self._ui_thread.start()
             log.info("ui: dashboard on %s", self.ui_url)
+        if self.member is not None:
+            self.servers.register(self.member.name, self.member.networks, self.url)
+            self._watch_once()
+            threading.Thread(target=self._watch, name="heartbeat", daemon=True).start()
+            return
         busy = [r.name for r in self.store.all() if r.state.is_busy and r.state.value != "active"]
         if busy:
             log.info("daemon: resuming %s", ", ".join(busy))
             self.jobs.submit("resume", busy, lambda on: self.operations.resume_all(on))
 
+    # ---- several instances: heartbeat and takeover -------------------------------------
+    def _watch(self) -> None:
+        assert self.member is not None
+        while not self._stop.wait(self.member.heartbeat):
+            try:
+                if not self.servers.heartbeat(self.member.name):  # its row went missing
+                    self.servers.register(
+                        self.member.name, self.member.networks, self.url, starting=False
+                    )
+                self._watch_once()
+            except Exception:  # the database away for a moment: try again next beat
+                log.exception("server %s: heartbeat or takeover scan failed", self.member.name)
+
+    def _watch_once(self) -> None:
+        """Take over what dead partners left on our networks; report unserved networks."""
+        assert self.member is not None
+        found = survey(self.store, self.sites.current(), self.servers, self.member.networks)
+        if found.unserved != self._last_unserved:
+            for network, nodes in sorted(found.unserved.items()):
+                log.warning(
+                    "network %s: no live boot server; in flight there: %s",
+                    network,
+                    ", ".join(sorted(nodes)),
+                )
+            self._last_unserved = found.unserved
+        with self._taking_lock:
+            names = [n for n in found.to_take if n not in self._taking]
+            self._taking.update(names)
+        if not names:
+            return
+        log.info("server %s: taking over %s", self.member.name, ", ".join(names))
+
+        def work(on_result: Callable[[NodeResult], None]) -> list[NodeResult]:
+            try:
+                return self.operations.resume(names, on_result)
+            finally:
+                with self._taking_lock:
+                    self._taking.difference_update(names)
+
+        self.jobs.submit("takeover", names, work)
+
     def stop(self) -> None:
+        self._stop.set()
+        if self.member is not None:
+            self.servers.stop(self.member.name)
         remove_daemon_file(self.state_dir)
         self._streams.stop()  # the dashboard's live streams end first
         self._server.close()

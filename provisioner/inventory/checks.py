@@ -12,7 +12,7 @@ from typing import Any
 
 from provisioner.errors import RoleConfigError
 from provisioner.inventory.fields import tsig_secret_problem
-from provisioner.inventory.models import Node, Site
+from provisioner.inventory.models import MAIN_NETWORK, Network, Node, Site
 from provisioner.inventory.problems import Problem, Severity
 from provisioner.inventory.secrets import SecretRef
 from provisioner.inventory.yamlload import line_of
@@ -119,24 +119,39 @@ def check_rack_positions(site: Site, report: _Report) -> None:
 
 
 def check_network(site: Site, report: _Report) -> None:
-    net = site.network
-    subnet = net.cidr
-    if net.gateway is not None and net.gateway not in subnet:
-        report.section("network", "gateway", f"{net.gateway} is outside {subnet}")
-    if net.dhcp_pool is not None:
-        for end in ("start", "end"):
-            addr = getattr(net.dhcp_pool, end)
-            if addr not in subnet:
-                report.section("network", f"dhcp_pool.{end}", f"{addr} is outside {subnet}")
-    prov = net.provisioner.address
-    if prov not in subnet:
-        report.section("network", "provisioner.address", f"{prov} is outside {subnet}")
-    if net.dhcp_pool is not None and prov in net.dhcp_pool:
-        report.section("network", "provisioner.address", f"{prov} is inside the DHCP dynamic pool")
+    networks = site.provisioning_networks()
+    for name, net in networks.items():
+        _check_one_network(net, "network" if name == MAIN_NETWORK else f"networks.{name}", report)
+    if MAIN_NETWORK in site.networks:
+        report.section("networks", MAIN_NETWORK, f"'{MAIN_NETWORK}' is the name of network:")
+    names = list(networks)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            if networks[first].cidr.overlaps(networks[second].cidr):
+                report.section(
+                    f"networks.{second}",
+                    "cidr",
+                    f"{networks[second].cidr} overlaps network {first} ({networks[first].cidr})",
+                )
     reserved = _reserved_addresses(site)
     for node in site.nodes:
+        found = site.network_name_of(node) or (None if site.networks else MAIN_NETWORK)
+        if found is None:
+            report.node(node, "ip", f"{node.ip} is in no provisioning network ({', '.join(names)})")
+            continue
+        name, known = found, networks.get(found)
+        if known is None:
+            report.node(
+                node,
+                "boot_network",
+                f"'{name}' is not a provisioning network (one of: {', '.join(names)})",
+            )
+            continue
+        net = known
+        subnet = net.cidr
         if node.ip not in subnet:
-            report.node(node, "ip", f"{node.ip} is outside the provisioning subnet {subnet}")
+            what = "the provisioning subnet" if name == MAIN_NETWORK else f"network {name}'s subnet"
+            report.node(node, "ip", f"{node.ip} is outside {what} {subnet}")
         elif node.ip in (subnet.network_address, subnet.broadcast_address):
             report.node(node, "ip", f"{node.ip} is the network or broadcast address of {subnet}")
         if net.dhcp_pool is not None and node.ip in net.dhcp_pool:
@@ -150,10 +165,37 @@ def check_network(site: Site, report: _Report) -> None:
             report.node(node, "ip", f"{node.ip} is already the {reserved[node.ip]}")
 
 
+def _check_one_network(net: Network, where: str, report: _Report) -> None:
+    subnet = net.cidr
+    if net.gateway is not None and net.gateway not in subnet:
+        report.section(where, "gateway", f"{net.gateway} is outside {subnet}")
+    if net.dhcp_pool is not None:
+        for end in ("start", "end"):
+            addr = getattr(net.dhcp_pool, end)
+            if addr not in subnet:
+                report.section(where, f"dhcp_pool.{end}", f"{addr} is outside {subnet}")
+    prov = net.provisioner.address
+    if prov not in subnet and net.relay is None:
+        report.section(
+            where,
+            "provisioner.address",
+            f"{prov} is outside {subnet} (a boot server on another subnet needs relay:)",
+        )
+    if net.relay is not None and net.relay not in subnet:
+        report.section(where, "relay", f"{net.relay} is outside {subnet}")
+    if net.dhcp_pool is not None and prov in net.dhcp_pool:
+        report.section(where, "provisioner.address", f"{prov} is inside the DHCP dynamic pool")
+
+
 def _reserved_addresses(site: Site) -> dict[IPv4Address, str]:
-    reserved = {site.network.provisioner.address: "provisioner's own address (network.provisioner)"}
-    if site.network.gateway is not None:
-        reserved[site.network.gateway] = "gateway (network.gateway)"
+    reserved: dict[IPv4Address, str] = {}
+    for name, net in site.provisioning_networks().items():
+        where = "network" if name == MAIN_NETWORK else f"networks.{name}"
+        reserved[net.provisioner.address] = f"provisioner's own address ({where}.provisioner)"
+        if net.gateway is not None:
+            reserved[net.gateway] = f"gateway ({where}.gateway)"
+        if net.relay is not None:
+            reserved[net.relay] = f"DHCP relay ({where}.relay)"
     return reserved
 
 

@@ -131,6 +131,17 @@ class Network(Model):
             "is only handed to that address; 'dynamic' (another DHCP's pool): to any address"
         ),
     )
+    relay: IPv4 | None = Field(
+        None,
+        description=(
+            "The DHCP relay (router address, giaddr) that forwards this subnet's DHCP to its "
+            "boot servers; without it, the boot servers sit on the subnet itself"
+        ),
+    )
+
+
+#: The name of ``network:`` among the provisioning networks (``networks:`` adds more).
+MAIN_NETWORK = "main"
 
 
 TsigAlgorithm = Literal[
@@ -335,6 +346,13 @@ class Node(Model):
     profile: Label | None = None
     boot_mode: BootMode | None = None
     network: NodeNetwork = Field(default_factory=NodeNetwork)
+    boot_network: Label | None = Field(
+        None,
+        description=(
+            "Its provisioning network: a name under networks:, or 'main' for network: "
+            "[default: the one whose cidr holds ip]"
+        ),
+    )
 
     @property
     def primary_mac(self) -> str:
@@ -470,6 +488,13 @@ class DiscoverySettings(Model):
 class Site(Model):
     site: SiteInfo
     network: Network
+    networks: dict[Label, Network] = Field(
+        default_factory=dict,
+        description=(
+            "More provisioning networks (racks or rooms behind routers), each with its own "
+            "boot servers (provisioner serve --networks NAME); network: is named 'main'"
+        ),
+    )
     dns: Dns
     defaults: Defaults
     profiles: dict[Label, Profile] = Field(min_length=1)
@@ -562,6 +587,25 @@ class Site(Model):
 
     def boot_mode_of(self, node: Node) -> BootMode:
         return node.boot_mode or self.defaults.boot_mode
+
+    def provisioning_networks(self) -> dict[str, Network]:
+        """Every provisioning network by name: ``network:`` as 'main', then ``networks:``."""
+        return {MAIN_NETWORK: self.network, **self.networks}
+
+    def network_name_of(self, node: Node) -> str | None:
+        """The provisioning network a node boots on: its ``boot_network``, else the one
+        whose subnet holds its address; None when none does (validate reports it)."""
+        if node.boot_network is not None:
+            return node.boot_network
+        for name, net in self.provisioning_networks().items():
+            if node.ip in net.cidr:
+                return name
+        return None
+
+    def network_of(self, node: Node) -> Network:
+        """The node's provisioning network (``network:`` when it names none that exists)."""
+        name = self.network_name_of(node)
+        return self.provisioning_networks().get(name or MAIN_NETWORK, self.network)
 
     @property
     def base_url(self) -> str:

@@ -36,6 +36,7 @@ def build_operations(
         timeouts=Timeouts(**settings.timeouts.model_dump(), poll=settings.poll_interval),
         power_retries=settings.power_retries,
         actor=actor,
+        sleep=store.changes.wait,  # woken by the HTTP side's events on PostgreSQL
         hooks=HookRunner(
             site, store, state_dir, site_path, timeout_s=hook_timeout or DEFAULT_TIMEOUT_S
         ),

@@ -56,6 +56,8 @@ class Operations:
         self.site: Callable[[], Site] = pipeline.site
         self.fanout = max(1, fanout)
         self.on_result = on_result
+        #: one of several boot servers (serve --networks): drive only these networks' nodes
+        self.networks: frozenset[str] | None = None
 
     def states(self) -> dict[str, NodeState | None]:
         recs = {r.name: r.state for r in self.store.all()}
@@ -156,11 +158,27 @@ class Operations:
         ]
         return self._run_wave(busy, self.pipeline.resume, on_result) if busy else []
 
+    def resume(self, names: Sequence[str], on_result: OnResult = None) -> list[NodeResult]:
+        """Continue these nodes from their recorded steps (a dead partner's, on takeover)."""
+        return self._run_wave(names, self.pipeline.resume, on_result) if names else []
+
     # ---- helpers ------------------------------------------------------------------
     def _provision_any(self, name: str) -> NodeRecord:
         rec = self.store.find(name)
         active = rec is not None and (rec.state is NodeState.ACTIVE or rec.state.is_failed)
         return self.pipeline.provision(name, reprovision=active)
+
+    def _other_network(self, name: str) -> str | None:
+        """Why this server leaves the node alone (another network's), or None."""
+        if self.networks is None:
+            return None
+        site = self.site()
+        node = site.index.by_name.get(name)
+        network = site.network_name_of(node) if node is not None else None
+        if node is None or network in self.networks:
+            return None
+        mine = ", ".join(sorted(self.networks))
+        return f"node {name}: on network {network}, served by another boot server (this: {mine})"
 
     def _skipped(self, name: str, why: str, on_result: OnResult) -> NodeResult:
         rec = self.store.find(name)
@@ -174,6 +192,9 @@ class Operations:
     ) -> list[NodeResult]:
         def one(name: str) -> NodeResult:
             started = time.monotonic()
+            other = self._other_network(name)
+            if other is not None:
+                return self._skipped(name, other, on_result)
             try:
                 rec = action(name)
                 result = NodeResult(name, rec.state.value, rec.reason, time.monotonic() - started)

@@ -58,8 +58,7 @@ class Discoveries:
     """The discovered machines, in the node state store's database."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
-        Base.metadata.create_all(store.engine, tables=[DiscoveredRow.__table__])  # type: ignore[list-item]
+        self.store = store  # its table comes with the schema (state/migrations)
 
     def record(self, mac: str, report: dict[str, Any], source: str) -> bool:
         """Keep ``report`` as the machine's latest; True when the machine is new."""

@@ -14,20 +14,21 @@ import socket
 import uuid
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    DDL,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
     Text,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -44,10 +45,13 @@ from provisioner.errors import (
     IllegalTransition,
     NodeNotEnrolled,
     NodeReserved,
+    SchemaOutdated,
     StateError,
 )
 from provisioner.settings import StateDir
 from provisioner.state.beacon import ChangeBeacon
+from provisioner.state import schema
+from provisioner.state.changes import Changes, notify_nodes, notify_on_events
 from provisioner.state.machine import (
     EVENTS_WITH_REASON,
     EventKind,
@@ -60,6 +64,8 @@ from provisioner.state.privacy import private_file
 log = logging.getLogger(__name__)
 
 DEFAULT_RESERVATION_TTL = timedelta(minutes=30)
+#: a serve instance that has not heartbeaten for this long is taken for dead
+DEFAULT_SERVER_TIMEOUT = timedelta(seconds=30)
 
 
 def utcnow() -> datetime:
@@ -114,18 +120,29 @@ class ReservationRow(Base):
     operation: Mapped[str] = mapped_column(String(64))
     acquired_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
+    # the serve instance whose pipeline holds it (None: a CLI run or a single daemon)
+    server: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
-# The event log is append-only: the database itself refuses edits (SQLite).
-for _verb in ("UPDATE", "DELETE"):
-    event.listen(
-        EventRow.__table__,
-        "after_create",
-        DDL(
-            f"CREATE TRIGGER events_no_{_verb.lower()} BEFORE {_verb} ON events "
-            "BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END"
-        ).execute_if(dialect="sqlite"),
-    )
+class ServerRow(Base):
+    """A ``serve`` instance sharing this database (state/servers.py keeps the rows)."""
+
+    __tablename__ = "servers"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    networks: Mapped[str] = mapped_column(Text)  # comma-separated network names
+    url: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
+    #: seconds of silence after which it is dead (it says so itself, from its heartbeat)
+    silent_after: Mapped[float] = mapped_column(Float)
+    stopped: Mapped[bool] = mapped_column(Boolean)
+
+
+# The event log is append-only: the database itself refuses edits (a trigger made by
+# the baseline revision, state/migrations/versions/0001_baseline.py).
 
 
 @dataclass(frozen=True)
@@ -220,6 +237,7 @@ class Reservation:
     operation: str
     acquired_at: datetime
     expires_at: datetime
+    server: str | None = None
 
     @classmethod
     def of(cls, row: ReservationRow) -> Reservation:
@@ -232,11 +250,13 @@ class Reservation:
             row.operation,
             row.acquired_at,
             row.expires_at,
+            row.server,
         )
 
-    def is_stale(self, now: datetime) -> bool:
-        """Expired, or held by a process on this host that no longer exists."""
-        if now >= self.expires_at:
+    def is_stale(self, now: datetime, server_alive: bool = True) -> bool:
+        """Expired, held by a process on this host that no longer exists, or held by a
+        serve instance that stopped heartbeating (``server_alive`` False)."""
+        if now >= self.expires_at or (self.server is not None and not server_alive):
             return True
         return self.host == socket.gethostname() and not _pid_alive(self.pid)
 
@@ -248,6 +268,7 @@ class Reservation:
             "operation": self.operation,
             "acquired_at": _iso(self.acquired_at),
             "expires_at": _iso(self.expires_at),
+            "server": self.server,
         }
 
 
@@ -297,23 +318,57 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-_WRITE_TX = "provisioner_write_tx"
+_WRITE_TX = schema.WRITE_TX
+
+
+def server_alive(row: ServerRow, now: datetime) -> bool:
+    """A serve instance is alive while it heartbeats as often as it said and has not stopped."""
+    return not row.stopped and (now - row.heartbeat_at).total_seconds() < row.silent_after
+
+
+def _locked(s: Session, name: str) -> NodeRow:
+    """The node's row, locked until the transaction ends (SELECT ... FOR UPDATE).
+
+    On PostgreSQL a second writer of the same node waits here and then reads the
+    first one's result, instead of both deciding from the same old state; SQLite
+    has one writer at a time already (BEGIN IMMEDIATE) and ignores FOR UPDATE.
+    """
+    row = s.get(NodeRow, name, with_for_update=True, populate_existing=True)
+    if row is None:
+        raise NodeNotEnrolled(name)
+    return row
 
 
 def sqlite_url(state_dir: Path) -> str:
     return StateDir(state_dir).db_url
 
 
+def make_engine(url: str) -> Engine:
+    """An engine for the store's database, SQLite's write locking set up (_sqlite_begin)."""
+    # a server database may restart or fail over under us: test a pooled connection first
+    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def store_url(state_dir: Path, url: str | None = None) -> str:
+    """``url``, or the state directory's SQLite file (made private first)."""
+    if url is None:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_file(StateDir(state_dir).db)  # SQLite's -wal and -shm take its mode
+        url = sqlite_url(state_dir)
+    return url
+
+
 class Store:
     """All reads and writes of node state go through here."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, server_timeout: timedelta = DEFAULT_SERVER_TIMEOUT) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", _sqlite_begin)
-        Base.metadata.create_all(self.engine)
+        self.engine: Engine = make_engine(url)
+        self._check_schema()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         #: bumped after each write that may change node rows (state/beacon.py); a
         #: SQLite store's readers in other processes watch it
@@ -323,16 +378,34 @@ class Store:
                 self.beacon = ChangeBeacon(StateDir(self.state_dir).nodes_changed)
             except OSError as exc:
                 log.debug("no change beacon in %s: %s", self.state_dir, exc)
+        if self.engine.dialect.name == "postgresql":
+            notify_on_events(self._sessions, EventRow.__tablename__)
+        #: wakes on committed events (PostgreSQL LISTEN/NOTIFY); a sleep on SQLite
+        self.changes = Changes(self.engine)
+        #: the serve instance this store works for (recorded on its reservations)
+        self.server: str | None = None
+        #: the silence after which this store's instance is dead (declared when registering)
+        self.server_timeout = server_timeout
+
+    def _check_schema(self) -> None:
+        """SQLite (one host) upgrades itself; a shared database must be upgraded on purpose."""
+        found = schema.current(self.engine)
+        if found == schema.head():
+            return
+        if self.engine.dialect.name == "sqlite":
+            before, after = schema.upgrade(self.engine)
+            if before != after:
+                log.info("state: schema upgraded from %s to %s", before or "none", after)
+            return
+        self.engine.dispose()
+        raise SchemaOutdated(found, schema.head())
 
     @classmethod
     def open(cls, state_dir: Path, url: str | None = None) -> Store:
-        if url is None:
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            private_file(StateDir(state_dir).db)  # SQLite's -wal and -shm take its mode
-            url = sqlite_url(state_dir)
-        return cls(url)
+        return cls(store_url(state_dir, url))
 
     def close(self) -> None:
+        self.changes.close()
         self.engine.dispose()
         if self.beacon is not None:
             self.beacon.close()
@@ -425,13 +498,20 @@ class Store:
             raise StateError(f"node {name}: '{event_name}' needs a reason")
         now = utcnow()
         with self._tx() as s:
-            row = s.get(NodeRow, name)
-            if row is None:
-                raise NodeNotEnrolled(name)
+            row = _locked(s, name)
             current = NodeState(row.state)
             to = target(current, event_name)
             if to is None:
                 raise IllegalTransition(name, current.value, event_name, allowed_events(current))
+            # the row is locked: what it holds after the update is known without reading it
+            moved = replace(
+                NodeRecord.of(row),
+                state=to,
+                reason=reason if to.is_failed else None,
+                step=step,
+                updated_at=now,
+                state_since=now,
+            )
             result = s.execute(
                 update(NodeRow)
                 .where(NodeRow.name == name, NodeRow.state == current.value)
@@ -463,14 +543,12 @@ class Store:
             log.warning("node %s: %s -> %s: %s", name, current.value, to.value, reason)
         else:
             log.info("node %s: %s -> %s", name, current.value, to.value)
-        return self.get(name)
+        return moved
 
     def set_step(self, name: str, step: str | None, actor: str = "") -> None:
         """Record the pipeline step a node is in (for resuming after a crash)."""
         with self._tx() as s:
-            row = s.get(NodeRow, name)
-            if row is None:
-                raise NodeNotEnrolled(name)
+            row = _locked(s, name)
             row.step, row.updated_at = step, utcnow()
 
     # ---- build mode ----------------------------------------------------------
@@ -479,9 +557,7 @@ class Store:
         deploy_id = uuid.uuid4().hex
         now = utcnow()
         with self._tx() as s:
-            row = s.get(NodeRow, name)
-            if row is None:
-                raise NodeNotEnrolled(name)
+            row = _locked(s, name)
             row.build_mode, row.deploy_id, row.deploy_started_at = True, deploy_id, now
             row.updated_at = now
             s.add(
@@ -501,9 +577,7 @@ class Store:
         """Build mode off and the deploy's token spent: the next boot is from disk."""
         now = utcnow()
         with self._tx() as s:
-            row = s.get(NodeRow, name)
-            if row is None:
-                raise NodeNotEnrolled(name)
+            row = _locked(s, name)
             was_on = row.build_mode
             row.build_mode, row.deploy_id, row.deploy_started_at = False, None, None
             row.updated_at = now
@@ -529,8 +603,7 @@ class Store:
         """
         now = utcnow()
         with self._tx() as s:
-            if s.get(NodeRow, name) is None:
-                raise NodeNotEnrolled(name)
+            _locked(s, name)
             result = s.execute(
                 update(NodeRow)
                 .where(
@@ -600,6 +673,8 @@ class Store:
             ]
             if rows:  # one executemany, no ORM objects: ~10x faster than add_all
                 s.execute(insert(EventRow), rows)
+                if self.changes.live:  # PostgreSQL: wake the pipeline's waits
+                    notify_nodes(s, {row["node"] for row in rows})
         return len(rows)
 
     def changed_since(self, since: datetime) -> list[NodeRecord]:
@@ -672,66 +747,89 @@ class Store:
         """
         token = str(uuid.uuid4())
         owner = owner or f"pid {os.getpid()}"
-        for _attempt in range(3):
-            now = utcnow()
-            with self._tx() as s:
-                if s.get(NodeRow, name) is None:
-                    raise NodeNotEnrolled(name)
-                row = s.get(ReservationRow, name)
-                if row is not None:
-                    held = Reservation.of(row)
-                    if not held.is_stale(now):
-                        raise NodeReserved(name, held.owner, held.operation, _iso(held.acquired_at))
-                    s.delete(row)
-                    s.add(
-                        EventRow(
-                            node=name,
-                            at=now,
-                            kind=EventKind.NOTE.value,
-                            actor=owner,
-                            message=f"took over stale reservation of {held.owner} "
-                            f"('{held.operation}' since {_iso(held.acquired_at)})",
-                        )
+        now = utcnow()
+        with self._tx() as s:
+            _locked(s, name)  # reservers of one node queue here: the check and the take are one
+            row = s.get(ReservationRow, name, populate_existing=True)
+            if row is not None:
+                held = Reservation.of(row)
+                if not held.is_stale(now, self._server_alive(s, held.server, now)):
+                    raise NodeReserved(name, held.owner, held.operation, _iso(held.acquired_at))
+                s.delete(row)
+                s.flush()
+                s.add(
+                    EventRow(
+                        node=name,
+                        at=now,
+                        kind=EventKind.NOTE.value,
+                        actor=owner,
+                        message=f"took over stale reservation of {held.owner} "
+                        f"('{held.operation}' since {_iso(held.acquired_at)}"
+                        + (f", server {held.server}" if held.server else "")
+                        + ")",
                     )
-                    s.flush()
-            try:
-                with self._tx() as s:
-                    s.add(
-                        ReservationRow(
-                            node=name,
-                            token=token,
-                            owner=owner,
-                            host=socket.gethostname(),
-                            pid=os.getpid(),
-                            operation=operation,
-                            acquired_at=now,
-                            expires_at=now + ttl,
-                        )
-                    )
-                return token
-            except IntegrityError:
-                continue  # someone raced us; look again
-        held_now = self.reservation(name)
-        if held_now is None:
-            raise StateError(f"node {name}: could not take the reservation")
-        raise NodeReserved(name, held_now.owner, held_now.operation, _iso(held_now.acquired_at))
+                )
+            s.add(
+                ReservationRow(
+                    node=name,
+                    token=token,
+                    owner=owner,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    operation=operation,
+                    acquired_at=now,
+                    expires_at=now + ttl,
+                    server=self.server,
+                )
+            )
+        return token
+
+    def takeable(self, names: Collection[str]) -> list[str]:
+        """Those of ``names`` nobody holds: no reservation, or a stale one (its holder
+        expired, died on this host, or its server stopped heartbeating)."""
+        now = utcnow()
+        with self._sessions() as s:
+            held = {
+                r.node: Reservation.of(r)
+                for r in s.scalars(select(ReservationRow).where(ReservationRow.node.in_(names)))
+            }
+            return [
+                n
+                for n in names
+                if n not in held
+                or held[n].is_stale(now, self._server_alive(s, held[n].server, now))
+            ]
+
+    def _server_alive(self, s: Session, server: str | None, now: datetime) -> bool:
+        """A serve instance counts as alive while it heartbeats and has not stopped."""
+        if server is None:
+            return True
+        row = s.get(ServerRow, server)
+        return row is not None and server_alive(row, now)
 
     def refresh(self, name: str, token: str, ttl: timedelta = DEFAULT_RESERVATION_TTL) -> None:
         with self._tx() as s:
-            row = s.get(ReservationRow, name)
-            if row is None or row.token != token:
+            result = s.execute(
+                update(ReservationRow)
+                .where(ReservationRow.node == name, ReservationRow.token == token)
+                .values(expires_at=utcnow() + ttl)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise StateError(f"node {name}: reservation lost")
-            row.expires_at = utcnow() + ttl
 
     def release(self, name: str, token: str) -> None:
         with self._tx() as s:
-            row = s.get(ReservationRow, name)
-            if row is not None and row.token == token:
-                s.delete(row)
+            s.execute(
+                delete(ReservationRow).where(
+                    ReservationRow.node == name, ReservationRow.token == token
+                )
+            )
 
     def force_release(self, name: str, actor: str = "") -> Reservation | None:
         with self._tx() as s:
-            row = s.get(ReservationRow, name)
+            s.get(NodeRow, name, with_for_update=True)  # serialised with reserve()
+            row = s.get(ReservationRow, name, populate_existing=True)
             if row is None:
                 return None
             held = Reservation.of(row)

@@ -77,13 +77,13 @@ def _parse_behaviours(values: tuple[str, ...], site: Site) -> dict[str, str]:
 
 
 def _sim_spec(site: Site, node: Node, behaviours: dict[str, str]) -> SimSpec:
-    prov = site.network.provisioner
+    prov = site.network_of(node).provisioner  # the boot server of the node's network
     return SimSpec.model_validate(
         {
             "name": node.name,
             "mac": node.primary_mac,
             "boot_mode": site.boot_mode_of(node),
-            "http_base": site.base_url,
+            "http_base": prov.base_url,
             "tftp_host": str(prov.address),
             "tftp_port": prov.tftp_port,
             "behaviour": behaviours.get(node.name, "normal"),

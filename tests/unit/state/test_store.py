@@ -1,15 +1,19 @@
-"""The state store: transactions, illegal moves, reservations, persistence."""
+"""The state store: transactions, illegal moves, reservations, persistence.
+
+Every test runs on SQLite and on a real PostgreSQL (``db_url`` in conftest.py)."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from provisioner.errors import (
     DeploySpent,
@@ -23,11 +27,10 @@ from provisioner.state.store import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "state")
+def store(open_store: Callable[..., Store]) -> Store:
+    s = open_store()
     s.enroll("ctl1")
-    yield s
-    s.close()
+    return s
 
 
 def test_transition_updates_state_and_appends_one_event(store: Store) -> None:
@@ -67,12 +70,11 @@ def test_unknown_node_is_a_clear_error(store: Store) -> None:
         store.transition("nope", "manage")
 
 
-def test_event_log_is_append_only_in_the_database(store: Store, tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "state" / "provisioner.db")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        db.execute("UPDATE events SET message = 'rewritten'")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        db.execute("DELETE FROM events")
+def test_event_log_is_append_only_in_the_database(store: Store) -> None:
+    for sql in ("UPDATE events SET message = 'rewritten'", "DELETE FROM events"):
+        with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as conn:
+            conn.execute(text(sql))
+    assert [e.message for e in store.events("ctl1")] == ["enrolled"]
 
 
 def test_reservation_held_by_one_operation_blocks_a_second(store: Store) -> None:
@@ -83,14 +85,13 @@ def test_reservation_held_by_one_operation_blocks_a_second(store: Store) -> None
     store.release("ctl1", store.reserve("ctl1", "power off", owner="op-2"))
 
 
-def test_only_one_of_many_concurrent_reservers_wins(tmp_path: Path) -> None:
-    path = tmp_path / "state"
-    Store.open(path).enroll("ctl1")
+def test_only_one_of_many_concurrent_reservers_wins(db_url: str) -> None:
+    Store(db_url).enroll("ctl1")
     winners: list[str] = []
     losers: list[str] = []
 
     def attempt(i: int) -> None:
-        s = Store.open(path)
+        s = Store(db_url)
         try:
             s.reserve("ctl1", "provision", owner=f"op-{i}")
             winners.append(f"op-{i}")
@@ -108,15 +109,14 @@ def test_only_one_of_many_concurrent_reservers_wins(tmp_path: Path) -> None:
     assert len(losers) == 7
 
 
-def test_reservation_of_another_process_blocks_until_it_exits(tmp_path: Path) -> None:
-    path = tmp_path / "state"
-    Store.open(path).enroll("ctl1")
+def test_reservation_of_another_process_blocks_until_it_exits(db_url: str) -> None:
+    Store(db_url).enroll("ctl1")
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from provisioner.state.store import Store\n"
-            f"s = Store.open(Path({str(path)!r})); s.reserve('ctl1', 'rebuild', owner='holder')\n"
+            "import sys; from provisioner.state.store import Store\n"
+            f"s = Store({db_url!r}); s.reserve('ctl1', 'rebuild', owner='holder')\n"
             "print('held', flush=True); sys.stdin.readline()",
         ],
         stdin=subprocess.PIPE,
@@ -125,7 +125,7 @@ def test_reservation_of_another_process_blocks_until_it_exits(tmp_path: Path) ->
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        store = Store.open(path)
+        store = Store(db_url)
         with pytest.raises(NodeReserved, match="holder"):
             store.reserve("ctl1", "provision", owner="second")
     finally:
@@ -142,16 +142,15 @@ def test_expired_reservation_is_taken_over(store: Store) -> None:
     assert store.reservation("ctl1").owner == "op-2"
 
 
-def test_event_log_survives_a_process_restart(tmp_path: Path) -> None:
-    path = tmp_path / "state"
+def test_event_log_survives_a_process_restart(db_url: str) -> None:
     script = (
-        "from pathlib import Path; from provisioner.state.store import Store\n"
-        f"s = Store.open(Path({str(path)!r}))\n"
+        "from provisioner.state.store import Store\n"
+        f"s = Store({db_url!r})\n"
         "s.enroll('ctl1'); s.transition('ctl1', 'manage'); s.transition('ctl1', 'provision')\n"
         "s.add_event('ctl1', 'power cycled through the BMC')\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
-    store = Store.open(path)
+    store = Store(db_url)
     assert store.get("ctl1").state is NodeState.PROVISIONING
     assert [e.message for e in store.events("ctl1")][-1] == "power cycled through the BMC"
     assert len(store.events("ctl1")) == 4
@@ -160,8 +159,8 @@ def test_event_log_survives_a_process_restart(tmp_path: Path) -> None:
 def test_build_mode_token_is_per_node_per_deploy_and_spent(store: Store, tmp_path: Path) -> None:
     from provisioner.state.tokens import DeployTokens
 
-    tokens = DeployTokens.from_state_dir(tmp_path / "state")
-    assert (tmp_path / "state" / "deploy-token.key").stat().st_mode & 0o077 == 0
+    tokens = DeployTokens.from_state_dir(tmp_path / "keys")
+    assert (tmp_path / "keys" / "deploy-token.key").stat().st_mode & 0o077 == 0
     store.enroll("ctl2")
     store.start_build_mode("ctl1")
     store.start_build_mode("ctl2")
@@ -192,14 +191,14 @@ def test_typed_events_are_found_by_kind_and_event_name(store: Store) -> None:
     assert store.events_after("ctl1", 0, kind=EventKind.POWER)[0].id == mark
 
 
-def test_an_event_kind_of_an_older_version_reads_as_a_note(tmp_path: Path, store: Store) -> None:
-    db = sqlite3.connect(tmp_path / "state" / "provisioner.db")
-    with db:
+def test_an_event_kind_of_an_older_version_reads_as_a_note(store: Store) -> None:
+    with store.engine.begin() as db:
         db.execute(
-            "INSERT INTO events (node, at, kind, message, actor) "
-            "VALUES ('ctl1', '2024-01-01 00:00:00', 'boot', 'kickstart served', 'old')"
+            text(
+                "INSERT INTO events (node, at, kind, message, actor) "
+                "VALUES ('ctl1', '2024-01-01 00:00:00', 'boot', 'kickstart served', 'old')"
+            )
         )
-    db.close()
     last = store.events("ctl1")[-1]
     assert (last.kind, last.message) == (EventKind.NOTE, "kickstart served")
 
@@ -225,3 +224,68 @@ def test_an_event_spends_the_deploy_once(store: Store) -> None:
     with pytest.raises(DeploySpent):  # an old deploy's id never spends the new one
         store.record_and_end_build("ctl1", deploy, EventKind.CALLBACK, "old", event="failed")
     assert store.get("ctl1").deploy_id == newer
+
+
+def test_many_writers_racing_on_one_node_move_it_once(db_url: str) -> None:
+    """Sixteen stores (connections) take READY -> PROVISIONING at the same moment:
+    one wins, every other one is refused, and the log holds the move once."""
+    first = Store(db_url)
+    first.enroll("ctl1")
+    first.transition("ctl1", "manage")
+    stores = [Store(db_url) for _ in range(16)]
+    start = threading.Barrier(len(stores))
+    won: list[int] = []
+    refused: list[str] = []
+
+    def attempt(i: int) -> None:
+        start.wait()
+        try:
+            stores[i].transition("ctl1", "provision", actor=f"writer-{i}")
+            won.append(i)
+        except StateError as exc:  # IllegalTransition or ConcurrentUpdate
+            refused.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert len(won) == 1 and len(refused) == len(stores) - 1
+    moves = [e for e in first.events("ctl1") if e.event == "provision"]
+    assert [m.actor for m in moves] == [f"writer-{won[0]}"]
+    assert first.get("ctl1").state is NodeState.PROVISIONING
+    first.close()
+
+
+def test_a_stale_reservation_is_taken_over_by_one_of_many(db_url: str) -> None:
+    """A dead holder's reservation, many takers at once: one takes it, one note says so."""
+    first = Store(db_url)
+    first.enroll("ctl1")
+    first.reserve("ctl1", "provision", owner="dead", ttl=timedelta(seconds=-1))
+    stores = [Store(db_url) for _ in range(12)]
+    start = threading.Barrier(len(stores))
+    won: list[int] = []
+
+    def attempt(i: int) -> None:
+        start.wait()
+        try:
+            stores[i].reserve("ctl1", "resume", owner=f"taker-{i}")
+            won.append(i)
+        except NodeReserved:
+            pass
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert len(won) == 1
+    held = first.reservation("ctl1")
+    assert held is not None and held.owner == f"taker-{won[0]}"
+    notes = [e.message for e in first.events("ctl1") if "took over" in e.message]
+    assert len(notes) == 1 and "stale reservation of dead" in notes[0]
+    first.close()

@@ -1,0 +1,1 @@
+"""Alembic's script directory for the state store's schema (see state/schema.py)."""
