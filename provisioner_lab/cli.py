@@ -124,7 +124,7 @@ def _os_of(paths: orchestrate.LabPaths, record: LabRecord, node: str) -> str | N
     try:
         done = access.run_ssh(
             paths, record, node, [". /etc/os-release && echo \"$PRETTY_NAME\""],
-            timeout=30, connect_timeout=5,
+            timeout=60, connect_timeout=15,  # TCG guests under load answer slowly
         )  # fmt: skip
     except orchestrate.LabError:
         return None

@@ -49,8 +49,8 @@ from provisioner.errors import (
     StateError,
 )
 from provisioner.settings import StateDir
-from provisioner.state.beacon import ChangeBeacon
 from provisioner.state import schema
+from provisioner.state.beacon import ChangeBeacon
 from provisioner.state.changes import Changes, notify_nodes, notify_on_events
 from provisioner.state.machine import (
     EVENTS_WITH_REASON,
@@ -674,7 +674,7 @@ class Store:
             if rows:  # one executemany, no ORM objects: ~10x faster than add_all
                 s.execute(insert(EventRow), rows)
                 if self.changes.live:  # PostgreSQL: wake the pipeline's waits
-                    notify_nodes(s, {row["node"] for row in rows})
+                    notify_nodes(s, {str(row["node"]) for row in rows})
         return len(rows)
 
     def changed_since(self, since: datetime) -> list[NodeRecord]:
