@@ -45,6 +45,7 @@ from provisioner_lab.network import (
 from provisioner_lab.site import (
     CONTROLLER_MIB,
     INSTALLER_DIR,
+    SSH_KEY,
     LabNode,
     LabSpec,
     node_mac,
@@ -221,9 +222,17 @@ def _env_argv(argv: list[str]) -> list[str]:
 
 
 def lab_command(paths: LabPaths, record: procs.LabRecord, *args: str) -> list[str]:
-    """argv of a ``provisioner`` command run against the lab (inside its namespace)."""
+    """argv of a ``provisioner`` command run against the lab (inside its namespace).
+
+    Commands that log into the nodes (``ha status``) use the lab's SSH key; host keys are
+    not pinned (every reinstall makes new ones; lab equipment, as `lab ssh`)."""
     prefix = ["ip", "netns", "exec", record.namespace] if record.mode == "netns" else []
-    return prefix + _env_argv(_python(paths, *args))
+    ssh = [
+        f"PROVISIONER_SSH_IDENTITY={paths.root / SSH_KEY}",
+        "PROVISIONER_SSH_KNOWN_HOSTS=/dev/null",
+    ]
+    env, *rest = _env_argv(_python(paths, *args))
+    return [*prefix, env, *ssh, *rest]
 
 
 def dns_endpoint(site: Site) -> tuple[str, int]:

@@ -119,6 +119,15 @@ CONTROLLER_IMAGE_PACKAGES: tuple[str, ...] = (
     "memcached",
     "pacemaker",
     "corosync",
+    # the one OpenStack API the lab runs (the others' frontends stay without backends):
+    # Debian's Keystone, served by Apache's mod_wsgi behind HAProxy on the VIP
+    "keystone",
+    "apache2",
+    "libapache2-mod-wsgi-py3",
+    "python3-pymysql",
+    # Galera's rsync state transfer (mariadb-server depends on them; named, as they are used)
+    "rsync",
+    "lsof",
 )
 
 #: The lab's SSH key (root's authorized key on every node), under the state dir.

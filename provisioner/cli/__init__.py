@@ -77,6 +77,7 @@ COMMAND_MODULES = [
     "pipeline",
     "doctor",
     "images",
+    "ha",
 ]
 #: entry point group through which add-ons (the lab) add their commands
 PLUGIN_GROUP = "provisioner.commands"

@@ -23,7 +23,15 @@ import hmac
 from provisioner.inventory import Node, Site
 from provisioner.inventory.rolesettings import ControllerSettings
 from provisioner.roles import controller
-from provisioner.roles.common import Bundle, DeployFacts, node_context, render, settings_of
+from provisioner.roles.common import (
+    DB_CLIENT_DIR,
+    Bundle,
+    DeployFacts,
+    controllers,
+    node_context,
+    render,
+    settings_of,
+)
 
 #: Corosync's authkey length (corosync-keygen's default, 2048 bits)
 COROSYNC_KEY_BYTES = 256
@@ -39,14 +47,37 @@ def derive(seed: bytes, label: str, size: int = 32) -> bytes:
     return out[:size]
 
 
-def cluster_env(site: Site, node: Node) -> str:
-    """The controllers' shared keys as a shell environment file."""
+def cluster_keys(site: Site, node: Node) -> dict[str, str]:
+    """The controllers' shared keys, by the name apply.sh knows them by."""
     ref = settings_of(site, node, ControllerSettings).cluster_secret
     owner = f"node {node.name}: role {node.role} settings.cluster_secret"
     seed = site.secret(ref, owner).get_secret_value().encode()
-    cookie = derive(seed, "erlang-cookie", 20).hex().upper()
-    authkey = base64.b64encode(derive(seed, "corosync-authkey", COROSYNC_KEY_BYTES)).decode()
-    return f"ERLANG_COOKIE='{cookie}'\nCOROSYNC_AUTHKEY_B64='{authkey}'\n"
+
+    def fernet(label: str) -> str:  # a Fernet key: 32 bytes, URL-safe base64
+        return base64.urlsafe_b64encode(derive(seed, label, 32)).decode()
+
+    return {
+        "ERLANG_COOKIE": derive(seed, "erlang-cookie", 20).hex().upper(),
+        "COROSYNC_AUTHKEY_B64": base64.b64encode(
+            derive(seed, "corosync-authkey", COROSYNC_KEY_BYTES)
+        ).decode(),
+        "KEYSTONE_DB_PASSWORD": derive(seed, "keystone-db-password", 24).hex(),
+        "KEYSTONE_ADMIN_PASSWORD": derive(seed, "keystone-admin-password", 24).hex(),
+        "KEYSTONE_FERNET_0": fernet("keystone-fernet-0"),
+        "KEYSTONE_FERNET_1": fernet("keystone-fernet-1"),
+        "KEYSTONE_CREDENTIAL_0": fernet("keystone-credential-0"),
+        "KEYSTONE_CREDENTIAL_1": fernet("keystone-credential-1"),
+    }
+
+
+def keystone_admin_password(site: Site) -> str:
+    """Keystone's bootstrap admin password (what ``openstack token issue`` uses)."""
+    return cluster_keys(site, controllers(site)[0])["KEYSTONE_ADMIN_PASSWORD"]
+
+
+def cluster_env(site: Site, node: Node) -> str:
+    """The controllers' shared keys as a shell environment file (hex and base64 only)."""
+    return "".join(f"{k}='{v}'\n" for k, v in cluster_keys(site, node).items())
 
 
 def files(site: Site, node: Node, kind: str, facts: DeployFacts) -> Bundle:
@@ -63,6 +94,7 @@ def files(site: Site, node: Node, kind: str, facts: DeployFacts) -> Bundle:
             bootstrap=bootstrap,
             decision=decision,
             keyfile=settings.corosync_keyfile,
+            db_client_dir=DB_CLIENT_DIR,
             **common,
         )
         out["secrets/cluster.env"] = cluster_env(site, node)

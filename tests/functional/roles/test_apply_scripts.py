@@ -115,6 +115,7 @@ def test_every_role_bundle_has_its_apply_script_and_only_controllers_a_cluster_k
                 "haproxy",
                 "memcached",
                 "pacemaker",
+                "keystone",
             ]
         else:
             assert "secrets/cluster.env" not in secrets
