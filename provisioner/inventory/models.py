@@ -359,6 +359,11 @@ class PipelineTimeouts(Model):
         "callback (image installs)",
     )
     active: Annotated[float, Field(gt=0)] = Field(1800, description="Seconds for the hooks")
+    applied: Annotated[float, Field(gt=0)] = Field(
+        1800,
+        description="Seconds from the hooks' end to the node's report of its bundle applied "
+        "(image installs: the installed system applies its own bundle)",
+    )
 
 
 class PipelineSettings(Model):

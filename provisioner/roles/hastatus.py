@@ -208,10 +208,10 @@ def summarize(site: Site, probes: list[NodeProbe]) -> HaStatus:
     for (svc, server), status in sorted((view.backends if view else {}).items()):
         package = PACKAGES.get(svc)
         on_server = installed.get(server)
-        if status.startswith("UP"):
+        if package and on_server is not None and package not in on_server:
+            state = NO_SERVICE  # whatever HAProxy says (a fresh HAProxy starts servers UP)
+        elif status.startswith("UP"):
             state = "up"
-        elif package and on_server is not None and package not in on_server:
-            state = NO_SERVICE
         elif status.startswith(("DOWN", "MAINT", "NOLB")):
             state = "down"
         else:

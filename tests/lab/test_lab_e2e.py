@@ -28,6 +28,7 @@ from provisioner import programs
 from provisioner.install.layouts import Layout, load_layout
 from provisioner.inventory import load_site
 from provisioner.inventory.models import Node, Site
+from provisioner.roles.apply import keystone_admin_password
 from provisioner_lab import access
 from provisioner_lab.diskimage import DiskImage
 from provisioner_lab.orchestrate import LabPaths
@@ -108,6 +109,43 @@ class Lab:
         assert done.returncode == 0, f"{node}: {script!r}: {done.stderr}"
         return done.stdout
 
+    def ha_status(self) -> dict[str, Any]:
+        """`provisioner ha status --json` against the lab (over SSH, as root)."""
+        done = self.run("ha", "status", "--json", timeout=300)
+        data: dict[str, Any] = json.loads(done.stdout)
+        data["exit"] = done.returncode
+        return data
+
+    def openstack(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """`openstack ARGS` as the lab's Keystone admin, through the VIP, from the
+        provisioner's side of the lab network (inside its namespace)."""
+        site = load_site(self.root / "site.yaml")
+        env = {
+            "PATH": programs.DEBIAN_PATH,
+            "HOME": str(self.root),
+            "OS_AUTH_URL": "http://192.0.2.10:5000/v3",
+            "OS_USERNAME": "admin",
+            "OS_PASSWORD": keystone_admin_password(site),
+            "OS_PROJECT_NAME": "admin",
+            "OS_USER_DOMAIN_NAME": "Default",
+            "OS_PROJECT_DOMAIN_NAME": "Default",
+            "OS_IDENTITY_API_VERSION": "3",
+        }
+        return subprocess.run(
+            programs.command(["ip", "netns", "exec", self.namespace, "openstack", *args]),
+            capture_output=True, text=True, timeout=timeout, env=env,
+        )  # fmt: skip
+
+    def token_issue(self, within: float = 120) -> float:
+        """Seconds until `openstack token issue` through the VIP succeeded (asserts it does)."""
+        start = time.monotonic()
+        while True:
+            done = self.openstack("token", "issue", "-f", "value", "-c", "id")
+            if done.returncode == 0 and len(done.stdout.strip()) > 20:
+                return time.monotonic() - start
+            assert time.monotonic() - start < within, f"token issue: {done.stderr[-500:]}"
+            time.sleep(3)
+
     def serial(self, node: str) -> str:
         return (self.root / "serial" / f"{node}.log").read_text(errors="replace")
 
@@ -137,7 +175,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         assert "image lab/controller: " in up.stdout and "image lab/compute: " in up.stdout
         rebuild = subprocess.run(
             [*base, "rebuild", "--json", "--lab-dir", str(root)],
-            capture_output=True, text=True, timeout=1800, cwd=REPO,
+            capture_output=True, text=True, timeout=2700, cwd=REPO,
         )  # fmt: skip
         rows = json.loads(rebuild.stdout) if rebuild.stdout.strip() else []
         yield Lab(root, namespace, {r["name"]: r for r in rows})
@@ -338,31 +376,131 @@ def test_inside_every_node_the_system_is_the_one_the_site_describes(lab: Lab) ->
         assert got == [str(n.ip) for n in site.nodes], (node.name, answers)
 
 
+CONTROLLERS = ["ctl1", "ctl2", "ctl3"]
+#: what each phase of the HA checks and the drill took (seconds), written beside the lab
+PHASES: dict[str, float] = {}
+
+
+def _phase(lab: Lab, name: str, started: float) -> None:
+    PHASES[name] = round(time.monotonic() - started, 1)
+    (lab.root / "ha-phases.json").write_text(json.dumps(PHASES, indent=2))
+
+
+def assert_whole(status: dict[str, Any], holders: list[str] | None = None) -> None:
+    """What `ha status` shows of a whole control plane: one VIP holder, Keystone and Galera
+    backends up on every controller, the APIs not installed here never "up", Galera of 3
+    and Primary, every RabbitMQ node running without partitions, Pacemaker all online."""
+    assert status["exit"] == 0 and status["healthy"], status
+    assert len(status["vip_holders"]) == 1, status["vip_holders"]
+    if holders is not None:
+        assert status["vip_holders"] == holders, status["vip_holders"]
+    backends = status["backends"]
+    for service in ("keystone", "galera"):
+        assert backends[service] == {c: "up" for c in CONTROLLERS}, (service, backends)
+    for service in ("glance", "nova", "placement", "neutron", "cinder", "horizon"):
+        assert set(backends[service].values()) == {"no service installed"}, (service, backends)
+    for node in CONTROLLERS:
+        galera = status["galera"][node]
+        assert galera["wsrep_cluster_size"] == "3", (node, galera)
+        assert galera["wsrep_cluster_status"] == "Primary", (node, galera)
+        rabbit = status["rabbitmq"][node]
+        assert sorted(rabbit["running"]) == [f"rabbit@{c}" for c in CONTROLLERS], rabbit
+        assert rabbit["partitions"] == [], rabbit
+        assert sorted(status["pacemaker"][node]["online"]) == CONTROLLERS, status["pacemaker"]
+
+
+def test_every_node_applied_its_bundle_and_the_control_plane_is_whole(lab: Lab) -> None:
+    started = time.monotonic()
+    for name in lab.results:
+        applied = [e["message"] for e in lab.events(name) if e["event"] == "applied"]
+        assert len(applied) == 1, name  # the node's own report made it active
+        assert applied[0].startswith("bundle applied: files ok"), applied
+        if name in CONTROLLERS:  # every service of the HA layer, then Keystone, in order
+            steps = [p.split()[0] for p in applied[0].removeprefix("bundle applied: ").split(", ")]
+            assert steps == [
+                "files", "galera", "rabbitmq", "keepalived", "haproxy", "memcached",
+                "pacemaker", "keystone",
+            ], applied  # fmt: skip
+            assert " failed " not in applied[0], applied
+    # the files of a node without services are in place
+    assert "[DEFAULT]" in lab.ssh("cmp1", "cat /etc/nova/nova-compute.conf")
+    status = lab.ha_status()
+    _phase(lab, "ha status after rebuild", started)
+    assert_whole(status, holders=["ctl1"])  # the highest VRRP priority
+    started = time.monotonic()
+    lab.token_issue(within=60)
+    _phase(lab, "token issue through the VIP", started)
+    # a row written through the VIP (Keystone's database on Galera), read after the drill
+    made = lab.openstack("project", "create", "drill-before", "-f", "value", "-c", "id")
+    assert made.returncode == 0, made.stderr
+    (lab.root / "drill-project").write_text(made.stdout.strip())
+
+
 BOOT_FACTS = "cat /proc/sys/kernel/random/boot_id; stat -c %W /; cat /etc/machine-id"
 
 
-def test_reprovision_reinstalls_ctl2_while_the_others_keep_running(lab: Lab) -> None:
+def test_drill_the_vip_holder_fails_and_is_reprovisioned_while_the_others_keep_running(
+    lab: Lab,
+) -> None:
+    """The "reprovision a failed node" story: the VIP holder is powered off through its
+    BMC, the VIP moves and Keystone keeps answering through it; `reprovision` brings the
+    node back, it joins Galera and RabbitMQ (never bootstraps), the cluster is whole again
+    and a row written before the failure is read after it."""
+    holder = lab.ha_status()["vip_holders"][0]
+    assert holder == "ctl1"
     before = {n: lab.ssh(n, BOOT_FACTS).split() for n in lab.results}
     qemu = lab.status()["qemu"]
-    others = [n for n in lab.results if n != "ctl2"]
+    others = [n for n in lab.results if n != holder]
     served = {n: _count(lab.events(n), "kickstart served") for n in others}
 
-    again = lab.run("reprovision", "ctl2", "--yes", "--json", timeout=1200)
+    started = time.monotonic()
+    off = lab.run("power", "off", holder)
+    assert off.returncode == 0, off.stdout + off.stderr
+    deadline = time.monotonic() + 120
+    while True:  # the next priority takes the VIP over (keepalived, unicast VRRP)
+        status = lab.ha_status()
+        if status["vip_holders"] == ["ctl2"]:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    _phase(lab, "VIP moved after the holder's power off", started)
+    assert holder in status["unreachable"]
+    started = time.monotonic()
+    lab.token_issue(within=120)  # HAProxy on ctl2 sends Keystone and its database elsewhere
+    _phase(lab, "token issue with the holder down", started)
+    for node in others[:2]:
+        assert status["galera"][node]["wsrep_cluster_size"] == "2", status["galera"]
+        assert status["galera"][node]["wsrep_cluster_status"] == "Primary", status["galera"]
+
+    started = time.monotonic()
+    again = lab.run("reprovision", holder, "--yes", "--json", timeout=1500)
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)[0]["state"] == "active"
+    _phase(lab, "reprovision of the failed holder (until applied)", started)
 
-    # active once it called back from its first boot; its sshd may start a moment later
+    # active once it applied its bundle; its sshd is up by then
     deadline = time.monotonic() + 120
-    while (probe := lab.ssh_try("ctl2", BOOT_FACTS)) is None:
-        assert time.monotonic() < deadline, "ctl2: no sshd within 120 s of its first boot"
+    while (probe := lab.ssh_try(holder, BOOT_FACTS)) is None:
+        assert time.monotonic() < deadline, f"{holder}: no sshd within 120 s of its apply"
         time.sleep(3)
     boot_id, installed_at, machine_id = probe.split()
-    assert boot_id != before["ctl2"][0]  # a new boot
-    assert int(installed_at) > int(before["ctl2"][1])  # a new root file system
-    assert machine_id != before["ctl2"][2]  # a new system, not the old one rebooted
-    assert lab.serial("ctl2").count("LAB INSTALLER") == 2
-    decision = json.loads((lab.root / "bundles/ctl2/galera/decision.json").read_text())
+    assert boot_id != before[holder][0]  # a new boot
+    assert int(installed_at) > int(before[holder][1])  # a new root file system
+    assert machine_id != before[holder][2]  # a new system, not the old one rebooted
+    assert lab.serial(holder).count("LAB INSTALLER") == 2
+    decision = json.loads((lab.root / f"bundles/{holder}/galera/decision.json").read_text())
     assert decision["bootstrap"] is False, decision  # rejoins the running cluster
+    applied = [e["message"] for e in lab.events(holder) if e["event"] == "applied"]
+    assert len(applied) == 2 and "galera ok" in applied[-1], applied
+    started = time.monotonic()
+    status = lab.ha_status()
+    _phase(lab, "ha status after the reprovision", started)
+    assert_whole(status, holders=["ctl1"])  # back with its priority: it takes the VIP back
+    lab.token_issue(within=60)
+    shown = lab.openstack("project", "show", "drill-before", "-f", "value", "-c", "id")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == (lab.root / "drill-project").read_text()  # nothing lost
+
     after = lab.status()["qemu"]
     nodes = {n["name"]: n for n in json.loads(lab.run("nodes", "--json").stdout)}
     for name in others:
@@ -370,6 +508,7 @@ def test_reprovision_reinstalls_ctl2_while_the_others_keep_running(lab: Lab) -> 
         assert lab.ssh(name, BOOT_FACTS).split() == before[name]  # never rebooted
         assert nodes[name]["state"] == "active"
         assert _count(lab.events(name), "kickstart served") == served[name]
+    print(json.dumps(PHASES, indent=2))
 
 
 def test_no_secret_reaches_a_log_or_the_status_output(lab: Lab) -> None:

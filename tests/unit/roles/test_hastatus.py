@@ -103,7 +103,12 @@ def test_a_whole_cluster_is_healthy_and_says_who_holds_the_vip(site: Site) -> No
     status = summarize(site, probes)
 
     assert status.vip == "192.0.2.10" and status.vip_holders == ["ctl1"]
+    # HAProxy says ctl2's Keystone is down; it is not installed there: never "up" or "down"
     assert status.backends["keystone"] == {"ctl1": "up", "ctl2": NO_SERVICE}
+    # and one HAProxy just started still calls UP (it has not checked yet): not installed
+    probes[0].installed.discard("keystone")
+    assert summarize(site, probes).backends["keystone"]["ctl1"] == NO_SERVICE
+    probes[0].installed.add("keystone")
     assert status.backends["galera"] == {"ctl1": "up", "ctl2": "down"}
     assert status.galera["ctl1"] == {
         "wsrep_cluster_size": "3",
