@@ -205,8 +205,10 @@ def lab_site_data(spec: LabSpec, ssh_public_key: str | None = None) -> dict[str,
                 "os_family": "rhel",
                 "kernel": f"{INSTALLER_DIR}/vmlinuz",
                 "initrd": f"{INSTALLER_DIR}/initrd.img",
-                # Debian bookworm, this machine's apt sources, the base package set
-                "image": {},
+                # Debian bookworm, this machine's apt sources, the base package set. In
+                # user mode each node is behind its own slirp and reaches no peer: no
+                # cluster can form, so its nodes do not apply their bundles
+                "image": {} if spec.mode == "netns" else {"apply_bundle": False},
                 "kickstart": "default.ks.j2",
                 "kernel_args": LAB_KERNEL_ARGS,
             }

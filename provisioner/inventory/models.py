@@ -199,6 +199,11 @@ class ImageSource(Model):
         description="Debian packages of every image of this profile (roles add theirs)",
     )
     slim: bool = Field(True, description="Leave out man pages, locales and docs (not copyrights)")
+    apply_bundle: bool = Field(
+        True,
+        description="The installed system pulls and applies its HA bundle on first boot and "
+        "the node is active only after its report; false: active once its hooks ran",
+    )
 
 
 class Profile(Model):

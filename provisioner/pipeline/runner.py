@@ -254,7 +254,7 @@ class Pipeline:
         "applied"; only that report makes it active. A package install (a real distribution
         installer, no such unit) is active once its hooks ran, as before."""
         profile = site.profiles.get(site.profile_of(node) or "")
-        return profile is not None and profile.image is not None
+        return profile is not None and profile.image is not None and profile.image.apply_bundle
 
     def _wait_applied(self, node: Node, token: str) -> None:
         """Until the node reports its bundle applied; its "apply-failed" report (the failing

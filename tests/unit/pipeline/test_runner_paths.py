@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from provisioner.errors import BmcAuthError, DnsUnreachable
+from provisioner.inventory.models import ImageSource
 from provisioner.state.machine import NodeState
 from tests.unit.pipeline.simsite import HAPPY_CALLS, KERNEL, MAC, NODE, TIMEOUTS, Sim
 
@@ -294,3 +295,19 @@ def test_an_active_node_is_only_reinstalled_on_reprovision(sim: Sim) -> None:
     assert (rec.state, rec.reason) == (S.ACTIVE, None)
     assert sim.backends.log() == HAPPY_CALLS + HAPPY_CALLS
     assert MAC in sim.site.node(NODE).macs
+
+
+def test_an_image_profile_that_does_not_apply_bundles_is_active_after_its_hooks(
+    sim: Sim,
+) -> None:
+    sim.installs_images()
+    profiles = {
+        n: p.model_copy(update={"image": ImageSource(apply_bundle=False)})
+        for n, p in sim.site.profiles.items()
+    }
+    sim.site = sim.site.model_copy(update={"profiles": profiles})
+    sim.machine(first_boot=80, applies=None)  # e.g. the user-mode lab: no peers to join
+    rec = sim.pipeline().provision(NODE)
+
+    assert (rec.state, rec.reason) == (S.ACTIVE, None)
+    assert [what for what, _ in sim.world.responses][-1] == f"callback {NODE} booted"
