@@ -55,6 +55,7 @@ echo "== galera"
 mysql -NBe "SHOW STATUS LIKE 'wsrep_%'" 2>/dev/null
 echo "== rabbitmq"; rabbitmqctl -q cluster_status 2>/dev/null
 echo "== pacemaker"; crm_mon -1 -r 2>/dev/null
+echo "== crm_node"; crm_node -l 2>/dev/null
 echo "== packages"
 dpkg-query -W -f '${Package} ${db:Status-Status}\n' PACKAGES 2>/dev/null
 echo "== end"
@@ -157,6 +158,11 @@ def parse_probe(node: str, text: str) -> NodeProbe:
             name, _, rest = text_line.partition("(stonith:")
             state = rest.partition(")")[2].lstrip(": \t").strip()
             probe.fence[name.strip()] = " ".join(state.split()) or "?"
+    # Pacemaker's own node list ("ID NAME STATE"), present without pacemaker-cli-utils
+    known = [line.split() for line in sec.get("crm_node", []) if len(line.split()) == 3]
+    if known:
+        probe.pcmk_online = [name for _, name, state in known if state == "member"]
+        probe.pcmk_offline = [name for _, name, state in known if state != "member"]
     for line in sec.get("packages", []):
         parts = line.split()
         if len(parts) == 2 and parts[1] == "installed":

@@ -141,6 +141,12 @@ def test_a_lost_member_a_partition_or_no_vip_holder_is_not_healthy(site: Site) -
     short = parse_probe("ctl1", probe_text("ctl1", vip=True, ctl3_up=False))
     assert short.rabbit_running == ["rabbit@ctl1", "rabbit@ctl2"]
     assert short.pcmk_online == ["ctl1", "ctl2"]
+    # without crm_mon (pacemaker-cli-utils): Pacemaker's crm_node -l says who is a member
+    bare = parse_probe(
+        "ctl1", probe_text("ctl1", vip=True).replace("== pacemaker", "== crm_node\n"
+        "1 ctl1 member\n2 ctl2 member\n3 ctl3 lost\n== pacemaker-crm-mon-missing")
+    )  # fmt: skip
+    assert (bare.pcmk_online, bare.pcmk_offline) == (["ctl1", "ctl2"], ["ctl3"])
     assert short.galera["wsrep_cluster_size"] == "2"
 
 
