@@ -4,9 +4,12 @@ Real everything: a network namespace with a bridge and taps, dnsmasq, BIND,
 `provisioner serve`, virtual IPMI BMCs driving qemu nodes (TCG, OVMF or
 SeaBIOS, iPXE) that run the lab installer, which deploys the Debian image of
 their profile and role onto the kickstart's layout; the nodes then boot that
-system from their own disks, call back "booted", and we log into each one
-(`lab ssh`'s code path) to check the running system. The small lab (3
-controllers + 1 compute) keeps this to about ten minutes on 2 cores.
+system from their own disks, call back "booted", pull and apply their HA bundles
+(the controllers' Galera, RabbitMQ, keepalived VIP, HAProxy, memcached,
+Corosync/Pacemaker and Keystone) and report "applied"; we log into each one
+(`lab ssh`'s code path) to check the running system, read `ha status`, get a
+Keystone token through the VIP, and run the failed-node drill on the VIP holder.
+The small lab (3 controllers + 1 compute) keeps this affordable on 2 cores.
 """
 
 from __future__ import annotations
