@@ -27,7 +27,7 @@ with ``raise ... from exc``.
     ├── BundleError, DeliveryError, ImageError
     ├── DiscoveryError: DiscoveryReportInvalid, EnrolmentError (also a ConfigError: 2),
     │   UnknownDiscovered (also a NotFoundError: 3)
-    └── StepFailed, CallbackRejected, CallbackInvalid
+    └── StepFailed, CallbackRejected, CallbackInvalid, CallbackConflict
 """
 
 from __future__ import annotations
@@ -244,6 +244,11 @@ class CallbackRejected(ProvisionerError):
 
 class CallbackInvalid(ProvisionerError):
     """A well-authenticated request with a body we cannot use: answer 400."""
+
+
+class CallbackConflict(ProvisionerError):
+    """A well-formed report that does not fit the node's state (e.g. applied while
+    active): answer 409, record nothing."""
 
 
 class QuorumAtRisk(ConflictError):

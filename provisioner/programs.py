@@ -173,6 +173,8 @@ TABLE: tuple[Program, ...] = (
     # DNS: BIND for the lab and the tests
     _p("named", "bind9", "demo", "the lab's DNS server (lab up, dns lab --run)"),
     _p("dig", "bind9-dnsutils", "demo", "lab up and lab rebuild: DNS answers read back"),
+    _p("openstack", "python3-openstackclient", "demo",
+       "openstack token issue against the lab's VIP (Keystone behind HAProxy)"),
     _p("named-checkconf", "bind9-utils", "test", "tests: the generated BIND config checked"),
     _p("named-checkzone", "bind9-utils", "test", "tests: the generated zones checked"),
     _p("nsupdate", "bind9-dnsutils", "test", "tests: a foreign writer of the zone"),

@@ -59,6 +59,11 @@ def lab() -> None:
 @click.option("--small", is_flag=True, help="3 controllers + 1 compute instead of 6 nodes.")
 @click.option("--namespace", default="provisioner-lab", show_default=True)
 @click.option("--user-mode", is_flag=True, help="qemu user-mode networking even as root.")
+@click.option(
+    "--ha", is_flag=True,
+    help="Nodes apply their HA bundles on first boot (Keystone in the controllers' image); "
+    "not yet shown converging on the lab.",
+)  # fmt: skip
 @click.option("--fanout", default=2, show_default=True, help="Nodes installed at once.")
 @click.option("--bmc-base-port", default=6230, show_default=True, help="First node's BMC port.")
 @click.option("--http-port", default=8080, show_default=True)
@@ -75,6 +80,7 @@ def up(
     small: bool,
     namespace: str,
     user_mode: bool,
+    ha: bool,
     fanout: int,
     bmc_base_port: int,
     http_port: int,
@@ -92,6 +98,7 @@ def up(
         namespace=namespace,
         mode="user" if user_mode else None,
         fanout=fanout,
+        ha=ha,
         bmc_base_port=bmc_base_port,
         http_port=http_port,
         dns_port=dns_port,

@@ -45,6 +45,7 @@ from provisioner_lab.network import (
 from provisioner_lab.site import (
     CONTROLLER_MIB,
     INSTALLER_DIR,
+    SSH_KEY,
     LabNode,
     LabSpec,
     node_mac,
@@ -84,6 +85,7 @@ class LabOptions:
     dns_port: int | None = None  # default: 53 in a namespace, 5353 on the loopback
     tftp_port: int | None = None  # default: 69 in a namespace, 6969 on the loopback
     ssh_base_port: int = 2230  # user mode: node i's sshd on 127.0.0.1:ssh_base_port+i
+    ha: bool = False  # the nodes apply their HA bundles on first boot
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ def lab_spec(opts: LabOptions, mode: NetworkMode) -> LabSpec:
         tftp_port=opts.tftp_port,
         ssh_base_port=opts.ssh_base_port,
         extra={"pipeline": {"fanout": opts.fanout}},
+        ha=opts.ha,
     )
 
 
@@ -221,9 +224,17 @@ def _env_argv(argv: list[str]) -> list[str]:
 
 
 def lab_command(paths: LabPaths, record: procs.LabRecord, *args: str) -> list[str]:
-    """argv of a ``provisioner`` command run against the lab (inside its namespace)."""
+    """argv of a ``provisioner`` command run against the lab (inside its namespace).
+
+    Commands that log into the nodes (``ha status``) use the lab's SSH key; host keys are
+    not pinned (every reinstall makes new ones; lab equipment, as `lab ssh`)."""
     prefix = ["ip", "netns", "exec", record.namespace] if record.mode == "netns" else []
-    return prefix + _env_argv(_python(paths, *args))
+    ssh = [
+        f"PROVISIONER_SSH_IDENTITY={paths.root / SSH_KEY}",
+        "PROVISIONER_SSH_KNOWN_HOSTS=/dev/null",
+    ]
+    env, *rest = _env_argv(_python(paths, *args))
+    return [*prefix, env, *ssh, *rest]
 
 
 def dns_endpoint(site: Site) -> tuple[str, int]:

@@ -95,6 +95,8 @@ class LabSpec:
     #: user mode: node i's sshd is forwarded to 127.0.0.1:ssh_base_port+i (``lab ssh``)
     ssh_base_port: int = 2230
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the nodes apply their HA bundles on first boot (``lab up --ha``)
+    ha: bool = False
 
     def effective_tftp_port(self) -> int:
         return self.tftp_port or (69 if self.mode == "netns" else 6969)
@@ -119,6 +121,18 @@ CONTROLLER_IMAGE_PACKAGES: tuple[str, ...] = (
     "memcached",
     "pacemaker",
     "corosync",
+)
+#: ``lab up --ha`` adds what applying the bundles needs: the one OpenStack API the lab
+#: runs (the others' frontends stay without backends): Debian's Keystone, served by
+#: Apache's mod_wsgi behind HAProxy on the VIP
+HA_IMAGE_PACKAGES: tuple[str, ...] = (
+    "keystone",
+    "apache2",
+    "libapache2-mod-wsgi-py3",
+    "python3-pymysql",
+    # Galera's rsync state transfer (mariadb-server depends on them; named, as they are used)
+    "rsync",
+    "lsof",
 )
 
 #: The lab's SSH key (root's authorized key on every node), under the state dir.
@@ -196,8 +210,11 @@ def lab_site_data(spec: LabSpec, ssh_public_key: str | None = None) -> dict[str,
                 "os_family": "rhel",
                 "kernel": f"{INSTALLER_DIR}/vmlinuz",
                 "initrd": f"{INSTALLER_DIR}/initrd.img",
-                # Debian bookworm, this machine's apt sources, the base package set
-                "image": {},
+                # Debian bookworm, this machine's apt sources, the base package set.
+                # The nodes apply their bundles only with ``lab up --ha`` (in a
+                # namespace: in user mode each node is behind its own slirp and
+                # reaches no peer, so no cluster can form)
+                "image": {"apply_bundle": spec.ha and spec.mode == "netns"},
                 "kickstart": "default.ks.j2",
                 "kernel_args": LAB_KERNEL_ARGS,
             }
@@ -205,7 +222,9 @@ def lab_site_data(spec: LabSpec, ssh_public_key: str | None = None) -> dict[str,
         "roles": {
             "controller": {
                 "layout": "controller",
-                "image_packages": list(CONTROLLER_IMAGE_PACKAGES),
+                "image_packages": list(
+                    CONTROLLER_IMAGE_PACKAGES + (HA_IMAGE_PACKAGES if spec.ha else ())
+                ),
                 "ha": {
                     "vips": [
                         {

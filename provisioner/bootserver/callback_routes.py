@@ -1,7 +1,9 @@
 """HTTP routes of installing and installed nodes: the install callback and the bundle pull.
 
-POST /api/v1/nodes/<node>/callback   {"status": "started"|"installed"|"failed"|"booted",
-                                      "message": ..., "kernel": ... (booted)}
+POST /api/v1/nodes/<node>/callback   {"status": "started"|"installed"|"failed"|"booted"|
+                                      "applied"|"apply-failed", "message": ...,
+                                      "kernel": ... (booted), "services": ... (apply reports,
+                                      see apply_report.py)}
 GET  /api/v1/nodes/<node>/bundle     the node's own HA bundle (tar.gz)
 
 Both take the node's deploy token as ``Authorization: Bearer <token>`` or ``?token=``.
@@ -21,6 +23,16 @@ the deploy token is spent by then, so it is accepted the way the bundle pull is
 (the spent token's hash, kept for a day, until the node deploys again). It only
 records a CALLBACK event "booted" with the running kernel, which the pipeline
 waits for before it runs the hooks (pipeline/runner.py, step WAIT_BOOTED).
+
+"applied" and "apply-failed" come from the installed system's apply unit once it
+pulled the bundle the hooks generated and brought its role's services up (or
+failed to): authenticated the same way, accepted only while the node is
+configuring (409 otherwise), and schema-checked (apply_report.py, 400 on any
+mismatch). The pipeline makes the node active on "applied" and fails it with the
+service and log excerpt on "apply-failed" (step WAIT_APPLIED).
+
+The bundle pull answers 404 until the hooks generated this deployment's bundle
+(one older than the node's install callback is the previous deployment's).
 """
 
 from __future__ import annotations
@@ -30,16 +42,18 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request
 
+from provisioner.bootserver import apply_report
 from provisioner.bootserver.context import ServerContext
 from provisioner.errors import (
     BundleError,
+    CallbackConflict,
     CallbackInvalid,
     CallbackRejected,
     DeploySpent,
     UnknownNode,
 )
 from provisioner.roles.bundles import BundleStore
-from provisioner.state.machine import CallbackStatus, EventKind
+from provisioner.state.machine import CallbackStatus, EventKind, NodeState
 from provisioner.state.store import NodeRecord
 
 log = logging.getLogger(__name__)
@@ -99,6 +113,8 @@ def record_callback(
     """Authenticate, validate and record one callback; its status and the node's record."""
     if body.get("status") == CallbackStatus.BOOTED:
         return record_booted(ctx, bundles, node, token, body, remote)
+    if body.get("status") in (CallbackStatus.APPLIED, CallbackStatus.APPLY_FAILED):
+        return record_applied(ctx, bundles, node, token, body, remote)
     record = authenticate(ctx, node, token, remote)
     status = parse_status(node, body.get("status"))
     text = clean_message(body.get("message", ""))
@@ -126,6 +142,45 @@ def record_callback(
     return status, ctx.store.get(node)
 
 
+def installed_system(
+    ctx: ServerContext, bundles: BundleStore, node: str, token: str, remote: str, what: str
+) -> NodeRecord:
+    """The node's record if ``token`` is the spent deploy token of its latest install
+    (what its installed system holds); else CallbackRejected."""
+    record = ctx.store.find(node)
+    try:
+        allowed = bool(token) and bundles.may_pull(node, token)
+    except BundleError:
+        allowed = False
+    if record is None or record.build_mode or not allowed:
+        log.warning("node %s: %s callback from %s rejected: bad token", node, what, remote)
+        raise CallbackRejected(f"node {node}: callback rejected")
+    return record
+
+
+def record_applied(
+    ctx: ServerContext,
+    bundles: BundleStore,
+    node: str,
+    token: str,
+    body: dict[str, object],
+    remote: str,
+) -> tuple[CallbackStatus, NodeRecord]:
+    """The installed system's report of applying its bundle, checked field by field."""
+    record = installed_system(ctx, bundles, node, token, remote, "apply")
+    report = apply_report.parse(node, body)
+    if record.state is not NodeState.CONFIGURING:
+        log.warning(
+            "node %s: apply report from %s refused: node is %s", node, remote, record.state.value
+        )
+        raise CallbackConflict(f"node {node}: apply report while {record.state.value}")
+    status = CallbackStatus(report.status)
+    text = report.text()
+    ctx.store.add_event(node, text, EventKind.CALLBACK, f"{ACTOR}:{remote}", event=status.value)
+    log.info("node %s: installed system reports %s: %s", node, status.value, text)
+    return status, ctx.store.get(node)
+
+
 def record_booted(
     ctx: ServerContext,
     bundles: BundleStore,
@@ -135,14 +190,7 @@ def record_booted(
     remote: str,
 ) -> tuple[CallbackStatus, NodeRecord]:
     """The installed system's first boot: authenticated by the spent token's hash."""
-    record = ctx.store.find(node)
-    try:
-        allowed = bool(token) and bundles.may_pull(node, token)
-    except BundleError:
-        allowed = False
-    if record is None or record.build_mode or not allowed:
-        log.warning("node %s: booted callback from %s rejected: bad token", node, remote)
-        raise CallbackRejected(f"node {node}: callback rejected")
+    installed_system(ctx, bundles, node, token, remote, "booted")
     kernel = clean_message(body.get("kernel", ""))[:100]
     text = clean_message(body.get("message", "")) or f"booted from disk: kernel {kernel or '?'}"
     ctx.store.add_event(
@@ -181,6 +229,8 @@ def blueprint(
             return jsonify(error="forbidden"), 403
         except CallbackInvalid as exc:
             return jsonify(error=str(exc)), 400
+        except CallbackConflict as exc:
+            return jsonify(error=str(exc)), 409
         return jsonify(node=node, status=status.value, state=record.state.value), 202
 
     @bp.get("/api/v1/nodes/<node>/bundle")
@@ -197,7 +247,7 @@ def blueprint(
         if not allowed:
             log.warning("node %s: bundle request from %s rejected: bad token", node, remote)
             return jsonify(error="forbidden"), 403
-        if not node_bundles.exists(node):
+        if not node_bundles.current(node):
             return jsonify(error=f"node {node}: bundle not generated yet"), 404
         data = node_bundles.tarball(node)
         log.info("node %s: bundle served to %s (%d bytes)", node, remote, len(data))

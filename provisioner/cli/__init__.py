@@ -138,6 +138,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "servers:servers",
         "The `serve --networks` instances: networks, heartbeat, alive or not; each",
     ),
+    "ha": ("ha:ha_group", "The controllers' HA layer (VIP, HAProxy, Galera, RabbitMQ, Pacemaker)."),
 }
 #: entry point group through which add-ons (the lab) add their commands: each
 #: entry point is a ``register(cli)`` that adds lazy commands (cli/lazy.py)

@@ -78,7 +78,7 @@ def network_context(site: Site, node: Node) -> dict[str, Any]:
 
 def image_context(
     site: Site, node: Node, profile_name: str, images: ImageStore | None, base_url: str
-) -> dict[str, str] | None:
+) -> dict[str, Any] | None:
     """``liveimg`` of an image profile: the built image's URL and sha256 (None: packages)."""
     if site.profiles[profile_name].image is None:
         return None
@@ -95,6 +95,7 @@ def image_context(
         "key": built.key,
         "url": f"{base_url.rstrip('/')}/{built.url_path}",
         "checksum": built.sha256,
+        "apply_bundle": site.profiles[profile_name].image.apply_bundle,  # type: ignore[union-attr]
     }
 
 

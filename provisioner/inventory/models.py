@@ -210,6 +210,11 @@ class ImageSource(Model):
         description="Debian packages of every image of this profile (roles add theirs)",
     )
     slim: bool = Field(True, description="Leave out man pages, locales and docs (not copyrights)")
+    apply_bundle: bool = Field(
+        True,
+        description="The installed system pulls and applies its HA bundle on first boot and "
+        "the node is active only after its report; false: active once its hooks ran",
+    )
 
 
 class Profile(Model):
@@ -382,6 +387,11 @@ class PipelineTimeouts(Model):
         "callback (image installs)",
     )
     active: Annotated[float, Field(gt=0)] = Field(1800, description="Seconds for the hooks")
+    applied: Annotated[float, Field(gt=0)] = Field(
+        1800,
+        description="Seconds from the hooks' end to the node's report of its bundle applied "
+        "(image installs: the installed system applies its own bundle)",
+    )
 
 
 class PipelineSettings(Model):

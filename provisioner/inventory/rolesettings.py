@@ -40,6 +40,7 @@ BridgeMappings = Annotated[
 Count = Annotated[int, Field(strict=True, ge=1)]
 
 DEFAULT_VRRP_SECRET = SecretRef(file="secrets/neutron-l3-ha-vrrp-password", generate="password")
+DEFAULT_CLUSTER_SECRET = SecretRef(file="secrets/controller-cluster-secret", generate="password")
 
 
 class RoleSettings(BaseModel):
@@ -68,6 +69,11 @@ class ControllerSettings(RoleSettings):
         False, description="Full rebuild: the first controller bootstraps a new Galera cluster"
     )
     rabbitmq_default_queue_type: Literal["", "quorum", "classic", "stream"] = ""
+    cluster_secret: SecretRef = Field(
+        DEFAULT_CLUSTER_SECRET,
+        description="Seed of the controllers' shared keys (Erlang cookie, Corosync authkey): "
+        "a secret reference, generated once by default",
+    )
     glance_store: Literal["swift", "rbd", "file"] | None = Field(
         None,
         description="Where Glance keeps images: swift or rbd (replicated), or file on "

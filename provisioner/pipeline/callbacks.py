@@ -30,6 +30,7 @@ class Milestone(IntEnum):
     KICKSTART = 2  # the installer fetched its kickstart
     INSTALLED = 3  # the installer reported the install complete
     BOOTED = 4  # the installed system reported its first boot from its own disk
+    APPLIED = 5  # the installed system applied its bundle: its role's services are up
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,15 @@ class InstallProgress:
     installed_message: str = ""
     #: the installed system's message with its "booted" callback (its kernel)
     booted_message: str = ""
+    #: the installed system's report of applying its bundle (per-service results)
+    applied_message: str = ""
+    #: the failing service and log excerpt of an "apply-failed" report
+    apply_failed: str | None = None
 
     @classmethod
     def of(cls, events: list[EventRecord]) -> InstallProgress:
         reached, failed, installed_message, booted_message = Milestone.NONE, None, "", ""
+        applied_message, apply_failed = "", None
         for event in events:
             if event.kind is EventKind.BOOT_SCRIPT and event.event == BootScript.INSTALL:
                 reached = max(reached, Milestone.BOOT_SCRIPT)
@@ -58,7 +64,13 @@ class InstallProgress:
                     reached, booted_message = Milestone.BOOTED, event.message
                 elif event.event == CallbackStatus.FAILED:
                     failed = event.message
-        return cls(reached, failed, installed_message, booted_message)
+                elif event.event == CallbackStatus.APPLIED:
+                    reached, applied_message = Milestone.APPLIED, event.message
+                elif event.event == CallbackStatus.APPLY_FAILED:
+                    apply_failed = event.message
+        return cls(
+            reached, failed, installed_message, booted_message, applied_message, apply_failed
+        )
 
     @classmethod
     def since(cls, store: Store, name: str, mark: int) -> InstallProgress:

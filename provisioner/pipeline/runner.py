@@ -58,6 +58,7 @@ class Timeouts:
     installed: float = 3600.0
     booted: float = 900.0  # image installs: installed callback -> first-boot callback
     active: float = 1800.0  # the whole hook chain
+    applied: float = 1800.0  # image installs: hooks done -> the node's apply report
     poll: float = 1.0
 
 
@@ -241,10 +242,44 @@ class Pipeline:
                 self._wait_booted(site, node, token)
                 self.store.transition(name, "configure", actor=self.actor, step=Step.HOOKS.value)
         elif step is Step.HOOKS:
-            self._run_hooks(name, token, first_hook)
+            self._run_hooks(name, token, first_hook, activate=not self._node_applies(site, node))
+        elif step is Step.WAIT_APPLIED and self.store.get(name).state is S.CONFIGURING:
+            self._wait_applied(node, token)
+            self.store.transition(name, "activate", actor=self.actor)
 
-    def _run_hooks(self, name: str, token: str, first_hook: str | None) -> None:
-        """The hooks, here in the pipeline's process; then active, or failed at the hook."""
+    @staticmethod
+    def _node_applies(site: Site, node: Node) -> bool:
+        """Image installs carry the first-boot units (kickstart/snippets/firstboot-callback.j2):
+        the installed system pulls its own bundle, brings its role's services up and reports
+        "applied"; only that report makes it active. A package install (a real distribution
+        installer, no such unit) is active once its hooks ran, as before."""
+        profile = site.profiles.get(site.profile_of(node) or "")
+        return profile is not None and profile.image is not None and profile.image.apply_bundle
+
+    def _wait_applied(self, node: Node, token: str) -> None:
+        """Until the node reports its bundle applied; its "apply-failed" report (the failing
+        service and a log excerpt) fails it with that as the reason."""
+        name = node.name
+        mark = last_power_cycle(self.store, name)
+        deadline = self._clock() + self.timeouts.applied
+        while True:
+            self._check(name)
+            progress = InstallProgress.since(self.store, name, mark)
+            if progress.apply_failed is not None:
+                raise StepFailed(f"apply failed: {progress.apply_failed}")
+            if progress.reached >= Milestone.APPLIED:
+                log.info("node %s: %s", name, progress.applied_message or "bundle applied")
+                return
+            if self._clock() >= deadline:
+                raise StepFailed(
+                    f"the node did not report its bundle applied within {self.timeouts.applied:g}s"
+                )
+            self.store.refresh(name, token)
+            self._sleep(self.timeouts.poll)
+
+    def _run_hooks(self, name: str, token: str, first_hook: str | None, activate: bool) -> None:
+        """The hooks, here in the pipeline's process; then active (unless the node applies
+        its bundle itself: see WAIT_APPLIED), or failed at the hook."""
         rec = self._check(name)
         if rec.state is S.ACTIVE:
             return
@@ -264,7 +299,8 @@ class Pipeline:
                 step=HOOK_STEP_PREFIX + outcome.failed,
             )
             raise _NodeFailed(reason)
-        self.store.transition(name, "activate", actor=self.actor)
+        if activate:
+            self.store.transition(name, "activate", actor=self.actor)
 
     @property
     def hooks(self) -> HookRunner:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from provisioner.errors import RoleConfigError
 from provisioner.inventory import Node, Site
-from provisioner.roles import compute, controller, network, storage
+from provisioner.roles import apply, compute, controller, network, storage
 from provisioner.roles.common import Bundle, DeployFacts
 
 GENERATORS: dict[str, Callable[[Site, Node, DeployFacts], Bundle]] = {
@@ -28,7 +28,7 @@ def generate(site: Site, node_name: str, facts: DeployFacts) -> Bundle:
     if node.role not in site.roles:
         raise RoleConfigError(f"node {node.name}: role '{node.role}' is not defined in roles")
     kind = site.role_kind(node.role)
-    return GENERATORS[kind](site, node, facts)
+    return {**GENERATORS[kind](site, node, facts), **apply.files(site, node, kind, facts)}
 
 
 __all__ = ["GENERATORS", "Bundle", "DeployFacts", "RoleConfigError", "generate"]

@@ -69,6 +69,17 @@ class BundleStore:
             shutil.rmtree(old, ignore_errors=True)
         return target
 
+    def current(self, node: str) -> bool:
+        """Whether the node's bundle was generated for its latest install: written after
+        the install callback allowed its pull (the hooks run after that), so a
+        reprovisioned node's first boot never applies the previous deployment's bundle."""
+        manifest = self.path(node) / "MANIFEST"
+        allowed = self._tokens / f"{self.path(node).name}.sha256"
+        try:
+            return manifest.stat().st_mtime >= allowed.stat().st_mtime
+        except OSError:
+            return False
+
     def files(self, node: str) -> list[str]:
         manifest = self.path(node) / "MANIFEST"
         if not manifest.is_file():

@@ -67,8 +67,13 @@ FAMILIES: dict[str, OsFamily] = {
 
 
 def os_family(site: Site, node: Node) -> OsFamily:
-    """The OS family of the node's profile (node.profile, else defaults.profile)."""
+    """The OS family of the node's profile (node.profile, else defaults.profile).
+
+    An image profile installs a Debian image (mmdebstrap) whatever its ``os_family``
+    (which then only picks the installer's boot arguments): its bundle is Debian's."""
     profile = site.profile_of(node)
     if profile is None or profile not in site.profiles:
         raise RoleConfigError(f"node {node.name}: profile {profile!r} is not defined in profiles")
+    if site.profiles[profile].image is not None:
+        return FAMILIES["debian"]
     return FAMILIES[site.profiles[profile].os_family]

@@ -127,6 +127,10 @@ class CallbackStatus(StrEnum):
     FAILED = "failed"
     #: the installed system's first boot from its own disk (image installs' first-boot unit)
     BOOTED = "booted"
+    #: the installed system applied its HA bundle and its role's services are up
+    APPLIED = "applied"
+    #: applying the bundle failed: the failing service and a bounded log excerpt
+    APPLY_FAILED = "apply-failed"
 
 
 class Step(StrEnum):
@@ -147,6 +151,7 @@ class Step(StrEnum):
     BOOT_DISK = "boot device to disk"
     WAIT_BOOTED = "wait for booted callback"
     HOOKS = "hooks"
+    WAIT_APPLIED = "wait for applied callback"
 
 
 HOOK_STEP_PREFIX = "hook:"

@@ -91,6 +91,9 @@ def test_api_on_the_vip_survives_a_dead_api_and_a_moved_vip(
         (d / "www" / "whoami").write_text(node)
         apis[node] = keystone_stub(ns, ip, d / "www", stack)
         cfg = str(d / "haproxy/haproxy.cfg")
+        # the stats socket of `ha status`: one per controller here, not the host's /run
+        text = Path(cfg).read_text()
+        Path(cfg).write_text(text.replace("/run/haproxy/admin.sock", str(d / "admin.sock")))
         stack.enter_context(
             background(["ip", "netns", "exec", ns, "haproxy", "-db", "-f", cfg], d / "haproxy.log")
         )

@@ -321,6 +321,9 @@ class Checker:
                 lambda p: ["crm_verify", "--xml-file", str(p)],
             )
             shape.append([(e.tag, sorted(e.attrib)) for e in root.iter()])
+        elif rel.endswith(".env"):  # the controllers' shared keys: NAME='hex or base64'
+            assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*='[A-Za-z0-9+/=_-]+'", ln) for ln in lines)
+            shape = [[ln.split("=")[0] for ln in lines]]
         elif rel.endswith(".json"):  # json.dumps'd data: its length follows the site
             shape = [sorted(json.loads(text))]
         elif rel.endswith(".py"):  # Horizon's local_settings: Python, one statement a line

@@ -28,6 +28,7 @@ from provisioner.inventory.source import SiteSource
 from provisioner.pipeline.backends import BootDevice
 from provisioner.pipeline.hooks import HookRunner
 from provisioner.pipeline.runner import Pipeline, Timeouts
+from provisioner.roles.bundles import BundleStore
 from provisioner.state.machine import EventKind, NodeState
 from provisioner.state.store import Store
 from provisioner.state.tokens import DeployTokens
@@ -314,3 +315,52 @@ def test_blueprint_defaults_to_the_stores_state_dir(lab_site_dir: Path) -> None:
             assert lab.snapshot() == before
     finally:
         store.close()
+
+
+APPLIED = {
+    "status": "applied",
+    "services": [
+        {"name": "files", "result": "ok", "seconds": 1, "detail": "20 files in /etc"},
+        {"name": "galera", "result": "ok", "seconds": 38, "detail": "wsrep_cluster_size=3 Primary"},
+    ],
+}
+
+
+def test_the_apply_report_is_taken_only_from_the_node_while_configuring_and_checked(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The installed system's apply unit: it pulls this deployment's bundle only (404 until
+    the hooks wrote it, whatever an earlier deployment left), and its report is refused
+    unless it comes with the node's spent token, while configuring, in the schema."""
+    token = lab.deploy()
+    BundleStore(lab.state_dir).write(NODE, {"old/file.conf": "x\n"})  # an earlier deployment's
+    assert lab.post(NODE, {"status": "installed"}, token) == 202
+    assert lab.fetch_bundle(NODE, token, tmp_path / "stale.tgz") == 404  # not this deploy's
+    assert lab.post(NODE, APPLIED, token) == 409  # installing: no bundle was applied yet
+    lab.store.transition(NODE, "installed", actor="test")
+    lab.store.transition(NODE, "configure", actor="test")
+    time.sleep(0.01)
+    BundleStore(lab.state_dir).write(NODE, {"new/file.conf": "y\n"})  # the hooks ran
+    assert lab.fetch_bundle(NODE, token, tmp_path / "new.tgz") == 200
+    before = lab.snapshot()
+    bad: list[object] = [
+        APPLIED | {"extra": 1},  # unknown field
+        APPLIED | {"services": [{"name": "Galera DB", "result": "ok"}]},  # not a service name
+        APPLIED | {"services": [{"name": "galera", "result": "fine"}]},
+        APPLIED | {"services": [{"name": "galera", "result": "ok", "seconds": "4"}]},
+        APPLIED | {"services": [{"name": "galera", "result": "ok", "detail": "x" * 201}]},
+        APPLIED | {"services": [{"name": f"s{i}", "result": "ok"} for i in range(33)]},
+        APPLIED | {"services": [{"name": "galera", "result": "failed"}]},  # applied, yet failed
+        {"status": "apply-failed", "services": APPLIED["services"], "failed_service": "galera"},
+        {"status": "apply-failed", "services": [], "failed_service": "x", "log": "y" * 2001},
+    ]
+    for body in bad:
+        assert lab.post(NODE, body, token) == 400, body
+    assert lab.post(NODE, APPLIED, "x" * 43) == 403
+    assert lab.post("ctl2", APPLIED, token) == 403
+    assert lab.snapshot() == before  # nothing of it recorded
+    assert lab.post(NODE, APPLIED, token) == 202
+    assert callbacks(lab.store)[-1] == (
+        "applied",
+        "bundle applied: files ok (1 s), galera ok (38 s)",
+    )

@@ -106,9 +106,15 @@ def test_post_installs_the_first_boot_unit(site: Site, store: ImageStore) -> Non
     assert "ConditionPathExists=!/var/lib/provisioner/booted" in post
     assert "multi-user.target.wants/provisioner-booted.service" in post
     assert '\\"status\\": \\"booted\\"' in post
-    # the token goes to a root-only file; the unit itself holds none
-    unit = post.split("PROVISIONER_UNIT\n")[1]
-    assert "tk-1" not in unit and "TOKEN" not in unit
+    # then the apply unit: after the booted one, once, pulling the bundle with the token
+    assert "ConditionPathExists=!/var/lib/provisioner/applied" in post
+    assert "multi-user.target.wants/provisioner-apply.service" in post
+    assert 'bundle_url="${PROVISIONER_CALLBACK%/callback}/bundle"' in post
+    # the token goes to a root-only file; the units themselves hold none
+    units = [u.split("\nPROVISIONER_UNIT\n")[0] for u in post.split("<<'PROVISIONER_UNIT'\n")[1:]]
+    assert len(units) == 2 and "After=provisioner-booted.service" in units[1]
+    for unit in units:
+        assert "tk-1" not in unit and "TOKEN" not in unit
 
 
 def test_an_unbuilt_image_names_the_node_and_the_command(site: Site, tmp_path: Path) -> None:

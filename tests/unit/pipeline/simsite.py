@@ -50,7 +50,17 @@ HOOKS = {
     "20-second": "#!/bin/sh\necho second hook\n",
     "30-third": "#!/bin/sh\necho third hook\n",
 }
-TIMEOUTS = Timeouts(boot_script=120, kickstart=120, installed=900, booted=600, active=120, poll=5)
+TIMEOUTS = Timeouts(
+    boot_script=120, kickstart=120, installed=900, booted=600, active=120, applied=900, poll=5
+)
+#: what a simulated installed system reports once it applied its bundle
+APPLIED: dict[str, Any] = {
+    "status": "applied",
+    "services": [
+        {"name": "files", "result": "ok", "seconds": 1, "detail": "12 files in /etc"},
+        {"name": "galera", "result": "ok", "seconds": 41, "detail": "wsrep_cluster_size=1"},
+    ],
+}
 
 
 class Crash(BaseException):
@@ -70,6 +80,9 @@ class Machine:
     install_time: float = 300.0  # kickstart -> callback
     #: image installs: installed callback -> the installed system's "booted" (None: never)
     first_boot: float | None = None
+    #: image installs: "booted" -> the apply unit's report (None: never reports)
+    applies: float | None = 120.0
+    apply_report: dict[str, Any] = field(default_factory=lambda: dict(APPLIED))
     cycles: int = 0
     ks_path: str | None = None
     callback_path: str | None = None
@@ -148,19 +161,31 @@ class World:
 
     def _first_boot(self, node: str) -> None:
         """The installed system's first-boot unit (kickstart/snippets/firstboot-callback.j2)."""
-        self.post_callback(node, "booted", kernel=KERNEL)
+        status = self.post_callback(node, "booted", kernel=KERNEL)
+        machine = self.machines[node]
+        if status < 300 and machine.applies is not None:
+            self._later(machine.applies, node, "apply")
+
+    def _apply(self, node: str) -> None:
+        """The apply unit's report (it pulled and applied the bundle the hooks wrote)."""
+        machine = self.machines[node]
+        self.post_json(node, f"callback {node} {machine.apply_report['status']}",
+                       machine.apply_report)  # fmt: skip
 
     def post_callback(self, node: str, status: str, message: str = "", kernel: str = "") -> int:
+        body = {"status": status, "message": message} | ({"kernel": kernel} if kernel else {})
+        return self.post_json(node, f"callback {node} {status}", body)
+
+    def post_json(self, node: str, what: str, body: dict[str, Any]) -> int:
         machine = self.machines[node]
         assert machine.callback_path and machine.token
         before = self.web_store.last_event_id(node)
-        body = {"status": status, "message": message} | ({"kernel": kernel} if kernel else {})
         response = self.client.post(
             machine.callback_path,
             json=body,
             headers={"Authorization": f"Bearer {machine.token}"},
         )
-        self.responses.append((f"callback {node} {status}", response.status_code))
+        self.responses.append((what, response.status_code))
         if response.status_code < 300:  # a refused request records nothing
             self._settle(node, before)
         return response.status_code

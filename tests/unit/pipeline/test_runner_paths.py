@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from provisioner.errors import BmcAuthError, DnsUnreachable
+from provisioner.inventory.models import ImageSource
 from provisioner.state.machine import NodeState
 from tests.unit.pipeline.simsite import HAPPY_CALLS, KERNEL, MAC, NODE, TIMEOUTS, Sim
 
@@ -160,16 +161,64 @@ def test_an_image_install_waits_for_the_installed_system_to_report_its_boot(sim:
     rec = sim.pipeline().provision(NODE)
 
     assert (rec.state, rec.reason) == (S.ACTIVE, None)
-    assert [what for what, _ in sim.world.responses][-2:] == [
-        f"callback {NODE} installed",
-        f"callback {NODE} booted",  # the spent token still says who it is, once installed
+    assert sim.world.responses[-3:] == [
+        (f"callback {NODE} installed", 202),
+        (f"callback {NODE} booted", 202),  # the spent token still says who it is, once installed
+        (f"callback {NODE} applied", 202),
     ]
     assert f"booted from disk: kernel {KERNEL}" in sim.events()
     # the hooks started only after the node ran its own OS
     messages = sim.events()
     booted = messages.index(f"booted from disk: kernel {KERNEL}")
     assert all(i > booted for i, m in enumerate(messages) if m.startswith("hook "))
-    assert sim.world.now >= 20 + 30 + 300 + 80
+    assert sim.world.now >= 20 + 30 + 300 + 80 + 120
+    # active only after the node reported its bundle applied, which came after the hooks
+    applied = messages.index("bundle applied: files ok (1 s), galera ok (41 s)")
+    assert all(i < applied for i, m in enumerate(messages) if m.startswith("hook "))
+    activated = [e.id for e in sim.store.events(NODE) if e.event == "activate"]
+    applied_id = sim.store.events(NODE)[applied].id
+    assert len(activated) == 1 and activated[0] > applied_id
+
+
+def test_an_image_install_that_fails_to_apply_is_failed_with_the_service_and_its_log(
+    sim: Sim,
+) -> None:
+    sim.installs_images()
+    sim.machine(
+        first_boot=80,
+        apply_report={
+            "status": "apply-failed",
+            "services": [
+                {"name": "files", "result": "ok", "seconds": 1},
+                {"name": "galera", "result": "ok", "seconds": 40},
+                {"name": "rabbitmq", "result": "failed", "seconds": 300,
+                 "detail": "gave up after 300 s waiting for: rabbitmqctl -q await_startup"},
+            ],
+            "failed_service": "rabbitmq",
+            "log": "Job for rabbitmq-server.service failed.\nSee journalctl -xeu rabbitmq-server",
+        },
+    )  # fmt: skip
+    rec = sim.pipeline().provision(NODE)
+
+    assert rec.state is S.CONFIGURING_FAILED
+    assert rec.reason == (
+        "wait for applied callback: apply failed: rabbitmq failed: gave up after 300 s waiting "
+        "for: rabbitmqctl -q await_startup (up before it: files, galera); log: Job for "
+        "rabbitmq-server.service failed. | See journalctl -xeu rabbitmq-server"
+    )
+    assert len(sim.hook_runs()) == 4  # the hooks ran; the node itself failed after them
+
+
+def test_an_image_install_that_never_reports_its_apply_fails_naming_the_wait(sim: Sim) -> None:
+    sim.installs_images()
+    sim.machine(first_boot=80, applies=None)  # e.g. the apply unit hangs on a service
+    rec = sim.pipeline().provision(NODE)
+
+    assert rec.state is S.CONFIGURING_FAILED
+    assert rec.reason == (
+        "wait for applied callback: the node did not report its bundle applied within "
+        f"{TIMEOUTS.applied:g}s"
+    )
 
 
 def test_an_installed_system_that_never_boots_fails_naming_the_wait(sim: Sim) -> None:
@@ -246,3 +295,19 @@ def test_an_active_node_is_only_reinstalled_on_reprovision(sim: Sim) -> None:
     assert (rec.state, rec.reason) == (S.ACTIVE, None)
     assert sim.backends.log() == HAPPY_CALLS + HAPPY_CALLS
     assert MAC in sim.site.node(NODE).macs
+
+
+def test_an_image_profile_that_does_not_apply_bundles_is_active_after_its_hooks(
+    sim: Sim,
+) -> None:
+    sim.installs_images()
+    profiles = {
+        n: p.model_copy(update={"image": ImageSource(apply_bundle=False)})
+        for n, p in sim.site.profiles.items()
+    }
+    sim.site = sim.site.model_copy(update={"profiles": profiles})
+    sim.machine(first_boot=80, applies=None)  # e.g. the user-mode lab: no peers to join
+    rec = sim.pipeline().provision(NODE)
+
+    assert (rec.state, rec.reason) == (S.ACTIVE, None)
+    assert [what for what, _ in sim.world.responses][-1] == f"callback {NODE} booted"
