@@ -128,7 +128,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     )
     site_path = write_lab_site(state, LabSpec(mode="user"))
     data = yaml.safe_load(site_path.read_text())
-    assert data["profiles"]["lab"]["image"] == {}  # the lab's profile installs an image
+    # the lab's profile installs an image (its nodes apply no bundle: no peers here)
+    assert data["profiles"]["lab"]["image"] == {"apply_bundle": False}
     # the base package set only (the image the lab's non-controller nodes get), which
     # boots in the 1 GiB below; the lab's controllers add HA packages and get 2 GiB
     data["roles"]["controller"]["image_packages"] = []
