@@ -307,7 +307,9 @@ class DiskHints(Model):
     wwn: DiskWwn | None = None
     name: DiskName | None = Field(None, description="Kernel name, e.g. sda or vda")
     min_size_gb: Annotated[int, Field(ge=1)] | None = None
-    count: Annotated[int, Field(ge=1)] = Field(1, description="Disks the node has")
+    count: Annotated[int, Field(ge=1, le=1024)] = Field(
+        1, description="Disks the node has (at most 1024: a head with several JBODs)"
+    )
     select: Literal["smallest", "first"] | None = Field(
         None, description="Which non-removable disk holds the OS; defaults to the layout's choice"
     )

@@ -141,4 +141,4 @@ def test_bios_node_boots_the_whole_chain(lab: tuple[LabNet, Serve, Path], tmp_pa
     wait_for(
         "the boot event", lambda: boot_events(state, "bios1") == ["boot script served (install)"]
     )
-    assert "dhcp: node bios1" in serve.log()
+    serve.wait_log("dhcp: node bios1")

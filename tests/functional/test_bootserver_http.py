@@ -73,7 +73,7 @@ def test_node_not_in_build_mode_boots_local_disk(running: Running) -> None:
         "the boot event",
         lambda: boot_events(running.state, "ctl1") == ["boot script served (local disk)"],
     )
-    assert "boot: node ctl1 (MAC 52:54:00:00:02:0b" in running.serve.log()
+    running.serve.wait_log("boot: node ctl1 (MAC 52:54:00:00:02:0b")  # logging is queued: the line follows the reply
 
 
 def test_node_in_build_mode_gets_installer_with_its_token(running: Running) -> None:
@@ -85,7 +85,7 @@ def test_node_in_build_mode_gets_installer_with_its_token(running: Running) -> N
     # ctl1 boots with its fixed address 192.0.2.11 (the default): this client is not it
     refused = requests.get(f"{running.url}/boot/{CTL1_MAC}.ipxe", timeout=10)
     assert refused.status_code == 403 and token not in refused.text
-    assert "install script refused to client 127.0.0.1" in running.serve.log()
+    running.serve.wait_log("install script refused to client 127.0.0.1")  # logging is queued: the line follows the reply
     # a site whose nodes boot from another DHCP's pool: any address gets it
     site = running.state.parent / "site.yaml"
     site.write_text(
@@ -103,7 +103,8 @@ def test_node_in_build_mode_gets_installer_with_its_token(running: Running) -> N
         "the boot event",
         lambda: boot_events(running.state, "ctl1") == ["boot script served (install)"],
     )
-    # the token is a secret: never in the server's log
+    # the token is a secret: never in the server's log (read once the reply's line is in)
+    running.serve.wait_log("(MAC 52:54:00:00:02:0b, client 127.0.0.1): boot script served")
     assert token not in running.serve.log()
     # another node, not in build mode, gets no installer and no token
     other = requests.get(f"{running.url}/boot/{CTL2_MAC}.ipxe", timeout=10).text
@@ -118,7 +119,7 @@ def test_unknown_mac_gets_a_clean_exit_and_nobodys_install(running: Running) -> 
     assert reply.status_code == 200
     assert "exit 1" in reply.text
     assert "kernel" not in reply.text and "token" not in reply.text
-    assert "unknown MAC 52:54:00:99:99:99" in running.serve.log()
+    running.serve.wait_log("unknown MAC 52:54:00:99:99:99")  # logging is queued: the line follows the reply
     bad = requests.get(f"{running.url}/boot/not-a-mac.ipxe", timeout=10)
     assert bad.status_code == 404
 
