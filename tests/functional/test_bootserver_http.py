@@ -64,6 +64,7 @@ def running(site_dir: Path) -> Iterator[Running]:
 
 
 def test_node_not_in_build_mode_boots_local_disk(running: Running) -> None:
+    """(serve's logging is queued: a log line follows its reply, so the tests wait for it)"""
     reply = requests.get(f"{running.url}/boot/52-54-00-00-02-0b.ipxe", timeout=10)
     assert reply.status_code == 200
     assert reply.text.startswith("#!ipxe\n")
@@ -73,7 +74,7 @@ def test_node_not_in_build_mode_boots_local_disk(running: Running) -> None:
         "the boot event",
         lambda: boot_events(running.state, "ctl1") == ["boot script served (local disk)"],
     )
-    running.serve.wait_log("boot: node ctl1 (MAC 52:54:00:00:02:0b")  # logging is queued: the line follows the reply
+    running.serve.wait_log("boot: node ctl1 (MAC 52:54:00:00:02:0b")
 
 
 def test_node_in_build_mode_gets_installer_with_its_token(running: Running) -> None:
@@ -85,7 +86,7 @@ def test_node_in_build_mode_gets_installer_with_its_token(running: Running) -> N
     # ctl1 boots with its fixed address 192.0.2.11 (the default): this client is not it
     refused = requests.get(f"{running.url}/boot/{CTL1_MAC}.ipxe", timeout=10)
     assert refused.status_code == 403 and token not in refused.text
-    running.serve.wait_log("install script refused to client 127.0.0.1")  # logging is queued: the line follows the reply
+    running.serve.wait_log("install script refused to client 127.0.0.1")
     # a site whose nodes boot from another DHCP's pool: any address gets it
     site = running.state.parent / "site.yaml"
     site.write_text(
@@ -119,7 +120,7 @@ def test_unknown_mac_gets_a_clean_exit_and_nobodys_install(running: Running) -> 
     assert reply.status_code == 200
     assert "exit 1" in reply.text
     assert "kernel" not in reply.text and "token" not in reply.text
-    running.serve.wait_log("unknown MAC 52:54:00:99:99:99")  # logging is queued: the line follows the reply
+    running.serve.wait_log("unknown MAC 52:54:00:99:99:99")
     bad = requests.get(f"{running.url}/boot/not-a-mac.ipxe", timeout=10)
     assert bad.status_code == 404
 
