@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -53,7 +54,7 @@ echo "== haproxy"
 echo "show stat" | socat -t 5 stdio UNIX-CONNECT:/run/haproxy/admin.sock 2>/dev/null
 echo "== galera"
 mysql -NBe "SHOW STATUS LIKE 'wsrep_%'" 2>/dev/null
-echo "== rabbitmq"; rabbitmqctl -q cluster_status 2>/dev/null
+echo "== rabbitmq"; rabbitmqctl -q cluster_status --formatter json 2>/dev/null
 echo "== pacemaker"; crm_mon -1 -r 2>/dev/null
 echo "== crm_node"; crm_node -l 2>/dev/null
 echo "== packages"
@@ -91,38 +92,24 @@ def _sections(text: str) -> dict[str, list[str]]:
     return out
 
 
-#: the headings of `rabbitmqctl cluster_status` (3.8 and later, text form)
-RABBIT_HEADINGS = frozenset(
-    {
-        "Basics",
-        "Disk Nodes",
-        "RAM Nodes",
-        "Running Nodes",
-        "Versions",
-        "CPU Cores",
-        "Maintenance status",
-        "Alarms",
-        "Network Partitions",
-        "Listeners",
-        "Feature flags",
-    }
-)
-
-
-def _rabbit_section(lines: list[str], title: str) -> list[str]:
-    """The entries under one heading of `rabbitmqctl cluster_status`, "(none)" left out."""
-    found: list[str] = []
-    inside = False
-    for line in lines:
-        text = line.strip()
-        if text in RABBIT_HEADINGS:
-            if inside:
-                break
-            inside = text == title
-            continue
-        if inside and text and text != "(none)":
-            found.append(text)
-    return found
+def _rabbit(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Running nodes and partitions from ``rabbitmqctl cluster_status --formatter json``
+    (its text form is decorated with terminal escapes even without a terminal).
+    A partition reads "rabbit@a: rabbit@b, ...": the nodes ``a`` cannot reach."""
+    try:
+        data = json.loads("\n".join(lines) or "{}")
+    except json.JSONDecodeError:
+        return [], []
+    if not isinstance(data, dict):
+        return [], []
+    running = [str(n) for n in data.get("running_nodes") or [] if isinstance(n, str)]
+    split = data.get("partitions") or {}
+    partitions = (
+        [f"{node}: {', '.join(map(str, peers))}" for node, peers in sorted(split.items()) if peers]
+        if isinstance(split, dict)
+        else []
+    )
+    return running, partitions
 
 
 def parse_probe(node: str, text: str) -> NodeProbe:
@@ -145,9 +132,7 @@ def parse_probe(node: str, text: str) -> NodeProbe:
         parts = line.split("\t")
         if len(parts) == 2 and parts[0] in GALERA_FACTS:
             probe.galera[parts[0]] = parts[1]
-    rabbit = sec.get("rabbitmq", [])
-    probe.rabbit_running = _rabbit_section(rabbit, "Running Nodes")
-    probe.rabbit_partitions = _rabbit_section(rabbit, "Network Partitions")
+    probe.rabbit_running, probe.rabbit_partitions = _rabbit(sec.get("rabbitmq", []))
     for line in sec.get("pacemaker", []):
         text_line = line.strip().lstrip("* ").strip()
         if text_line.startswith("Online: ["):
