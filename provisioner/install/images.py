@@ -64,10 +64,29 @@ SLIM_DPKG_OPTIONS: tuple[str, ...] = (
     "path-include=/usr/share/doc/*/copyright",
 )
 
+#: Services a node's bundle configures and starts (apply.sh enables them): Debian's
+#: packages enable them at install, and a node's first boot would start each one with
+#: the package's defaults (a standalone MariaDB, a single-node RabbitMQ and Corosync)
+#: only for the apply to stop it again, minutes of a small machine's first boot.
+BUNDLE_STARTED_SERVICES: tuple[str, ...] = (
+    "mariadb",
+    "rabbitmq-server",
+    "corosync",
+    "pacemaker",
+    "haproxy",
+    "keepalived",
+    "memcached",
+    "apache2",
+    "keystone",
+)
+
 #: Run on the finished tree: per-node secrets and names are the installer's job.
 CUSTOMIZE_HOOKS: tuple[str, ...] = (
     'rm -f "$1"/etc/ssh/ssh_host_*',
     'rm -f "$1"/etc/hostname',
+    f"for u in {' '.join(BUNDLE_STARTED_SERVICES)}; do "
+    'if [ -e "$1/lib/systemd/system/$u.service" ]; then '
+    'chroot "$1" systemctl disable -q "$u.service"; fi; done',
 )
 
 
