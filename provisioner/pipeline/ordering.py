@@ -1,7 +1,9 @@
 """In which order a rebuild touches nodes, so clustered services stay correct.
 
 First deployment: exactly one controller bootstraps the clusters (Galera,
-RabbitMQ, Pacemaker), then the other controllers join, then everything else.
+RabbitMQ, Pacemaker), then the other controllers join. The other roles need no
+cluster to install and apply their files, so they go with the bootstrapping
+controller (its wave would otherwise leave the machine's other slots idle).
 Rolling reprovision of a running cloud: one controller at a time, so the
 clusters keep a majority; other roles go in parallel after the controllers.
 """
@@ -26,13 +28,12 @@ def rebuild_waves(
     controllers = [n.name for n in site.nodes_of_kind("controller") if n.name in names]
     others = [name for name in names if name not in controllers]
     waves: list[list[str]] = []
-    if controllers:
-        if is_first_deployment(site, states):
-            waves.append(controllers[:1])
-            if controllers[1:]:
-                waves.append(controllers[1:])
-        else:
-            waves.extend([c] for c in controllers)
+    if controllers and is_first_deployment(site, states):
+        waves.append([controllers[0], *others])
+        if controllers[1:]:
+            waves.append(controllers[1:])
+        return waves
+    waves.extend([c] for c in controllers)
     if others:
         waves.append(others)
     return waves

@@ -20,11 +20,13 @@ def site(site_dir: Path):
 
 def test_first_deployment_bootstraps_one_controller_then_the_rest(site) -> None:
     waves = rebuild_waves(site, ALL, {})
+    # the other roles need no cluster: they go with the bootstrapping controller
     assert waves == [
-        ["ctl1"],
+        ["ctl1", "net1", "net2", "sto1", "sto2", "cmp1", "cmp2", "cmp3"],
         ["ctl2", "ctl3"],
-        ["net1", "net2", "sto1", "sto2", "cmp1", "cmp2", "cmp3"],
     ]
+    assert rebuild_waves(site, ["ctl3", "ctl2", "ctl1"], {}) == [["ctl1"], ["ctl2", "ctl3"]]
+    assert rebuild_waves(site, ["cmp1", "net1"], {}) == [["cmp1", "net1"]]
 
 
 def test_rolling_rebuild_takes_one_controller_at_a_time(site) -> None:
