@@ -93,6 +93,7 @@ def files(site: Site, node: Node, kind: str, facts: DeployFacts) -> Bundle:
             site,
             bootstrap=bootstrap,
             decision=decision,
+            first_deployment=facts.first_deployment,
             keyfile=settings.corosync_keyfile,
             db_client_dir=DB_CLIENT_DIR,
             **common,

@@ -119,3 +119,19 @@ def test_every_role_bundle_has_its_apply_script_and_only_controllers_a_cluster_k
             ]
         else:
             assert "secrets/cluster.env" not in secrets
+
+
+def test_only_a_reprovisioned_controller_has_its_old_rabbitmq_self_forgotten(
+    lab_site: Site,
+) -> None:
+    """On a first deployment nobody knows the joining node yet (asking each peer to
+    forget it only fails, a minute each under TCG); a reinstalled member is still listed
+    by the others, which forget it before it joins again."""
+    first = generate(lab_site, "ctl2", DeployFacts())["apply/apply.sh"]
+    again = generate(lab_site, "ctl2", DeployFacts(False, ("ctl1", "ctl3")))["apply/apply.sh"]
+    assert "forget_cluster_node" not in first
+    forgets = [ln.split() for ln in again.splitlines() if "forget_cluster_node" in ln]
+    assert [(f[f.index("-n") + 1], f[-3]) for f in forgets] == [
+        ("rabbit@ctl1", "rabbit@ctl2"),
+        ("rabbit@ctl3", "rabbit@ctl2"),
+    ]
