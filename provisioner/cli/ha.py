@@ -35,6 +35,13 @@ def ha_group() -> None:
     envvar="PROVISIONER_SSH_KNOWN_HOSTS",
     help="known_hosts file (env PROVISIONER_SSH_KNOWN_HOSTS).",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 3600),
+    default=180,
+    show_default=True,
+    help="Seconds for each controller's probe (a loaded or emulated node answers slowly).",
+)
 @pass_app
 def status(
     app: App,
@@ -42,13 +49,14 @@ def status(
     ssh_user: str,
     ssh_identity: Path | None,
     ssh_known_hosts: Path | None,
+    timeout: float,
 ) -> None:
     """Which controller holds the VIP, HAProxy's backends, Galera, RabbitMQ, Pacemaker.
 
     Read over SSH from every controller (read-only). Exit 5 when something is not
     whole: no or two VIP holders, a controller unreachable, Galera or RabbitMQ short
     of a member or partitioned, a Pacemaker node offline, an installed backend down."""
-    ssh = SshPush(identity=ssh_identity, known_hosts=ssh_known_hosts, timeout_s=60)
+    ssh = SshPush(identity=ssh_identity, known_hosts=ssh_known_hosts, timeout_s=timeout)
     result = collect(app.site(), ssh, user=ssh_user)
     if as_json:
         print_json({**result.as_json(), "healthy": result.healthy})
