@@ -9,6 +9,7 @@ SIGTERM or SIGINT everything stops, dnsmasq and the HTTP workers included.
 from __future__ import annotations
 
 import getpass
+import grp
 import logging
 import os
 import signal
@@ -124,6 +125,7 @@ class BootServer:
             self.dhcp_paths,
             self.opts.efi_binary,
             user=getpass.getuser(),
+            group=grp.getgrgid(os.getegid()).gr_name,
             exclude=self._decommissioned() | self._others(site),
         )
         self.dnsmasq.apply(plan)

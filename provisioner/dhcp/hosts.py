@@ -86,9 +86,18 @@ def _boot_url(site: Site) -> str:
 
 
 def plan_conf(
-    site: Site, paths: DhcpPaths, efi_binary: str = DEFAULT_EFI_BINARY, user: str = "root"
+    site: Site,
+    paths: DhcpPaths,
+    efi_binary: str = DEFAULT_EFI_BINARY,
+    user: str = "root",
+    group: str | None = None,
 ) -> str:
-    """The dnsmasq configuration file for the site (DNS off, DHCP only)."""
+    """The dnsmasq configuration file for the site (DNS off, DHCP only).
+
+    ``user``/``group``: what dnsmasq runs as, serve's own. dnsmasq would otherwise
+    switch to group "dip", and Linux clears the parent-death signal of a process
+    whose group changes: a ``kill -9`` of serve would leave its dnsmasq answering
+    DHCP for an instance that is gone, beside the partner taking over."""
     net = site.network
     prov = net.provisioner
     if prov.address not in net.cidr:
@@ -99,6 +108,7 @@ def plan_conf(
         "# Written by 'provisioner serve' from site.yaml: edits here are overwritten.",
         "port=0",  # no DNS
         f"user={user}",
+        *([f"group={group}"] if group else []),
         "no-resolv",
         "no-hosts",
         "log-dhcp",
@@ -172,9 +182,10 @@ def plan_dhcp(
     efi_binary: str = DEFAULT_EFI_BINARY,
     user: str = "root",
     exclude: frozenset[str] = frozenset(),
+    group: str | None = None,
 ) -> DhcpPlan:
     """``exclude``: nodes that get no host entry (decommissioned ones)."""
-    return DhcpPlan(plan_conf(site, paths, efi_binary, user), plan_hosts(site, exclude))
+    return DhcpPlan(plan_conf(site, paths, efi_binary, user, group), plan_hosts(site, exclude))
 
 
 @dataclass(frozen=True)
