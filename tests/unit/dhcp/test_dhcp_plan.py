@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import grp
+import os
 import subprocess
 from pathlib import Path
 
@@ -55,6 +57,16 @@ def test_managed_site(site_dir: Path, tmp_path: Path) -> None:
     assert len(plan.hosts) == len(site.nodes)
     assert plan.hosts["ctl1.host"] == "52:54:00:00:02:0b,192.0.2.11,ctl1,12h\n"
     dnsmasq_accepts(plan.conf, tmp_path)
+
+
+def test_dnsmasq_keeps_serves_group(site_dir: Path, tmp_path: Path) -> None:
+    """A group change would clear dnsmasq's parent-death signal: a kill -9 of serve would
+    leave it answering DHCP (test_shared_db.py kills a serve and waits for its dnsmasq)."""
+    site = load_site(site_dir / "site.yaml")
+    group = grp.getgrgid(os.getegid()).gr_name
+    conf = plan_dhcp(site, DhcpPaths(tmp_path), user="root", group=group).conf
+    assert f"group={group}" in conf.splitlines()
+    dnsmasq_accepts(conf, tmp_path)
 
 
 def test_open_site_hands_out_the_pool(site_dir: Path, tmp_path: Path) -> None:
