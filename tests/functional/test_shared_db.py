@@ -5,8 +5,8 @@ a management bridge with PostgreSQL (Debian's, in a temporary folder) and BIND.
 Three boot servers, each in its own namespace with a leg on its provisioning
 network and one on the management network: a and b serve network main
 (192.0.2.0/25; a holds the network's boot server address 192.0.2.2, a VIP, and
-both run dnsmasq for it), c serves rack2 (192.0.2.128/25, behind a DHCP relay;
-no dnsmasq, see below). Each node is a namespace on its network's bridge: its
+both run dnsmasq for it), c serves rack2 (192.0.2.128/25) with its own dnsmasq
+for rack2. Each node is a namespace on its network's bridge: its
 DHCP (busybox udhcpc) and its firmware's and installer's HTTP requests come from
 its own address there. BMCs are the fake driver.
 
@@ -18,10 +18,7 @@ dnsmasq answers ctl1's DHCP, the kickstart and callbacks with a's token are
 accepted, and ctl1 ends active with one power cycle, one DNS record each way
 (read back from BIND), one DHCP host entry per instance, and no event lost.
 Last, c is killed too with cmp8 in flight and rack2 is reported unserved.
-
-dnsmasq runs for the site's ``network:`` only (dhcp/hosts.py plans one subnet);
-an instance serving a ``networks:`` entry gets its DHCP through the relay from a
-server that is not ours yet, so c runs with ``--no-dhcp``.
+(Not here: a DHCP relay between a network and its boot servers.)
 """
 
 from __future__ import annotations
@@ -90,8 +87,7 @@ network:
 networks:
   rack2:
     cidr: 192.0.2.128/25
-    relay: 192.0.2.129
-    provisioner: {{address: {RACK2_SERVER}, http_port: {HTTP}}}
+    provisioner: {{address: {RACK2_SERVER}, http_port: {HTTP}, interface: prov0}}
 dns:
   server: {MGMT}
   port: {dns}
@@ -265,8 +261,7 @@ def _serve_and_take_over(
             (state / "boot-files" / "sim").mkdir(parents=True)
             for f in ("vmlinuz", "initrd.img"):
                 (state / "boot-files" / "sim" / f).write_bytes(b"\0" * 4096)
-            dhcp = () if networks == "main" else ("--no-dhcp",)  # see the module's docstring
-            servers[name] = Serve(_in(where[name]), site_path, state, *common, *dhcp,
+            servers[name] = Serve(_in(where[name]), site_path, state, *common,
                                   "--networks", networks, "--server-name", name)  # fmt: skip
         for serve in servers.values():
             serve.wait_log("registered for networks", timeout=90)
@@ -296,6 +291,7 @@ def _serve_and_take_over(
 
         wait_for("all waiting for their boot scripts",
                  lambda: at_step("wait for boot script", "ctl1", "cmp9", "cmp8"), 60)  # fmt: skip
+        assert udhcpc(where["cmp9"], tries=3, limit=20) == "192.0.2.140"  # c's dnsmasq
         cmp9_ks = _boot_script(where["cmp9"], RACK2_SERVER, CMP9_MAC)
         _installer(where["cmp9"], "cmp9", cmp9_ks)
         wait_for("cmp9 active", lambda: _active(store, "cmp9"), 60)
@@ -346,6 +342,8 @@ def _serve_and_take_over(
         assert _host_entries(states["a"], CTL1_MAC) == _host_entries(states["b"], CTL1_MAC)
         assert len(_host_entries(states["b"], CTL1_MAC)) == 1
         assert _host_entries(states["c"], CTL1_MAC) == []
+        assert len(_host_entries(states["c"], CMP9_MAC)) == 1
+        assert _host_entries(states["a"], CMP9_MAC) == _host_entries(states["b"], CMP9_MAC) == []
 
         # c dies with cmp8 in flight: nobody serves rack2, and that is reported
         os.kill(servers["c"].proc.pid, signal.SIGKILL)
