@@ -10,9 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from provisioner.settings import StateDir
 from provisioner.state.store import Store
-from provisioner.state.tokens import DeployTokens
+from provisioner.state.tokens import KEY_NAME, DeployTokens
 
 
 def test_the_token_a_boot_script_carries_verifies_in_another_process(tmp_path: Path) -> None:
@@ -105,3 +107,18 @@ def test_a_state_dirs_old_key_file_is_carried_into_the_database(tmp_path: Path) 
     assert DeployTokens.from_state_dir(state).verify(store.get("ctl1"), before_upgrade)
     StateDir(state).deploy_token_key.unlink()  # the database holds it now
     assert DeployTokens.from_state_dir(state).verify(store.get("ctl1"), before_upgrade)
+
+
+def test_a_key_another_instance_stored_meanwhile_wins(db_url: str, open_store: Any) -> None:
+    """The insert race on PostgreSQL, made deterministic: while one instance makes its key,
+    another stores its own; the first one's insert fails and it takes the stored key."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite's writers queue before they read (BEGIN IMMEDIATE): no interleaving")
+    first, second = open_store(), open_store()
+
+    def make_while_the_other_stores() -> bytes:
+        assert second.shared_key(KEY_NAME, lambda: b"B" * 32) == b"B" * 32
+        return b"A" * 32
+
+    assert first.shared_key(KEY_NAME, make_while_the_other_stores) == b"B" * 32
+    assert open_store().shared_key(KEY_NAME, lambda: b"C" * 32) == b"B" * 32
