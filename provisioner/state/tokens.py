@@ -3,8 +3,9 @@
 A token is an HMAC of (node, deploy id) under a key kept once in the state
 database (``Store.shared_key``: every boot server on a shared PostgreSQL uses
 the same key, so a token issued by one verifies on its partner after a
-takeover), so the database never holds a usable token and a token is only
-valid for the node and the deployment it was made for. Starting a new deploy
+takeover). No token is stored, but whoever reads the database can derive them:
+its credentials are as secret as the key. A token is only valid for the node
+and the deployment it was made for. Starting a new deploy
 (or ending build mode) changes or clears the deploy id, which spends the old
 token. Tokens also expire ``max_age`` after the deploy started.
 
