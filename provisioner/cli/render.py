@@ -29,7 +29,8 @@ def node_token(app: App, node: Node) -> str | None:
     record = app.store().find(node.name)
     if record is None or not record.build_mode:
         return None
-    return DeployTokens.from_state_dir(settings.state_dir).token_for(record)
+    tokens = DeployTokens.from_store(app.store(), settings.state.deploy_token_key)
+    return tokens.token_for(record)
 
 
 def _token_or_placeholder(app: App, node: Node) -> str:
