@@ -200,12 +200,12 @@ class _Sender:
             for change in changes:
                 writer.add(change)
         owners = sorted({c.owner for c in changes})
-        what = f"update of zone {self.zone}"
+        what, detail = f"update of zone {self.zone}", ""
         if len(owners) == 1:
-            what = f"{owners[0] or 'dns'} ({_describe(changes)}): {what}"
+            what, detail = f"{owners[0] or 'dns'}: {what}", _describe(changes)
         self.messages += 1
         try:
-            self._send_wire(writer, what)
+            self._send_wire(writer, what, detail)
         except (DnsChanged, DnsAuthError):
             raise
         except DnsRejected as exc:
@@ -228,7 +228,7 @@ class _Sender:
         self.accepted += 1
         self.sent.extend(changes)
 
-    def _send_wire(self, writer: UpdateWriter, what: str) -> None:
+    def _send_wire(self, writer: UpdateWriter, what: str, detail: str) -> None:
         server = self.server
         wire, mac = writer.signed(
             server.keyname, server.keyring[server.keyname], secrets.randbelow(1 << 16)
@@ -240,7 +240,10 @@ class _Sender:
         response = with_retries(server, exchange_once, what, self.retry_for)
         rcode = dns.rcode.to_text(response.rcode())
         if rcode != "NOERROR":
-            raise rejected(what, server.where, rcode)
+            exc = rejected(what, server.where, rcode)
+            if detail:  # which records of the owner: the name and field to look at
+                exc = type(exc)(f"{exc} (records: {detail})", rcode)
+            raise exc
 
 
 def apply_changes(
