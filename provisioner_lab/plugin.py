@@ -11,7 +11,6 @@ import click
 
 from provisioner.cli.lazy import LazyGroup
 
-
 DNS_LAB_HELP = "A BIND config serving this site's zones, updatable with its TSIG key."
 
 
