@@ -15,11 +15,17 @@ under load (LIBRARIES.md), for two reasons found in pyghmi 1.6's session.py:
    that talk to many BMCs from one socket (pyghmi's own, ipmipower) then lose
    their sessions with the other BMCs mid-command.
 
+3. a client that comes back from a source port an old session of the BMC still
+   holds (a client process killed and its port reused) has its new Open Session
+   Request handed to that old session, which checks the login packets against
+   the old session's integrity key and drops them: the login times out.
+
 So here there is no IO thread: one loop waits on all the BMCs' sockets
 (epoll) and hands each packet to its session or its server in the same
 thread, as pyghmi's queue would, so nothing runs concurrently on pyghmi's
 tables. ``bmc_handlers`` becomes a dict whose deletion of a client address
-only drops that client's session with the BMC being served.
+only drops that client's session with the BMC being served, and an Open
+Session Request always goes to the BMC's server, which starts a new session.
 
 A process that uses this must call ``prepare()`` before its first ``Bmc``.
 """
@@ -79,13 +85,22 @@ def prepare() -> None:
     _prepared = True
 
 
+_RMCP_PLUS = 6
+_OPEN_SESSION_REQUEST = 0x10
+
+
+def _opens_a_session(data: bytes) -> bool:
+    """An RMCP+ Open Session Request (IPMI 2.0 table 13-8: auth type 6, payload 0x10)."""
+    return len(data) > 5 and data[4] == _RMCP_PLUS and data[5] & 0x3F == _OPEN_SESSION_REQUEST
+
+
 def _dispatch(sock: socket.socket, port: int, data: bytes, addr: Any) -> None:
     """What pyghmi's ``_io_graball`` + ``process_pktqueue`` do with one packet."""
     if len(data) < 4:  # pyghmi's wake-up byte, or nothing IPMI
         return
     assert _handlers is not None
     sessions = _handlers.get(addr)
-    if sessions is not None and port in sessions:
+    if sessions is not None and port in sessions and not _opens_a_session(data):
         target = sessions[port]
         target.pktqueue.append((data, addr, sock, True))
     elif sock in _handlers:
