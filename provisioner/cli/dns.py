@@ -17,7 +17,6 @@ from provisioner.errors import EXIT_CONFLICT, EXIT_PARTIAL, DnsConflict
 if TYPE_CHECKING:  # the commands import what they use: `dns apply` skips the rest
     from provisioner.ddns.client import DnsServer
     from provisioner.ddns.plan import ChangeSet
-    from provisioner.ddns.publish import Plan
     from provisioner.ddns.update import ApplyReport
     from provisioner.inventory import Site
 
@@ -152,7 +151,7 @@ def apply(app: App, names: tuple[str, ...], prune: bool, retry_for: float) -> No
     report = apply_plan(site, server, planned, retry_for)
     click.echo(f"applied {report.changes} change(s) in {report.messages} update message(s)")
     if key is not None:
-        _remember(memo_path, key, site, server, planned, report, prune)
+        _remember(memo_path, key, site, server, report, prune)
 
 
 def _remember(
@@ -160,7 +159,6 @@ def _remember(
     key: str,
     site: Site,
     server: DnsServer,
-    planned: Plan,
     report: ApplyReport,
     prune: bool,
 ) -> None:
@@ -185,11 +183,11 @@ def _remember(
         secret_file=str(ref.path(site.base_dir)) if ref.file is not None else None,
         secret_env=ref.env,
         zones={zone: int(serial or 0) for zone, serial in report.serials.items()},
-        orphans=[] if prune else list(planned.changes.orphans),
+        orphans=[] if prune else list(report.orphans),
         left=[[c.owner, c.name, c.message] for c in report.left],
     )
     if report.changes:
-        if report.left or planned.changes.orphans:
+        if report.left or report.orphans:
             return  # what the next run prints may differ: let it read the zones
         try:
             secret = site.secret(ref, "dns: tsig.secret").get_secret_value()

@@ -100,7 +100,12 @@ def apply_plan(
         try:
             report = apply_changes(server, planned.changes, retry_for, max_bytes, max_names)
             serials = {z.zone: z.serial for z in (planned.forward, planned.reverse)}
-            return dataclasses.replace(report, left=tuple(planned.changes.left), serials=serials)
+            return dataclasses.replace(
+                report,
+                left=tuple(planned.changes.left),
+                serials=serials,
+                orphans=tuple(planned.changes.orphans),
+            )
         except DnsChanged:
             if attempt == MAX_REPLANS:
                 raise

@@ -60,6 +60,8 @@ class ApplyReport:
     accepted: dict[str, int] = field(default_factory=dict)
     #: SOA serial of each zone as the plan read it (None: not read by a transfer)
     serials: dict[str, int | None] = field(default_factory=dict)
+    #: names this site published that site.yaml no longer has (ChangeSet.orphans)
+    orphans: tuple[str, ...] = field(default=())
 
 
 def _rdata(rtype: str, value: str) -> dns.rdata.Rdata:
