@@ -147,6 +147,7 @@ def main() -> None:
         site, bind = fresh_bind(root, n, "cli")
         folder = root / "cli"
         try:
+            (folder / "state").mkdir(mode=0o700)  # validate caches the site in an existing one
             cli(folder, "validate")
             first = cli(folder, "dns", "apply")
             again = cli(folder, "dns", "apply")

@@ -221,6 +221,16 @@ class DnsChanged(DnsRejected):
     """A prerequisite failed: the zone changed since it was read."""
 
 
+class DnsPartlyRejected(DnsRejected, PartialFailure):
+    """The server refused the changes of some owners; every other owner's went in.
+
+    ``failures`` holds one line per refused owner (its names, record types, RCODE)."""
+
+    def __init__(self, message: str, rcode: str, failures: Sequence[str]) -> None:
+        self.failures = list(failures)
+        super().__init__(message, rcode)
+
+
 class DnsConflict(DnsError, ConflictError):
     """The change would overwrite a name or address another host owns."""
 

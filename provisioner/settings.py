@@ -74,6 +74,11 @@ class StateDir:
         return self.root / "site.last-good.json"
 
     @property
+    def dns_memo(self) -> Path:
+        """The zones' serials when they last held what the site wants (ddns/memo.py)."""
+        return self.root / "dns-memo.json"
+
+    @property
     def site_cache(self) -> Path:
         """Validated sites, pickled under the hash of their text (inventory/sitecache.py)."""
         return self.root / "site-cache"

@@ -11,11 +11,17 @@ import click
 
 from provisioner.cli.lazy import LazyGroup
 
+DNS_LAB_HELP = "A BIND config serving this site's zones, updatable with its TSIG key."
+
 
 def _add_dns_lab(dns_group: click.Command) -> None:
-    from provisioner_lab.cli import dns_lab
+    """`dns lab`, imported only when it runs (provisioner_lab.cli pulls in the store and
+    SQLAlchemy: a second of every `dns apply` when it was imported here)."""
+    if isinstance(dns_group, LazyGroup):
+        dns_group.add_lazy_command("lab", "provisioner_lab.cli:dns_lab", DNS_LAB_HELP)
+    elif isinstance(dns_group, click.Group):
+        from provisioner_lab.cli import dns_lab
 
-    if isinstance(dns_group, click.Group):
         dns_group.add_command(dns_lab)
 
 

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from provisioner.cli.context import App
-from provisioner.cli.output import console, print_json, table
-from provisioner.ddns.check import expectations, run_checks
-from provisioner.ddns.client import DnsServer
-from provisioner.ddns.plan import ChangeSet
-from provisioner.ddns.publish import (
-    DEFAULT_RETRY_FOR,
-    apply_plan,
-    make_plan,
-    site_scope,
-    unpublish_node,
-)
-from provisioner.ddns.zonefile import ZONE_KINDS, render_zone, zone_name
+from provisioner.cli.lazy import LazyGroup
 from provisioner.errors import EXIT_CONFLICT, EXIT_PARTIAL, DnsConflict
+
+if TYPE_CHECKING:  # the commands import what they use: `dns apply` skips the rest
+    from provisioner.ddns.client import DnsServer
+    from provisioner.ddns.plan import ChangeSet
+    from provisioner.ddns.update import ApplyReport
+    from provisioner.inventory import Site
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_FOR = 30.0  # provisioner.ddns.publish.DEFAULT_RETRY_FOR (a unit test checks)
 
 pass_app = click.make_pass_decorator(App)
 
@@ -53,27 +55,40 @@ def _changes_json(changes: ChangeSet) -> dict[str, object]:
     }
 
 
+def _print_outcome(
+    lines: list[str],
+    count: int,
+    conflicts: list[str],
+    orphans: list[str],
+    left: list[str],
+) -> None:
+    """What a plan found, as plain lines (rich's console cost 1 s at 2,000 changes)."""
+    out = [] if count or conflicts else ["DNS is up to date: no changes"]
+    out += lines
+    out += [
+        f"orphan (published by this site, no longer in site.yaml): {name} (--prune removes it)"
+        for name in orphans
+    ]
+    out += [f"CONFLICT {c}" for c in conflicts]
+    out += [f"LEFT {item}" for item in left]
+    if count:
+        out.append(f"{count} name(s) to change")
+    sys.stdout.write("".join(line + "\n" for line in out))
+    sys.stdout.flush()
+
+
 def _print_changes(changes: ChangeSet) -> None:
-    out = console()
-    if not changes.changes and not changes.conflicts:
-        out.print("DNS is up to date: no changes")
-    for change in changes.changes:
-        for line in change.lines():
-            out.print(f"{change.owner or 'dns'}: {line}", markup=False)
-    for name in changes.orphans:
-        out.print(
-            f"orphan (published by this site, no longer in site.yaml): {name} (--prune removes it)",
-            markup=False,
-        )
-    for conflict in changes.conflicts:
-        out.print(f"CONFLICT {conflict}", markup=False)
-    for item in changes.left:
-        out.print(f"LEFT {item}", markup=False)
-    if changes.changes:
-        out.print(f"{len(changes.changes)} name(s) to change")
+    lines = [f"{c.owner or 'dns'}: {line}" for c in changes.changes for line in c.lines()]
+    _print_outcome(
+        lines,
+        len(changes.changes),
+        [str(c) for c in changes.conflicts],
+        changes.orphans,
+        [str(c) for c in changes.left],
+    )
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 def dns() -> None:
     """DNS records of the nodes and VIPs (RFC 2136 updates signed with TSIG)."""
 
@@ -88,6 +103,10 @@ def dns() -> None:
 @pass_app
 def plan(app: App, names: tuple[str, ...], prune: bool, as_json: bool, retry_for: float) -> None:
     """Show the changes against what the server holds now (nothing is sent)."""
+    from provisioner.cli.output import print_json
+    from provisioner.ddns.client import DnsServer
+    from provisioner.ddns.publish import make_plan, site_scope
+
     app.setup_logging()
     site = app.site()
     server = DnsServer.from_site(site)
@@ -109,7 +128,20 @@ def plan(app: App, names: tuple[str, ...], prune: bool, as_json: bool, retry_for
 @pass_app
 def apply(app: App, names: tuple[str, ...], prune: bool, retry_for: float) -> None:
     """Publish every node and VIP (or the named nodes); nothing if any conflict."""
+    from provisioner.ddns import memo
+
     app.setup_logging()
+    memo_path = app.settings.state.dns_memo
+    key = memo.site_key(app.settings.site_path, names, prune)
+    kept = memo.still_true(memo_path, key)
+    if kept is not None:  # same site, zones unchanged since they were as it wants
+        _print_outcome([], 0, [], kept.orphans, [" ".join(item) for item in kept.left])
+        click.echo("applied 0 change(s) in 0 update message(s)")
+        return
+
+    from provisioner.ddns.client import DnsServer
+    from provisioner.ddns.publish import apply_plan, make_plan, site_scope
+
     site = app.site()
     server = DnsServer.from_site(site)
     planned = make_plan(site, server, site_scope(site, names, prune), retry_for)
@@ -117,7 +149,58 @@ def apply(app: App, names: tuple[str, ...], prune: bool, retry_for: float) -> No
         raise DnsConflict(planned.changes.conflicts)
     _print_changes(planned.changes)
     report = apply_plan(site, server, planned, retry_for)
-    console().print(f"applied {report.changes} change(s) in {report.messages} update message(s)")
+    click.echo(f"applied {report.changes} change(s) in {report.messages} update message(s)")
+    if key is not None:
+        _remember(memo_path, key, site, server, report, prune)
+
+
+def _remember(
+    path: Path,
+    key: str,
+    site: Site,
+    server: DnsServer,
+    report: ApplyReport,
+    prune: bool,
+) -> None:
+    """Keep the memo of a zone pair now as the site wants it (see ddns/memo.py).
+
+    With no change sent, the serials the transfers came with are the zones'. After
+    changes, the zones' serials now must be those plus one per accepted update
+    message: anything else means another writer came in between, and the next
+    run reads the zones again instead.
+    """
+    from provisioner.ddns import memo
+
+    if None in report.serials.values() or len(report.serials) != 2:
+        return  # not read by transfers: no serial to pin
+    ref = site.dns.tsig.secret
+    found = memo.Memo(
+        key=key,
+        address=server.address,
+        port=server.port,
+        keyname=server.keyname.to_text(),
+        algorithm=server.algorithm.to_text(),
+        secret_file=str(ref.path(site.base_dir)) if ref.file is not None else None,
+        secret_env=ref.env,
+        zones={zone: int(serial or 0) for zone, serial in report.serials.items()},
+        orphans=[] if prune else list(report.orphans),
+        left=[[c.owner, c.name, c.message] for c in report.left],
+    )
+    if report.changes:
+        if report.left or report.orphans:
+            return  # what the next run prints may differ: let it read the zones
+        try:
+            secret = site.secret(ref, "dns: tsig.secret").get_secret_value()
+            now = memo.soa_serials(found, secret)
+        except Exception:  # no memo; the next run reads the zones
+            log.debug("dns memo not written", exc_info=True)
+            return
+        expected = {z: (s + report.accepted.get(z, 0)) % 2**32 for z, s in found.zones.items()}
+        if now != expected:
+            log.debug("dns memo not written: serials %s, expected %s", now, expected)
+            return
+        found.zones = now
+    memo.save(path, found)
 
 
 @dns.command()
@@ -129,6 +212,10 @@ def unpublish(app: App, names: tuple[str, ...], retry_for: float) -> None:
 
     A record another writer made (a PTR to the node, or at its address) is left in
     place and listed; the command then exits 5 (partial): the rest is done."""
+    from provisioner.cli.output import console
+    from provisioner.ddns.client import DnsServer
+    from provisioner.ddns.publish import unpublish_node
+
     app.setup_logging()
     site = app.site()
     server = DnsServer.from_site(site)
@@ -150,6 +237,10 @@ def unpublish(app: App, names: tuple[str, ...], retry_for: float) -> None:
 @pass_app
 def check(app: App, as_json: bool, retry_for: float) -> None:
     """Verify every node and VIP resolves forward and reverse on the server."""
+    from provisioner.cli.output import console, print_json, table
+    from provisioner.ddns.check import expectations, run_checks
+    from provisioner.ddns.client import DnsServer
+
     app.setup_logging()
     site = app.site()
     server = DnsServer.from_site(site)
@@ -198,6 +289,8 @@ def check(app: App, as_json: bool, retry_for: float) -> None:
 @pass_app
 def export(app: App, out_dir: Path | None, serial: int | None) -> None:
     """Zone files for the forward and reverse zones (sites without dynamic DNS)."""
+    from provisioner.ddns.zonefile import ZONE_KINDS, render_zone, zone_name
+
     site = app.site()
     serial = int(time.time()) if serial is None else serial
     for kind in ZONE_KINDS:

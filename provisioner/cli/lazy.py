@@ -62,6 +62,8 @@ class LazyGroup(click.Group):
             command = command.load()
             for extend in self._after_load.pop(name, []):
                 extend(command)
+            if isinstance(command, LazyGroup) and command.on_load is None:
+                command.on_load = self.on_load  # its own lazy subcommands get it too
             if self.on_load is not None:
                 self.on_load(command)
             self.commands[name] = command

@@ -35,6 +35,8 @@ class ZoneData:
     zone: str
     names: dict[str, NameRecords] = field(default_factory=dict)
     complete: bool = True
+    #: the SOA serial the transfer came with (None after per-name queries)
+    serial: int | None = None
 
     def get(self, name: str) -> NameRecords:
         return self.names.get(name, {})

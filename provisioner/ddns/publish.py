@@ -99,7 +99,13 @@ def apply_plan(
             raise DnsConflict(planned.changes.conflicts)
         try:
             report = apply_changes(server, planned.changes, retry_for, max_bytes, max_names)
-            return dataclasses.replace(report, left=tuple(planned.changes.left))
+            serials = {z.zone: z.serial for z in (planned.forward, planned.reverse)}
+            return dataclasses.replace(
+                report,
+                left=tuple(planned.changes.left),
+                serials=serials,
+                orphans=tuple(planned.changes.orphans),
+            )
         except DnsChanged:
             if attempt == MAX_REPLANS:
                 raise

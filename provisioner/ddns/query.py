@@ -51,6 +51,8 @@ def transfer_zone(server: DnsServer, zone: str, retry_for: float = 0.0) -> ZoneD
     data = ZoneData(absolute(zone))
     for name, rdataset in with_retries(server, run, what, retry_for).iterate_rdatasets():
         rtype = dns.rdatatype.to_text(rdataset.rdtype)
+        if rtype == "SOA" and name == origin:
+            data.serial = int(rdataset[0].serial)
         if rtype in _SKIP_TYPES:
             continue
         values = frozenset(

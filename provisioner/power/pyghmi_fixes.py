@@ -13,7 +13,8 @@ Applied once, explicitly (``apply()``), never at import time. See LIBRARIES.md:
    ``recvfrom`` forever (deadlock under concurrency). Receiving with
    ``MSG_DONTWAIT`` does not depend on the socket's mode.
 4. A lost wake-up in the IO thread's waiter hand-off stalls single commands by
-   0.5-1 s at random (see ``_io_wait_factory``).
+   0.5-1 s at random, and once stalled 96 concurrent commands for good (see
+   ``_io_wait_factory``): a waiter now never sleeps past its deadline.
 5. A failed login (wrong password) marks the session broken in the IO thread,
    and ``_mark_broken`` logs out, which flags the session broken, before it
    stores the reason: the logging-in caller can wake in between and dies with
@@ -83,7 +84,9 @@ def _io_wait_factory(session: Any, max_wait: float | None) -> Any:
             if hasattr(intsock, "fd"):
                 intsock = intsock.fd
             intsock.sendto(b"\x01", (session.myself, session.iosockets[0].getsockname()[1]))
-        evt.wait()
+        # never past the deadline, even if the IO thread missed it: a run of 96 threads
+        # once slept here for good (the IO thread in a 300 s select, no waiter woken)
+        evt.wait(max(0.0, deadline - session._monotonic_time()) + 0.01)
 
     return _io_wait
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 import ipaddress
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import yaml
 from pydantic import SecretStr, ValidationError
 
 from provisioner.cli.context import App
-from provisioner.cli.output import console
 from provisioner.errors import ConfigError, ProvisionerError
-from provisioner.inventory.models import Node, Site
-from provisioner.inventory.secrets import SecretRef
 from provisioner_lab.vbmc.serve import VbmcSpec, serve_many
 from provisioner_lab.vbmc.simmachine import SimSpec
+
+if TYPE_CHECKING:  # `vbmc serve --simulated` needs neither the site models nor rich
+    from provisioner.inventory.models import Node, Site
 
 pass_app = click.make_pass_decorator(App)
 
@@ -34,6 +35,8 @@ def _is_loopback(address: str) -> bool:
 
 
 def _specs_from_config(path: Path, state_dir: Path) -> list[VbmcSpec]:
+    from provisioner.inventory.secrets import SecretRef
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -161,6 +164,8 @@ def serve(
     else:
         if password_file is None:
             raise click.UsageError("--simulated needs --password-file")
+        from provisioner.inventory.secrets import SecretRef
+
         secret = SecretRef(file=str(password_file)).resolve(Path.cwd(), "--password-file")
         specs = [
             VbmcSpec(
@@ -173,14 +178,12 @@ def serve(
             )
             for i in range(count)
         ]
-    out = console()
 
     def ready() -> None:
-        out.print(
+        click.echo(
             f"serving {len(specs)} virtual BMC(s) on "
             f"{specs[0].address}:{min(s.port for s in specs)}-{max(s.port for s in specs)}; "
-            "Ctrl-C to stop",
-            markup=False,
+            "Ctrl-C to stop"
         )
         sys.stdout.flush()
 

@@ -11,12 +11,12 @@ next boot is, as a real BMC's boot flags do.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from provisioner import programs
-from provisioner.inventory.models import MacAddress
+from provisioner.inventory.macs import nic_mac
 
 # qemu's default NIC ROM here is Debian ipxe-qemu's efi-virtio.rom (legacy + EFI
 # iPXE in one file, found through qemu's data dirs, see `qemu-system-x86_64 -L help`).
@@ -31,7 +31,9 @@ OVMF_VARS_TEMPLATE = Path(programs.location("OVMF_VARS_4M.fd"))
 class NicSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mac: MacAddress
+    # the inventory's MAC rule (inventory/macs.py), without importing the site models:
+    # every BMC process of `vbmc serve` loads this module
+    mac: Annotated[str, AfterValidator(nic_mac)]
     tap: str | None = Field(None, description="Attach to this existing tap device")
     user: str | None = Field(
         None,

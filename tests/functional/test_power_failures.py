@@ -42,9 +42,9 @@ def test_fanout_reports_each_bad_bmc_and_finishes_the_good_ones(tmp_path: Path) 
     ports = free_ports(6)
     good, frozen, unreachable = ports[:4], ports[4], ports[5]
     specs = [spec(f"good{i}", p, PASSWORD, tmp_path) for i, p in enumerate(good)]
-    specs.append(spec("frozen", frozen, PASSWORD, tmp_path))
-    with running(specs) as children:
-        frozen_child = children[-1]
+    # simulated BMCs share a process: the one to freeze gets its own
+    with running(specs), running([spec("frozen", frozen, PASSWORD, tmp_path)]) as children:
+        frozen_child = children[0]
         drivers = [driver(f"good{i}", p, PASSWORD, TIMEOUT) for i, p in enumerate(good)]
         hung = driver("frozen", frozen, PASSWORD, TIMEOUT, min_interval=2.0)
         hung.power_on()

@@ -19,6 +19,7 @@ LAYOUT = {
     "api_token": "api.token",
     "daemon_file": "daemon.json",
     "last_good_site": "site.last-good.json",
+    "dns_memo": "dns-memo.json",
     "site_cache": "site-cache",
     "boot_files": "boot-files",
     "images": "images",
