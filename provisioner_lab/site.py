@@ -250,6 +250,9 @@ def lab_site_data(spec: LabSpec, ssh_public_key: str | None = None) -> dict[str,
         },
         "nodes": nodes,
         **({"discovery": LAB_DISCOVERY} if spec.mode == "netns" else {}),
+        # a joining controller's apply (Galera's state transfer, Keystone under Apache) took
+        # 35 min under TCG on a loaded 2-core machine: the default 30 min is for real ones
+        **({"pipeline": {"timeouts": {"applied": 5400}}} if spec.ha else {}),
         **spec.extra,
     }
 
