@@ -234,11 +234,22 @@ def test_first_rebuild_bootstraps_one_controller_then_decommission(tmp_path: Pat
             )
 
         # one controller bootstraps (the compute node alongside: it needs no cluster);
-        # the other controllers start once it is active
+        # the other controllers start once it is active. Events have whole seconds and a
+        # simulated node takes less: the log's lines give the order
         ctl1_active = first("ctl1", "active")
         for other in ("ctl2", "ctl3"):
             assert first(other, "provisioning") >= ctl1_active
-        assert first("cmp1", "provisioning") < ctl1_active
+        log = (lab.state / "provisioner.log").read_text()
+
+        def line(text: str) -> int:
+            assert text in log, text
+            return log.index(text)
+
+        assert (
+            line("node cmp1: ready -> provisioning")
+            < line("node ctl1: configuring -> active")
+            < min(line(f"node {c}: ready -> provisioning") for c in ("ctl2", "ctl3"))
+        )
 
         # decommission: powered off, out of DNS and DHCP, kept in the inventory
         gone = lab.cli("decommission", "cmp1", "--yes", "--json")
