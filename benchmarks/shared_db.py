@@ -72,7 +72,7 @@ def _boot_scripts(url: str, site_path: str, state_dir: str, macs: list[str], out
 
     store = Store(url)
     ctx = ServerContext(sites=SiteSource(Path(site_path)), store=store,
-                        tokens=DeployTokens.from_store(store),
+                        tokens=DeployTokens.from_state_dir(Path(state_dir)),
                         boot_files_dir=Path(state_dir), state_dir=Path(state_dir))  # fmt: skip
     client = create_app(ctx).test_client()
     took = []

@@ -47,8 +47,7 @@ class StateDir:
     # -- secrets the provisioner makes for itself (mode 0600, state/keys.py) -------
     @property
     def deploy_token_key(self) -> Path:
-        """The HMAC key of the per-deploy tokens before it moved into the state database
-        (state/tokens.py): read once, if present, to carry the key over; no longer written."""
+        """The HMAC key of the per-deploy tokens (state/tokens.py)."""
         return self.root / "deploy-token.key"
 
     @property

@@ -22,32 +22,32 @@ from pathlib import Path
 from provisioner import programs
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
+def _free_port() -> int:
     with socket.socket() as s:
-        s.bind((host, 0))
+        s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 class PostgresCluster:
     """One running server; ``database()`` gives each caller a fresh, empty database."""
 
-    def __init__(self, folder: Path, port: int, user: str | None, host: str = "127.0.0.1") -> None:
-        self.folder, self.port, self.user, self.host = folder, port, user, host
+    def __init__(self, folder: Path, port: int, user: str | None) -> None:
+        self.folder, self.port, self.user = folder, port, user
         self._count = itertools.count(1)
 
     @property
     def admin_url(self) -> str:
-        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/postgres"
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def database(self) -> str:
         """A new empty database; returns its SQLAlchemy URL."""
         import psycopg
 
         name = f"t{os.getpid()}_{next(self._count)}"
-        conninfo = f"host={self.host} port={self.port} user=postgres dbname=postgres"
+        conninfo = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
@@ -58,13 +58,8 @@ def _run(argv: list[str], user: str | None) -> None:
 
 
 @contextmanager
-def postgres_cluster(
-    host: str = "127.0.0.1", clients: str | None = None
-) -> Iterator[PostgresCluster]:
-    """Start a PostgreSQL; stop it and remove its files when the block ends.
-
-    ``host``: the address it listens on (in the caller's network namespace);
-    ``clients``: a network (CIDR) whose hosts may connect too, without a password."""
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """Start a PostgreSQL; stop it and remove its files when the block ends."""
     user = "postgres" if os.geteuid() == 0 else None
     # not under pytest's tmp folder: that is root's, mode 0700, closed to the postgres user
     folder = Path(tempfile.mkdtemp(prefix="provisioner-pg-"))
@@ -72,23 +67,20 @@ def postgres_cluster(
         entry = pwd.getpwnam(user)
         os.chown(folder, entry.pw_uid, entry.pw_gid)
     data = folder / "data"
-    port = _free_port(host)
+    port = _free_port()
     pg_ctl = programs.path("pg_ctl")
     try:
         _run([programs.path("initdb"), "-D", str(data), "-U", "postgres",
               "--auth=trust", "-E", "UTF8", "--no-sync"], user)  # fmt: skip
-        if clients is not None:
-            with (data / "pg_hba.conf").open("a") as hba:
-                hba.write(f"host all all {clients} trust\n")
         options = (
-            f"-c listen_addresses={host} -c port={port} -c unix_socket_directories={folder} "
+            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
         _run([pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"),
               "-w", "-t", "30", "start"], user)  # fmt: skip
         try:
-            yield PostgresCluster(folder, port, user, host)
+            yield PostgresCluster(folder, port, user)
         finally:
             _run([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], user)
     finally:

@@ -55,13 +55,13 @@ class Preloaded:
     tokens: DeployTokens
 
     @classmethod
-    def load(cls, site_path: Path, state_dir: Path, db_url: str | None = None) -> Preloaded:
+    def load(cls, site_path: Path, state_dir: Path) -> Preloaded:
         layout = StateDir(state_dir)
         sites = SiteSource.open(site_path, layout.last_good_site, layout.site_cache)
         site = sites.current()
         with contextlib.suppress(SecretError):  # a kickstart request reports it, not the start
             site.secret(site.defaults.root_password_hash, "defaults: root_password_hash")
-        return cls(sites, DeployTokens.from_state_dir(state_dir, db_url=db_url))
+        return cls(sites, DeployTokens.from_state_dir(state_dir))
 
 
 def build_context(
@@ -89,7 +89,7 @@ class GunicornServer(BaseApplication):
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.shared = Preloaded.load(Path(args.site), Path(args.state_dir), args.db_url)
+        self.shared = Preloaded.load(Path(args.site), Path(args.state_dir))
         super().__init__()
 
     def load_config(self) -> None:

@@ -9,7 +9,6 @@ SIGTERM or SIGINT everything stops, dnsmasq and the HTTP workers included.
 from __future__ import annotations
 
 import getpass
-import grp
 import logging
 import os
 import signal
@@ -30,7 +29,7 @@ from provisioner.bootserver.tftp import TftpService, stage_ipxe_binaries
 from provisioner.dhcp.files import our_dnsmasq
 from provisioner.dhcp.hosts import DEFAULT_EFI_BINARY, DhcpPaths, plan_dhcp
 from provisioner.errors import ProvisionerError, ServeError
-from provisioner.inventory.models import MAIN_NETWORK, ProvisionerEndpoint, Site
+from provisioner.inventory.models import ProvisionerEndpoint, Site
 from provisioner.inventory.source import SiteSource, write_snapshot
 from provisioner.settings import StateDir
 
@@ -125,9 +124,7 @@ class BootServer:
             self.dhcp_paths,
             self.opts.efi_binary,
             user=getpass.getuser(),
-            group=grp.getgrgid(os.getegid()).gr_name,
             exclude=self._decommissioned() | self._others(site),
-            network=self._dhcp_network(),
         )
         self.dnsmasq.apply(plan)
         self._generation = self.sites.generation
@@ -143,11 +140,11 @@ class BootServer:
             store.close()
 
     def _others(self, site: Site) -> frozenset[str]:
-        """Nodes of networks this dnsmasq does not answer: no DHCP host entry here."""
+        """Nodes of networks another instance serves: no DHCP host entry here."""
         if self.opts.networks is None:
             return frozenset()
         return frozenset(
-            n.name for n in site.nodes if site.network_name_of(n) != self._dhcp_network()
+            n.name for n in site.nodes if site.network_name_of(n) not in self.opts.networks
         )
 
     def endpoint(self) -> ProvisionerEndpoint:
@@ -157,18 +154,7 @@ class BootServer:
             return site.provisioning_networks()[self.opts.networks[0]].provisioner
         return site.network.provisioner
 
-    def _dhcp_network(self) -> str:
-        """The network this instance's dnsmasq answers: its first (as its endpoint)."""
-        return self.opts.networks[0] if self.opts.networks else MAIN_NETWORK
-
     def _start_dhcp(self) -> None:
-        if self.opts.networks and len(self.opts.networks) > 1:
-            log.warning(
-                "dhcp: dnsmasq answers network %s only; %s get no DHCP from this instance "
-                "(one dnsmasq for several networks is not supported yet)",
-                self._dhcp_network(),
-                ", ".join(self.opts.networks[1:]),
-            )
         self.dnsmasq = Dnsmasq(self.dhcp_paths, node_of_mac=self.names.by_mac)
         _stop_stale_dnsmasq(self.dhcp_paths)
         self.sync_dhcp()

@@ -29,8 +29,7 @@ def node_token(app: App, node: Node) -> str | None:
     record = app.store().find(node.name)
     if record is None or not record.build_mode:
         return None
-    tokens = DeployTokens.from_store(app.store(), settings.state.deploy_token_key)
-    return tokens.token_for(record)
+    return DeployTokens.from_state_dir(settings.state_dir).token_for(record)
 
 
 def _token_or_placeholder(app: App, node: Node) -> str:

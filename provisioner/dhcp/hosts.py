@@ -15,7 +15,7 @@ from pathlib import Path
 
 from provisioner.errors import DhcpConfigError
 from provisioner.inventory import Site
-from provisioner.inventory.models import MAIN_NETWORK, Network, Node
+from provisioner.inventory.models import Node
 
 #: Client architectures (DHCP option 93, RFC 4578) and the iPXE binary each gets.
 BIOS_ARCH = 0
@@ -69,20 +69,10 @@ def host_line(site: Site, node: Node) -> str:
     return f"{','.join(node.macs)},{node.ip},{node.name},{LEASE_TIME}\n"
 
 
-def _network(site: Site, name: str) -> Network:
-    try:
-        return site.provisioning_networks()[name]
-    except KeyError:
-        raise DhcpConfigError(f"network {name}: not a provisioning network of the site") from None
-
-
-def plan_hosts(
-    site: Site, exclude: frozenset[str] = frozenset(), network: str = MAIN_NETWORK
-) -> dict[str, str]:
+def plan_hosts(site: Site, exclude: frozenset[str] = frozenset()) -> dict[str, str]:
     """The wanted host files (name -> contents); ``exclude``: nodes that get none
-    (decommissioned ones, other networks' nodes). Proxy mode wants none: another
-    server gives addresses."""
-    if _network(site, network).dhcp_mode == "proxy":
+    (decommissioned ones). Proxy mode wants none: another server gives addresses."""
+    if site.network.dhcp_mode == "proxy":
         return {}
     return {
         host_file_name(node): host_line(site, node)
@@ -91,38 +81,24 @@ def plan_hosts(
     }
 
 
-def _boot_url(net: Network) -> str:
-    return f"{net.provisioner.base_url}{BOOT_SCRIPT_PATH}"
+def _boot_url(site: Site) -> str:
+    return f"{site.base_url}{BOOT_SCRIPT_PATH}"
 
 
 def plan_conf(
-    site: Site,
-    paths: DhcpPaths,
-    efi_binary: str = DEFAULT_EFI_BINARY,
-    user: str = "root",
-    group: str | None = None,
-    network: str = MAIN_NETWORK,
+    site: Site, paths: DhcpPaths, efi_binary: str = DEFAULT_EFI_BINARY, user: str = "root"
 ) -> str:
-    """The dnsmasq configuration file for the site (DNS off, DHCP only).
-
-    ``user``/``group``: what dnsmasq runs as, serve's own. dnsmasq would otherwise
-    switch to group "dip", and Linux clears the parent-death signal of a process
-    whose group changes: a ``kill -9`` of serve would leave its dnsmasq answering
-    DHCP for an instance that is gone, beside the partner taking over.
-    ``network``: the provisioning network this dnsmasq answers (``network:`` is 'main',
-    ``networks:`` names the others); one per dnsmasq, on that network's own link."""
-    net = _network(site, network)
-    where = "network" if network == MAIN_NETWORK else f"networks.{network}"
+    """The dnsmasq configuration file for the site (DNS off, DHCP only)."""
+    net = site.network
     prov = net.provisioner
     if prov.address not in net.cidr:
         raise DhcpConfigError(
-            f"{where}.provisioner.address: {prov.address} is not inside {where}.cidr {net.cidr}"
+            f"network.provisioner.address: {prov.address} is not inside network.cidr {net.cidr}"
         )
     lines = [
         "# Written by 'provisioner serve' from site.yaml: edits here are overwritten.",
         "port=0",  # no DNS
         f"user={user}",
-        *([f"group={group}"] if group else []),
         "no-resolv",
         "no-hosts",
         "log-dhcp",
@@ -141,7 +117,7 @@ def plan_conf(
     ]
     netmask = net.cidr.netmask
     if net.dhcp_mode == "proxy":
-        lines += _proxy_lines(net, efi_binary)
+        lines += _proxy_lines(site, efi_binary)
     else:
         lines += [
             "dhcp-authoritative",
@@ -151,7 +127,7 @@ def plan_conf(
         if net.unknown_macs == "discover":
             if net.dhcp_pool is None:
                 raise DhcpConfigError(
-                    f"{where}.dhcp_pool: required when {where}.unknown_macs is 'discover' "
+                    "network.dhcp_pool: required when network.unknown_macs is 'discover' "
                     "(unknown machines need addresses)"
                 )
             lines.append(
@@ -168,7 +144,7 @@ def plan_conf(
         lines += [
             f"dhcp-boot=tag:!ipxe,tag:bios,{BIOS_BINARY},,{prov.address}",
             f"dhcp-boot=tag:!ipxe,tag:efi64,{efi_binary},,{prov.address}",
-            f"dhcp-boot=tag:ipxe,{_boot_url(net)}",
+            f"dhcp-boot=tag:ipxe,{_boot_url(site)}",
         ]
     if prov.tftp_port != 69:
         # PXE firmware always uses port 69; say so rather than fail silently.
@@ -176,15 +152,16 @@ def plan_conf(
     return "\n".join(lines) + "\n"
 
 
-def _proxy_lines(net: Network, efi_binary: str) -> list[str]:
+def _proxy_lines(site: Site, efi_binary: str) -> list[str]:
     """Proxy-DHCP: another server gives addresses, dnsmasq adds the PXE answer."""
+    net = site.network
     prov = net.provisioner
     return [
         f"dhcp-range={net.cidr.network_address},proxy,{net.cidr.netmask}",
         f'pxe-service=tag:!ipxe,x86PC,"iPXE (BIOS)",{BIOS_BINARY},{prov.address}',
         f'pxe-service=tag:!ipxe,BC_EFI,"iPXE (UEFI)",{efi_binary},{prov.address}',
         f'pxe-service=tag:!ipxe,x86-64_EFI,"iPXE (UEFI)",{efi_binary},{prov.address}',
-        f"dhcp-boot=tag:ipxe,{_boot_url(net)}",
+        f"dhcp-boot=tag:ipxe,{_boot_url(site)}",
         "pxe-prompt=Network boot,0",
     ]
 
@@ -195,14 +172,9 @@ def plan_dhcp(
     efi_binary: str = DEFAULT_EFI_BINARY,
     user: str = "root",
     exclude: frozenset[str] = frozenset(),
-    group: str | None = None,
-    network: str = MAIN_NETWORK,
 ) -> DhcpPlan:
-    """``exclude``: nodes that get no host entry (decommissioned ones, other networks')."""
-    return DhcpPlan(
-        plan_conf(site, paths, efi_binary, user, group, network),
-        plan_hosts(site, exclude, network),
-    )
+    """``exclude``: nodes that get no host entry (decommissioned ones)."""
+    return DhcpPlan(plan_conf(site, paths, efi_binary, user), plan_hosts(site, exclude))
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class SiteBackends:
     # -- DHCP (dhcp/files.py writes the file and tells dnsmasq) --------------------
     def add_dhcp_host(self, site: Site, node: Node) -> None:
         """The node's dnsmasq host file (dnsmasq picks new files up by itself)."""
-        if site.network_of(node).dhcp_mode == "proxy":
+        if site.network.dhcp_mode == "proxy":
             return
         if put_host(self.dhcp, host_file_name(node), host_line(site, node)):
             log.info("node %s: DHCP host entry written", node.name)

@@ -1,7 +1,7 @@
 """The state directory is private to the provisioner's user.
 
-It holds the node database (with the deploy-token key), the log (boot tokens'
-uses, node names and addresses), the API token and the bundles (site secrets
+It holds the node database, the log (boot tokens' uses, node names and
+addresses), the deploy-token key, the API token and the bundles (site secrets
 rendered into files). A package or an operator often creates the folder
 beforehand with 0755 and files then appear 0644 by the default umask, so
 ``make_private`` fixes the whole tree when a server starts (folders 0700, files

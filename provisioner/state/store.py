@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -25,7 +25,6 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
-    LargeBinary,
     String,
     Text,
     create_engine,
@@ -140,16 +139,6 @@ class ServerRow(Base):
     #: seconds of silence after which it is dead (it says so itself, from its heartbeat)
     silent_after: Mapped[float] = mapped_column(Float)
     stopped: Mapped[bool] = mapped_column(Boolean)
-
-
-class KeyRow(Base):
-    """A key every process on this database must share, written once (``Store.shared_key``)."""
-
-    __tablename__ = "keys"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 # The event log is append-only: the database itself refuses edits (a trigger made by
@@ -442,28 +431,6 @@ class Store:
 
     def reading(self) -> AbstractContextManager[Session]:
         return self._sessions.begin()
-
-    # ---- shared keys ---------------------------------------------------------
-    def shared_key(self, name: str, make: Callable[[], bytes]) -> bytes:
-        """The key ``name`` of this database, made by ``make`` and stored if it has none.
-
-        The first writer wins: a process that loses the race reads the winner's key,
-        so every instance on the database ends up with the same bytes."""
-        with self.reading() as s:
-            row = s.get(KeyRow, name)
-            if row is not None:
-                return row.value
-        try:
-            with self._tx(touches_nodes=False) as s:
-                if s.get(KeyRow, name) is None:  # SQLite: BEGIN IMMEDIATE serialises this
-                    s.add(KeyRow(name=name, value=make(), created_at=utcnow()))
-        except IntegrityError:  # PostgreSQL: another instance inserted it first
-            pass
-        with self.reading() as s:
-            row = s.get(KeyRow, name)
-            if row is None:
-                raise StateError(f"shared key {name}: not stored after writing it")
-            return row.value
 
     # ---- nodes -------------------------------------------------------------
     def enroll(self, name: str, actor: str = "", message: str = "enrolled") -> bool:

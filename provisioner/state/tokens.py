@@ -1,11 +1,8 @@
 """Per-deploy one-time tokens for the installer and its callbacks.
 
-A token is an HMAC of (node, deploy id) under a key kept once in the state
-database (``Store.shared_key``: every boot server on a shared PostgreSQL uses
-the same key, so a token issued by one verifies on its partner after a
-takeover). No token is stored, but whoever reads the database can derive them:
-its credentials are as secret as the key. A token is only valid for the node
-and the deployment it was made for. Starting a new deploy
+A token is an HMAC of (node, deploy id) under a key kept in the state
+directory, so the database never holds a usable token and a token is only
+valid for the node and the deployment it was made for. Starting a new deploy
 (or ending build mode) changes or clears the deploy id, which spends the old
 token. Tokens also expire ``max_age`` after the deploy started.
 
@@ -25,12 +22,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from provisioner.settings import StateDir
-from provisioner.state.store import NodeRecord, Store, utcnow
+from provisioner.state.keys import create_once
+from provisioner.state.store import NodeRecord, utcnow
 
 DEFAULT_MAX_AGE = timedelta(hours=6)
 _MEMO_SIZE = 4096  # deploys remembered; more than any site has nodes in build mode
-#: the row of the ``keys`` table that holds the HMAC key
-KEY_NAME = "deploy-token"
 
 
 class DeployTokens:
@@ -45,32 +41,10 @@ class DeployTokens:
         return "DeployTokens(<key hidden>)"
 
     @classmethod
-    def from_store(
-        cls, store: Store, legacy: Path | None = None, max_age: timedelta = DEFAULT_MAX_AGE
-    ) -> DeployTokens:
-        """The database's key, made on first use. ``legacy``: the key file a state dir
-        had before the key moved into the database; if the database has no key yet,
-        that one is stored, so tokens issued before the upgrade stay valid."""
-
-        def make() -> bytes:
-            if legacy is not None and legacy.is_file():
-                old = legacy.read_bytes()
-                if len(old) >= 32:
-                    return old
-            return secrets.token_bytes(32)
-
-        return cls(store.shared_key(KEY_NAME, make), max_age)
-
-    @classmethod
-    def from_state_dir(
-        cls, state_dir: Path, max_age: timedelta = DEFAULT_MAX_AGE, db_url: str | None = None
-    ) -> DeployTokens:
-        """The key of the state dir's database (or of ``db_url``'s), made on first use."""
-        store = Store.open(state_dir, db_url)
-        try:
-            return cls.from_store(store, StateDir(state_dir).deploy_token_key, max_age)
-        finally:
-            store.close()
+    def from_state_dir(cls, state_dir: Path, max_age: timedelta = DEFAULT_MAX_AGE) -> DeployTokens:
+        """Load the key, creating it (mode 0600) on first use."""
+        key = create_once(StateDir(state_dir).deploy_token_key, secrets.token_bytes(32))
+        return cls(key, max_age)
 
     def _derive(self, node: str, deploy_id: str) -> str:
         key = (node, deploy_id)

@@ -79,8 +79,8 @@ def test_the_modules_keep_their_files_where_state_dir_says(tmp_path: Path) -> No
     bundles.allow_pull("ctl1", "spent-token")
     assert state.db.is_file()
     assert state.daemon_file.is_file()
-    assert not state.deploy_token_key.exists()  # the key lives in the database now
-    assert state.api_token.stat().st_mode & 0o077 == 0
+    for secret in (state.deploy_token_key, state.api_token):
+        assert secret.stat().st_mode & 0o077 == 0, secret
     assert (state.bundle("ctl1") / "a.txt").read_text() == "x\n"
     assert (state.bundle_tokens / "ctl1.sha256").is_file()
     made = {p.name for p in tmp_path.iterdir()}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import grp
-import os
 import subprocess
 from pathlib import Path
 
@@ -57,35 +55,6 @@ def test_managed_site(site_dir: Path, tmp_path: Path) -> None:
     assert len(plan.hosts) == len(site.nodes)
     assert plan.hosts["ctl1.host"] == "52:54:00:00:02:0b,192.0.2.11,ctl1,12h\n"
     dnsmasq_accepts(plan.conf, tmp_path)
-
-
-def test_dnsmasq_keeps_serves_group(site_dir: Path, tmp_path: Path) -> None:
-    """A group change would clear dnsmasq's parent-death signal: a kill -9 of serve would
-    leave it answering DHCP (test_shared_db.py kills a serve and waits for its dnsmasq)."""
-    site = load_site(site_dir / "site.yaml")
-    group = grp.getgrgid(os.getegid()).gr_name
-    conf = plan_dhcp(site, DhcpPaths(tmp_path), user="root", group=group).conf
-    assert f"group={group}" in conf.splitlines()
-    dnsmasq_accepts(conf, tmp_path)
-
-
-def test_a_dnsmasq_for_another_provisioning_network(site_dir: Path, tmp_path: Path) -> None:
-    """An instance serving rack2 (``serve --networks rack2``) runs its dnsmasq for rack2:
-    rack2's subnet, rack2's boot server address and boot URL, none of main's."""
-    path = site_dir / "site.yaml"
-    rack2 = "networks:\n  rack2:\n    cidr: 198.51.100.0/24\n    gateway: 198.51.100.1\n"
-    path.write_text(path.read_text() + rack2 + "    provisioner: {address: 198.51.100.2}\n")
-    site = load_site(path)
-    conf = plan_dhcp(site, DhcpPaths(tmp_path), network="rack2").conf
-    lines = conf.splitlines()
-    assert "dhcp-range=set:nodes,198.51.100.0,static,255.255.255.0,12h" in lines
-    assert "dhcp-option=option:router,198.51.100.1" in lines
-    assert "dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi,,198.51.100.2" in lines
-    assert "dhcp-boot=tag:ipxe,http://198.51.100.2:8080/boot/${netX/mac:hexhyp}.ipxe" in lines
-    assert "192.0.2." not in conf
-    dnsmasq_accepts(conf, tmp_path)
-    with pytest.raises(DhcpConfigError, match="rack3: not a provisioning network"):
-        plan_dhcp(site, DhcpPaths(tmp_path), network="rack3")
 
 
 def test_open_site_hands_out_the_pool(site_dir: Path, tmp_path: Path) -> None:

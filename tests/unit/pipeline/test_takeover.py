@@ -71,7 +71,7 @@ def shared(site_dir: Path, tmp_path: Path, db_url: str) -> Iterator[Sim]:
     ctx = ServerContext(
         sites=SiteSource(site_dir / "site.yaml"),
         store=web_store,
-        tokens=DeployTokens.from_store(web_store),  # the shared database's key
+        tokens=DeployTokens.from_state_dir(state_dir),
         boot_files_dir=tmp_path / "boot",
         state_dir=state_dir,
     )

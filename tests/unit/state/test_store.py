@@ -159,7 +159,8 @@ def test_event_log_survives_a_process_restart(db_url: str) -> None:
 def test_build_mode_token_is_per_node_per_deploy_and_spent(store: Store, tmp_path: Path) -> None:
     from provisioner.state.tokens import DeployTokens
 
-    tokens = DeployTokens.from_store(store)
+    tokens = DeployTokens.from_state_dir(tmp_path / "keys")
+    assert (tmp_path / "keys" / "deploy-token.key").stat().st_mode & 0o077 == 0
     store.enroll("ctl2")
     store.start_build_mode("ctl1")
     store.start_build_mode("ctl2")
