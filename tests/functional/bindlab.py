@@ -19,6 +19,11 @@ from provisioner_lab.bind import BindConfig, BindError, BindServer, render_bind_
 _HANDED_OUT: set[int] = set()
 
 
+#: the example site's zones, as the DNS tests query them
+DOMAIN = "lab.example.test"
+REVERSE = "2.0.192.in-addr.arpa"
+
+
 def free_port() -> int:
     """A port free for both TCP and UDP on 127.0.0.1 right now, never handed out before.
 

@@ -7,16 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bindlab import Lab, make_lab
+from bindlab import DOMAIN, REVERSE, Lab, make_lab
 
 from provisioner.ddns.client import DnsServer
 from provisioner.ddns.publish import apply_plan, make_plan, site_scope
 from provisioner.errors import EXIT_PARTIAL, DnsPartlyRejected
 
 pytestmark = pytest.mark.functional
-
-DOMAIN = "lab.example.test"
-REVERSE = "2.0.192.in-addr.arpa"
 
 
 @pytest.fixture

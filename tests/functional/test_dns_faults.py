@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bindlab import Lab, make_lab
+from bindlab import DOMAIN, REVERSE, Lab, make_lab
 
 from provisioner import programs
 from provisioner.ddns.client import DnsServer
@@ -28,9 +28,6 @@ from provisioner.ddns.update import apply_changes
 from provisioner.errors import EXIT_CONFLICT, DnsConflict, DnsRejected, DnsUnreachable
 
 pytestmark = pytest.mark.functional
-
-DOMAIN = "lab.example.test"
-REVERSE = "2.0.192.in-addr.arpa"
 
 
 @pytest.fixture

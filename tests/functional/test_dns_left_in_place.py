@@ -14,15 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bindlab import Lab, make_lab
+from bindlab import DOMAIN, REVERSE, Lab, make_lab
 
 from provisioner.ddns.publish import publish_node, publish_site
 from provisioner.errors import EXIT_PARTIAL
 
 pytestmark = pytest.mark.functional
-
-DOMAIN = "lab.example.test"
-REVERSE = "2.0.192.in-addr.arpa"
 
 
 @pytest.fixture

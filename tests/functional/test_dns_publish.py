@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from bindlab import Lab, make_lab
+from bindlab import DOMAIN, Lab, make_lab
 
 from provisioner.ddns.publish import publish_node, publish_site, publish_vips, unpublish_node
 from provisioner.errors import EXIT_PARTIAL
@@ -21,7 +21,6 @@ def lab(site_dir: Path, tmp_path: Path) -> Iterator[Lab]:
     yield from make_lab(site_dir, tmp_path / "bind")
 
 
-DOMAIN = "lab.example.test"
 ALIASES = ["keystone", "glance", "nova", "placement", "neutron", "cinder", "heat", "horizon"]
 
 
